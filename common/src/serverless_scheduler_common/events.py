@@ -1,0 +1,57 @@
+"""Events that cross service boundaries: `JobChange` and `JobFired`."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+
+
+def fire_key(job_id: str, scheduled_time: datetime) -> str:
+    """Stable key of one fire: the same job and scheduled time give the same key."""
+    return f"{job_id}@{scheduled_time.astimezone(UTC):%Y-%m-%dT%H:%M:%SZ}"
+
+
+class JobChange(BaseModel):
+    """One committed change of a job (from the DynamoDB stream or the SQLite outbox)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: Literal["insert", "modify", "remove"]
+    owner_id: str
+    job_id: str
+    version: int = Field(
+        ge=0, description="Version of the job after (or, for remove, at) the change."
+    )
+    old: dict[str, Any] | None = None
+    new: dict[str, Any] | None = None
+
+    @model_validator(mode="after")
+    def _images_match_kind(self) -> JobChange:
+        if self.kind in ("insert", "modify") and self.new is None:
+            raise ValueError(f"a {self.kind} change needs the new image")
+        return self
+
+
+class JobFired(BaseModel):
+    """A job's fire, as published to the distribution topic and handed to consumers.
+
+    `job_type` sits at the top level so SNS can filter on the message body.
+    """
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    job_type: str
+    job_id: str
+    owner_id: str
+    scheduled_time: AwareDatetime
+    job: dict[str, Any] = Field(description="Snapshot of the job when the fire was scheduled.")
+    fire_id: str = Field(default="", description="job_id + scheduled_time; derived when empty.")
+    manual: bool = Field(default=False, description="True for 'run now' fires.")
+
+    @model_validator(mode="after")
+    def _derive_fire_id(self) -> JobFired:
+        if not self.fire_id:
+            object.__setattr__(self, "fire_id", fire_key(self.job_id, self.scheduled_time))
+        return self

@@ -1,0 +1,65 @@
+"""Hook specifications of the `serverless_scheduler` plugin system.
+
+Every hook is prefixed `serverless_scheduler_`. Plugins implement them with the
+`hookimpl` marker re-exported by `serverless_scheduler_common`.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import pluggy
+
+if TYPE_CHECKING:
+    from .context import RunContext
+    from .events import JobFired
+    from .job import ScheduledJob
+    from .registry import JobTypeRegistry
+    from .runs import RunOutcome
+
+PROJECT = "serverless_scheduler"
+hookspec = pluggy.HookspecMarker(PROJECT)
+hookimpl = pluggy.HookimplMarker(PROJECT)
+
+
+@hookspec
+def serverless_scheduler_job_types(registry: JobTypeRegistry) -> None:
+    """Register the plugin's job classes with `registry.add(JobClass)`.
+
+    Called once when the plugin manager is built. Each class must subclass
+    `ScheduledJob` and pin `job_type` to a `Literal` default; the registry derives the
+    seed's `ENUM_MAPPING` (class name -> job_type) and `CLASS_MAPPING` (job_type -> class)
+    from what is added, and start-up fails if two plugins add the same job_type.
+    """
+
+
+@hookspec(firstresult=True)
+def serverless_scheduler_handle_job(
+    job: ScheduledJob, fired: JobFired, context: RunContext
+) -> RunOutcome | None:
+    """Handle one fire of a job whose type this plugin registered.
+
+    The runtime calls only the plugin that owns `job.job_type`. It must be idempotent
+    per `fired.fire_id` (deliveries are at least once); raise to have the runtime retry
+    with backoff and, past the retry cap, dead-letter the fire. Return a `RunOutcome`
+    (status, summary, detail) for the run history; `None` counts as an `ok` run.
+    """
+
+
+@hookspec
+def serverless_scheduler_ui_hints(job_type: str) -> dict[str, Any] | None:
+    """Return UI hints for a job type's fields (labels, placeholders, widget names).
+
+    Keys are field names, values dicts such as `{"widget": "textarea", "placeholder":
+    "https://"}`. Return `None` for job types the plugin does not own. The web UI
+    merges every answer into the form it renders from the type's JSON schema.
+    """
+
+
+@hookspec
+def serverless_scheduler_terraform_module() -> str | None:
+    """Return the path of the plugin's Terraform module (built on `plugin_consumer`).
+
+    Deployment tooling lists these so an operator can enable the plugin with one
+    module block. Return `None` when the plugin needs no infrastructure of its own.
+    """

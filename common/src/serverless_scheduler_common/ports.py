@@ -1,0 +1,155 @@
+"""Ports: the typed interfaces between the core and its adapters.
+
+AWS adapters (DynamoDB, EventBridge Scheduler, SNS, S3) and local adapters (SQLite,
+the timer engine, the in-process dispatcher) implement these. One contract test per
+port runs against every adapter so they cannot drift.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol, runtime_checkable
+
+from .events import JobChange, JobFired
+from .job import ScheduledJob
+from .runs import Run
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page of a list, with an opaque cursor to the next (None at the end)."""
+
+    items: list[Any]
+    next_cursor: str | None
+
+
+@runtime_checkable
+class JobRepository(Protocol):
+    """CRUD of jobs, always scoped to one owner.
+
+    Guarantees: `create` never overwrites (AlreadyExistsError); every write bumps
+    `version` by one; `update`/`delete` with `expected_version` fail with
+    VersionConflictError when the stored version differs; another owner's job is
+    NotFoundError, indistinguishable from a missing one. Each committed write produces
+    exactly one `JobChange` on the store's change feed.
+    """
+
+    def create(self, job: ScheduledJob) -> ScheduledJob: ...
+
+    def get(self, owner_id: str, job_id: str) -> dict[str, Any]: ...
+
+    def list(self, owner_id: str, *, limit: int = 50, cursor: str | None = None) -> Page: ...
+
+    def update(self, job: ScheduledJob, *, expected_version: int | None = None) -> ScheduledJob: ...
+
+    def delete(
+        self, owner_id: str, job_id: str, *, expected_version: int | None = None
+    ) -> None: ...
+
+    def list_all(self) -> Iterable[dict[str, Any]]:
+        """Every job of every owner (the reconciler's view)."""
+        ...
+
+
+@runtime_checkable
+class ChangeFeed(Protocol):
+    """Job changes in commit order per job, delivered at least once until acknowledged."""
+
+    def poll(self, limit: int = 100) -> Sequence[tuple[int, JobChange]]:
+        """Up to `limit` unacknowledged changes as (position, change), oldest first."""
+        ...
+
+    def ack(self, positions: Sequence[int]) -> None:
+        """Mark changes as applied; they are not delivered again."""
+        ...
+
+
+@dataclass(frozen=True)
+class ScheduleState:
+    """What a schedule backend knows about one job's schedule."""
+
+    owner_id: str
+    job_id: str
+    version: int
+    enabled: bool
+    definition: dict[str, Any]
+
+
+@runtime_checkable
+class ScheduleBackend(Protocol):
+    """Keeps at most one schedule per (owner, job).
+
+    `upsert` creates or fully replaces; `delete` of a missing schedule succeeds;
+    `get` returns None for a missing one. The stored `version` is the job version the
+    schedule was built from, which makes sync idempotent and ordered.
+    """
+
+    def upsert(self, job: ScheduledJob) -> None: ...
+
+    def delete(self, owner_id: str, job_id: str) -> None: ...
+
+    def get(self, owner_id: str, job_id: str) -> ScheduleState | None: ...
+
+    def list(self) -> Iterable[ScheduleState]: ...
+
+
+@runtime_checkable
+class Publisher(Protocol):
+    """Hands a fire to the distribution layer (SNS, or the in-process dispatcher)."""
+
+    def publish(self, fired: JobFired) -> None: ...
+
+
+@runtime_checkable
+class RunRepository(Protocol):
+    """Run history per job: newest first, bounded by retention."""
+
+    def record(self, owner_id: str, run: Run) -> None:
+        """Insert or replace the run with this `run_id` (a run is updated when it ends)."""
+        ...
+
+    def list(
+        self, owner_id: str, job_id: str, *, limit: int = 50, cursor: str | None = None
+    ) -> Page:
+        """Runs of one job, newest first; `Page.items` holds `Run` objects."""
+        ...
+
+
+@runtime_checkable
+class StateStore(Protocol):
+    """Plugin state: snapshots by key, bounded histories, and once-only claims."""
+
+    def get(self, namespace: str, key: str) -> dict[str, Any] | None: ...
+
+    def put(self, namespace: str, key: str, value: dict[str, Any]) -> None: ...
+
+    def append_history(self, namespace: str, key: str, entry: dict[str, Any], *, keep: int) -> None:
+        """Append an entry, keeping only the newest `keep`."""
+        ...
+
+    def history(self, namespace: str, key: str, *, limit: int = 50) -> list[dict[str, Any]]:
+        """Entries newest first."""
+        ...
+
+    def claim(self, namespace: str, key: str, *, ttl_s: int | None = None) -> bool:
+        """True exactly once per (namespace, key): a dedupe key for side effects."""
+        ...
+
+
+@runtime_checkable
+class Notifier(Protocol):
+    """Sends a notification to apprise URLs (email, Slack, webhooks, SES...)."""
+
+    def notify(
+        self, urls: Sequence[str], *, title: str, body: str, html: str | None = None
+    ) -> None:
+        """Raise when no URL accepted the message, so the runtime retries."""
+        ...
+
+
+class Clock(Protocol):
+    """Injectable time source (tests run in virtual time)."""
+
+    def now(self) -> datetime: ...

@@ -1,0 +1,255 @@
+"""Schedule expressions: rate, cron (with timezone) and one-off `at`.
+
+Every kind validates itself, computes its next fire times (DST-correct for cron) and
+renders the equivalent EventBridge Scheduler expression. Anything EventBridge cannot
+express is rejected at validation time, so a job behaves the same in local mode and on AWS.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Literal, NamedTuple
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from croniter import croniter
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
+
+#: EventBridge's FlexibleTimeWindow accepts 1..1440 minutes.
+MAX_JITTER_S = 1440 * 60
+
+_UNIT_SECONDS = {"minutes": 60, "hours": 3600, "days": 86400}
+_DOW_NAMES = ["SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"]
+_MACROS = {
+    "@hourly": "0 * * * *",
+    "@daily": "0 0 * * *",
+    "@midnight": "0 0 * * *",
+    "@weekly": "0 0 * * 0",
+    "@monthly": "0 0 1 * *",
+    "@yearly": "0 0 1 1 *",
+    "@annually": "0 0 1 1 *",
+}
+
+
+class EventBridgeExpression(NamedTuple):
+    """A `ScheduleExpression` and its `ScheduleExpressionTimezone`."""
+
+    expression: str
+    timezone: str
+
+
+class UnsupportedExpressionError(ValueError):
+    """The schedule is valid cron but EventBridge Scheduler cannot express it."""
+
+
+def _utc(value: datetime) -> datetime:
+    return value.astimezone(UTC)
+
+
+class _ScheduleBase(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class _RecurringBase(_ScheduleBase):
+    start_at: AwareDatetime | None = Field(
+        default=None, description="No fire happens before this instant."
+    )
+    end_at: AwareDatetime | None = Field(
+        default=None, description="No fire happens after this instant."
+    )
+    jitter_s: int = Field(
+        default=0,
+        ge=0,
+        le=MAX_JITTER_S,
+        description="Spread each fire by up to this many seconds to smooth load.",
+    )
+
+    @model_validator(mode="after")
+    def _window_is_ordered(self) -> _RecurringBase:
+        if self.start_at and self.end_at and self.end_at <= self.start_at:
+            raise ValueError("end_at must be later than start_at")
+        return self
+
+    def _in_window(self, when: datetime) -> bool:
+        return self.end_at is None or when <= self.end_at
+
+    def flexible_window_minutes(self) -> int:
+        """EventBridge FlexibleTimeWindow size for `jitter_s` (0 means OFF)."""
+        return math.ceil(self.jitter_s / 60) if self.jitter_s else 0
+
+
+class RateSchedule(_RecurringBase):
+    """Fire every N minutes, hours or days."""
+
+    kind: Literal["rate"] = "rate"
+    every: int = Field(ge=1, le=1_000_000, description="How many units between fires.")
+    unit: Literal["minutes", "hours", "days"] = "minutes"
+
+    @property
+    def period_s(self) -> int:
+        return self.every * _UNIT_SECONDS[self.unit]
+
+    def next_fire_after(self, after: datetime, anchor: datetime | None = None) -> datetime | None:
+        """First fire strictly after `after`; fires sit on the grid anchor + k * period.
+
+        The anchor is `start_at`, else the given anchor (e.g. the job's creation time),
+        else the Unix epoch.
+        """
+        base = self.start_at or anchor or datetime(1970, 1, 1, tzinfo=UTC)
+        base, after = _utc(base), _utc(after)
+        if after < base:
+            candidate = base
+        else:
+            steps = int((after - base).total_seconds() // self.period_s) + 1
+            candidate = base + timedelta(seconds=steps * self.period_s)
+        return candidate if self._in_window(candidate) else None
+
+    def eventbridge(self) -> EventBridgeExpression:
+        unit = self.unit[:-1] if self.every == 1 else self.unit
+        return EventBridgeExpression(f"rate({self.every} {unit})", "UTC")
+
+
+def _dow_to_eventbridge(field: str) -> str:
+    """Translate a cron day-of-week field (0-7, names) into EventBridge names."""
+
+    def one(token: str) -> str:
+        token = token.upper()
+        if token in _DOW_NAMES:
+            return token
+        if token.isdigit() and 0 <= int(token) <= 7:
+            return _DOW_NAMES[int(token) % 7]
+        raise UnsupportedExpressionError(f"day-of-week value {token!r} is not understood")
+
+    parts = []
+    for item in field.split(","):
+        if "/" in item:
+            raise UnsupportedExpressionError(
+                "EventBridge does not support steps ('/') in the day-of-week field"
+            )
+        if item == "*":
+            parts.append("*")
+        elif "-" in item:
+            lo, hi = (one(x) for x in item.split("-", 1))
+            if lo == "SUN" and hi == "SUN" and item != "0-0":
+                parts.append("*")  # 0-7: the whole week
+            elif hi == "SUN" and lo != "SUN":
+                # cron counts Sunday as 7 here; EventBridge starts the week at SUN=1.
+                parts.append(f"{lo}-SAT,SUN")
+            else:
+                parts.append(f"{lo}-{hi}")
+        else:
+            parts.append(one(item))
+    return ",".join(parts)
+
+
+class CronSchedule(_RecurringBase):
+    """Fire by a 5-field cron expression, interpreted in an IANA timezone."""
+
+    kind: Literal["cron"] = "cron"
+    expression: str = Field(
+        description="Five fields: minute hour day-of-month month day-of-week.",
+        examples=["0 9 * * 1-5"],
+    )
+    timezone: str = Field(default="UTC", description="IANA timezone, e.g. Europe/Warsaw.")
+
+    @field_validator("expression")
+    @classmethod
+    def _valid_cron(cls, value: str) -> str:
+        value = " ".join(value.split())
+        value = _MACROS.get(value.lower(), value)
+        fields = value.split(" ")
+        if len(fields) != 5:
+            raise ValueError(
+                f"cron expression needs 5 fields (minute hour day-of-month month "
+                f"day-of-week), got {len(fields)}"
+            )
+        if not croniter.is_valid(value):
+            raise ValueError(f"{value!r} is not a valid cron expression")
+        try:
+            _cron_to_eventbridge(value)
+        except UnsupportedExpressionError as exc:
+            raise ValueError(f"EventBridge Scheduler cannot express this: {exc}") from exc
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _valid_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown IANA timezone {value!r}") from exc
+        return value
+
+    def next_fire_after(self, after: datetime, anchor: datetime | None = None) -> datetime | None:
+        """First fire strictly after `after`, computed in the schedule's timezone."""
+        tz = ZoneInfo(self.timezone)
+        start = after.astimezone(tz)
+        if self.start_at and self.start_at > after:
+            start = (self.start_at - timedelta(microseconds=1)).astimezone(tz)
+        candidate = _utc(croniter(self.expression, start).get_next(datetime))
+        return candidate if self._in_window(candidate) else None
+
+    @property
+    def period_s(self) -> int:
+        """Shortest gap between two consecutive fires over the next few (for defaults)."""
+        now = datetime.now(UTC)
+        it = croniter(self.expression, now.astimezone(ZoneInfo(self.timezone)))
+        times = [it.get_next(datetime) for _ in range(6)]
+        return int(min((b - a).total_seconds() for a, b in itertools.pairwise(times)))
+
+    def eventbridge(self) -> EventBridgeExpression:
+        return EventBridgeExpression(_cron_to_eventbridge(self.expression), self.timezone)
+
+
+def _cron_to_eventbridge(expression: str) -> str:
+    minute, hour, dom, month, dow = expression.split(" ")
+    if dom not in ("*", "?") and dow not in ("*", "?"):
+        raise UnsupportedExpressionError(
+            "EventBridge cannot restrict both day-of-month and day-of-week; use '*' in one"
+        )
+    if dow in ("*", "?"):
+        eb_dom, eb_dow = dom if dom != "?" else "*", "?"
+    else:
+        eb_dom, eb_dow = "?", _dow_to_eventbridge(dow)
+    return f"cron({minute} {hour} {eb_dom} {month.upper()} {eb_dow} *)"
+
+
+class AtSchedule(_ScheduleBase):
+    """Fire once at a timezone-aware instant."""
+
+    kind: Literal["at"] = "at"
+    at: AwareDatetime = Field(description="When to fire, with a UTC offset.")
+
+    def next_fire_after(self, after: datetime, anchor: datetime | None = None) -> datetime | None:
+        at = _utc(self.at).replace(microsecond=0)
+        return at if at > after else None
+
+    def eventbridge(self) -> EventBridgeExpression:
+        at = _utc(self.at)
+        return EventBridgeExpression(f"at({at:%Y-%m-%dT%H:%M:%S})", "UTC")
+
+    @property
+    def period_s(self) -> int:
+        return 0
+
+
+Schedule = Annotated[RateSchedule | CronSchedule | AtSchedule, Field(discriminator="kind")]
+
+
+def next_fires(
+    schedule: RateSchedule | CronSchedule | AtSchedule,
+    after: datetime,
+    count: int,
+    anchor: datetime | None = None,
+) -> list[datetime]:
+    """The next `count` fire times strictly after `after` (fewer if the schedule ends)."""
+    out: list[datetime] = []
+    cursor = after
+    while len(out) < count:
+        nxt = schedule.next_fire_after(cursor, anchor)
+        if nxt is None:
+            break
+        out.append(nxt)
+        cursor = nxt
+    return out

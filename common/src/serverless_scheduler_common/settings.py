@@ -1,0 +1,68 @@
+"""The one settings class: environment variables prefixed `SCHEDULER_`.
+
+Nothing else in the project reads `os.environ`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+
+def _split_csv(value: object) -> object:
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+class Settings(BaseSettings):
+    """Process-wide configuration; every field maps to `SCHEDULER_<FIELD>`."""
+
+    model_config = SettingsConfigDict(env_prefix="SCHEDULER_", extra="ignore")
+
+    # -- local mode --------------------------------------------------------------------
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=1, le=65535)
+    data_dir: Path = Path(".data")
+    log_json: bool = False
+    log_level: str = "INFO"
+
+    # -- plugins -------------------------------------------------------------------------
+    blocked_plugins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    trace_hooks: bool = False
+
+    # -- safety --------------------------------------------------------------------------
+    allow_private_networks: bool = Field(
+        default=False,
+        description="Let plugins fetch loopback/private/link-local addresses (tests, operators).",
+    )
+    http_timeout_s: float = Field(default=10.0, gt=0, le=120)
+    http_max_bytes: int = Field(default=5 * 1024 * 1024, ge=1024)
+    http_max_redirects: int = Field(default=5, ge=0, le=20)
+    max_body_bytes: int = Field(default=64 * 1024, ge=1024)
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+
+    # -- runs ----------------------------------------------------------------------------
+    runs_retention: int = Field(default=100, ge=1)
+    max_attempts: int = Field(default=5, ge=1, le=50)
+
+    # -- AWS (names injected by Terraform) -----------------------------------------------
+    aws_region: str | None = None
+    jobs_table: str | None = None
+    runs_table: str | None = None
+    idempotency_table: str | None = None
+    dead_letter_queue_url: str | None = None
+    state_table: str | None = None
+    state_bucket: str | None = None
+    topic_arn: str | None = None
+    schedule_group: str | None = None
+    scheduler_role_arn: str | None = None
+    scheduler_dlq_arn: str | None = None
+
+    @field_validator("blocked_plugins", "cors_origins", mode="before")
+    @classmethod
+    def _csv(cls, value: object) -> object:
+        return _split_csv(value)

@@ -1,0 +1,1 @@
+"""Items service: CRUD over scheduled jobs (REST API + web UI)."""

@@ -1,0 +1,1 @@
+"""The smallest complete Serverless Scheduler plugin: one job type, one consumer."""

@@ -1,0 +1,1 @@
+"""Webhook plugin: a scheduled HTTP call."""

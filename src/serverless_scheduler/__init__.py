@@ -1,0 +1,1 @@
+"""Serverless Scheduler: command line and local-mode composition root."""

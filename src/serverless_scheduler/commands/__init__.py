@@ -1,0 +1,1 @@
+"""Subcommands of `serverless-scheduler`, one module each (see `cli.py`)."""
