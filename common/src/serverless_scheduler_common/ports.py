@@ -118,6 +118,15 @@ class RunRepository(Protocol):
 
 
 @runtime_checkable
+class JobControl(Protocol):
+    """Lets the runtime act on a job it runs (pause after repeated failures)."""
+
+    def pause(self, owner_id: str, job_id: str, reason: str) -> bool:
+        """Disable the job (`enabled=False`, version + 1); False when it no longer exists."""
+        ...
+
+
+@runtime_checkable
 class StateStore(Protocol):
     """Plugin state: snapshots by key, bounded histories, and once-only claims."""
 

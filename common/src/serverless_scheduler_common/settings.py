@@ -48,6 +48,17 @@ class Settings(BaseSettings):
     # -- runs ----------------------------------------------------------------------------
     runs_retention: int = Field(default=100, ge=1)
     max_attempts: int = Field(default=5, ge=1, le=50)
+    retry_base_s: float = Field(
+        default=2.0, gt=0, le=3600, description="First retry delay; doubles per attempt."
+    )
+    retry_max_s: float = Field(default=300.0, gt=0, le=86_400, description="Retry delay cap.")
+    run_lock_ttl_s: int = Field(
+        default=900,
+        ge=1,
+        le=86_400,
+        description="Expiry of a run's in-progress marker, so a crashed run never blocks a job.",
+    )
+    dispatcher_workers: int = Field(default=8, ge=1, le=256)
 
     # -- AWS (names injected by Terraform) -----------------------------------------------
     aws_region: str | None = None
