@@ -1,0 +1,206 @@
+"""Schedule kinds: validation errors, next fire times across DST, EventBridge rendering."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+from pydantic import TypeAdapter, ValidationError
+
+from serverless_scheduler_common.schedule import (
+    AtSchedule,
+    CronSchedule,
+    RateSchedule,
+    Schedule,
+    next_fires,
+)
+
+SCHEDULE = TypeAdapter(Schedule)
+
+
+def _error_locs(exc: ValidationError) -> list[tuple[object, ...]]:
+    return [tuple(err["loc"]) for err in exc.errors()]
+
+
+# -- validation -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("payload", "loc", "text"),
+    [
+        (
+            {"kind": "rate", "every": 0, "unit": "minutes"},
+            ("rate", "every"),
+            "greater than or equal to 1",
+        ),
+        ({"kind": "rate", "every": 5, "unit": "weeks"}, ("rate", "unit"), "minutes"),
+        ({"kind": "rate", "every": "x"}, ("rate", "every"), "integer"),
+        (
+            {"kind": "rate", "every": 5, "jitter_s": -1},
+            ("rate", "jitter_s"),
+            "greater than or equal",
+        ),
+        (
+            {"kind": "rate", "every": 5, "jitter_s": 100_000},
+            ("rate", "jitter_s"),
+            "less than or equal",
+        ),
+        (
+            {"kind": "rate", "every": 5, "start_at": "2026-01-01T00:00:00"},
+            ("rate", "start_at"),
+            "timezone",
+        ),
+        ({"kind": "cron", "expression": "61 * * * *"}, ("cron", "expression"), "not a valid cron"),
+        ({"kind": "cron", "expression": "0 9 * *"}, ("cron", "expression"), "5 fields"),
+        (
+            {"kind": "cron", "expression": "0 9 * * *", "timezone": "Mars/Base"},
+            ("cron", "timezone"),
+            "unknown IANA timezone",
+        ),
+        (
+            {"kind": "cron", "expression": "0 9 1 * 1"},
+            ("cron", "expression"),
+            "both day-of-month and day-of-week",
+        ),
+        ({"kind": "cron", "expression": "0 9 * * */2"}, ("cron", "expression"), "steps"),
+        ({"kind": "at", "at": "2026-12-01T09:00:00"}, ("at", "at"), "timezone"),
+        ({"kind": "at"}, ("at", "at"), "Field required"),
+        ({"kind": "daily"}, (), "does not match any of the expected tags"),
+        ({"kind": "rate", "every": 1, "surprise": 1}, ("rate", "surprise"), "Extra inputs"),
+    ],
+)
+def test_invalid_schedules_name_the_field(
+    payload: dict[str, object], loc: tuple[str, ...], text: str
+) -> None:
+    with pytest.raises(ValidationError) as info:
+        SCHEDULE.validate_python(payload)
+    if loc:
+        assert loc in _error_locs(info.value)
+    assert text in str(info.value)
+
+
+def test_end_before_start_is_rejected() -> None:
+    with pytest.raises(ValidationError, match="end_at must be later than start_at"):
+        RateSchedule(
+            every=5,
+            start_at=datetime(2026, 1, 2, tzinfo=UTC),
+            end_at=datetime(2026, 1, 1, tzinfo=UTC),
+        )
+
+
+def test_cron_macros_and_whitespace_are_normalised() -> None:
+    assert CronSchedule(expression="@daily").expression == "0 0 * * *"
+    assert CronSchedule(expression="  0   9 * *  1-5 ").expression == "0 9 * * 1-5"
+
+
+# -- next fire times ---------------------------------------------------------------------------
+
+
+def test_rate_fires_on_its_grid_from_the_anchor() -> None:
+    anchor = datetime(2026, 3, 1, 10, 0, 7, tzinfo=UTC)
+    sched = RateSchedule(every=5, unit="minutes")
+    fires = next_fires(sched, anchor + timedelta(minutes=7), 3, anchor=anchor)
+    assert fires == [anchor + timedelta(minutes=m) for m in (10, 15, 20)]
+
+
+def test_rate_respects_start_and_end() -> None:
+    start = datetime(2026, 3, 1, 10, tzinfo=UTC)
+    sched = RateSchedule(every=1, unit="hours", start_at=start, end_at=start + timedelta(hours=2))
+    assert next_fires(sched, start - timedelta(days=1), 10) == [
+        start,
+        start + timedelta(hours=1),
+        start + timedelta(hours=2),
+    ]
+
+
+def test_rate_hours_keep_absolute_spacing_across_dst() -> None:
+    warsaw = ZoneInfo("Europe/Warsaw")
+    start = datetime(2026, 3, 29, 0, 0, tzinfo=warsaw)
+    fires = next_fires(RateSchedule(every=1, unit="hours", start_at=start), start, 3)
+    assert [(b - a) for a, b in zip([start, *fires], fires, strict=False)] == [
+        timedelta(hours=1)
+    ] * 3
+
+
+def test_cron_spring_forward_in_warsaw_skips_the_missing_hour() -> None:
+    # 2026-03-29 02:00 Europe/Warsaw jumps to 03:00; a 02:30 daily job still fires once
+    # that day (at 03:00 local), then at 02:30 again.
+    warsaw = ZoneInfo("Europe/Warsaw")
+    sched = CronSchedule(expression="30 2 * * *", timezone="Europe/Warsaw")
+    fires = next_fires(sched, datetime(2026, 3, 28, 12, tzinfo=warsaw), 3)
+    local = [f.astimezone(warsaw) for f in fires]
+    assert [(d.day, d.hour, d.minute) for d in local] == [(29, 3, 0), (30, 2, 30), (31, 2, 30)]
+    assert all(f.tzinfo is not None and f.utcoffset() == timedelta(0) for f in fires)
+
+
+def test_cron_fall_back_in_warsaw_keeps_local_wall_time() -> None:
+    warsaw = ZoneInfo("Europe/Warsaw")
+    sched = CronSchedule(expression="0 9 * * 1-5", timezone="Europe/Warsaw")
+    fires = next_fires(sched, datetime(2026, 10, 23, 12, tzinfo=warsaw), 3)
+    assert [f.astimezone(warsaw).hour for f in fires] == [9, 9, 9]
+    # Friday 23 Oct is CEST (UTC+2): the following Monday is CET (UTC+1).
+    assert [f.hour for f in fires] == [8, 8, 8]
+    assert [f.astimezone(warsaw).weekday() for f in fires] == [0, 1, 2]
+
+
+def test_cron_across_new_york_dst_changes() -> None:
+    ny = ZoneInfo("America/New_York")
+    sched = CronSchedule(expression="0 9 * * *", timezone="America/New_York")
+    spring = next_fires(sched, datetime(2026, 3, 6, 12, tzinfo=ny), 2)
+    assert [f.hour for f in spring] == [14, 13]  # EST (UTC-5) then EDT (UTC-4)
+    fall = next_fires(sched, datetime(2026, 10, 30, 12, tzinfo=ny), 2)
+    assert [f.hour for f in fall] == [13, 14]  # EDT then EST
+    assert all(f.astimezone(ny).hour == 9 for f in spring + fall)
+
+
+def test_cron_start_at_is_inclusive() -> None:
+    start = datetime(2026, 5, 4, 9, tzinfo=UTC)
+    sched = CronSchedule(expression="0 9 * * *", start_at=start)
+    assert next_fires(sched, datetime(2026, 1, 1, tzinfo=UTC), 1) == [start]
+
+
+def test_at_fires_once() -> None:
+    when = datetime(2026, 12, 1, 9, tzinfo=ZoneInfo("Europe/Warsaw"))
+    sched = AtSchedule(at=when)
+    assert next_fires(sched, datetime(2026, 11, 1, tzinfo=UTC), 5) == [when]
+    assert next_fires(sched, when, 5) == []
+
+
+# -- EventBridge rendering ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("schedule", "expression", "timezone"),
+    [
+        (RateSchedule(every=1, unit="minutes"), "rate(1 minute)", "UTC"),
+        (RateSchedule(every=5, unit="minutes"), "rate(5 minutes)", "UTC"),
+        (RateSchedule(every=2, unit="hours"), "rate(2 hours)", "UTC"),
+        (RateSchedule(every=1, unit="days"), "rate(1 day)", "UTC"),
+        (
+            CronSchedule(expression="0 9 * * 1-5", timezone="Europe/Warsaw"),
+            "cron(0 9 ? * MON-FRI *)",
+            "Europe/Warsaw",
+        ),
+        (CronSchedule(expression="*/15 * * * *"), "cron(*/15 * * * ? *)", "UTC"),
+        (CronSchedule(expression="0 0 1,15 * *"), "cron(0 0 1,15 * ? *)", "UTC"),
+        (CronSchedule(expression="0 12 * jan,jul 0"), "cron(0 12 ? JAN,JUL SUN *)", "UTC"),
+        (CronSchedule(expression="0 12 * * 5-7"), "cron(0 12 ? * FRI-SAT,SUN *)", "UTC"),
+        (CronSchedule(expression="0 12 * * sat,sun"), "cron(0 12 ? * SAT,SUN *)", "UTC"),
+        (
+            AtSchedule(at=datetime(2026, 12, 1, 9, tzinfo=ZoneInfo("Europe/Warsaw"))),
+            "at(2026-12-01T08:00:00)",
+            "UTC",
+        ),
+    ],
+)
+def test_eventbridge_expressions(
+    schedule: RateSchedule | CronSchedule | AtSchedule, expression: str, timezone: str
+) -> None:
+    assert schedule.eventbridge() == (expression, timezone)
+
+
+def test_jitter_maps_to_a_flexible_window_in_minutes() -> None:
+    assert RateSchedule(every=5).flexible_window_minutes() == 0
+    assert RateSchedule(every=5, jitter_s=30).flexible_window_minutes() == 1
+    assert RateSchedule(every=5, jitter_s=600).flexible_window_minutes() == 10
