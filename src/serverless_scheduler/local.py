@@ -14,6 +14,7 @@ def serve(
     *, host: str | None, port: int | None, data_dir: str | None, log_json: bool = False
 ) -> int:
     import uvicorn
+
     from serverless_scheduler_items.app import create_app
 
     overrides: dict[str, object] = {}

@@ -6,6 +6,7 @@ import logging
 from typing import Literal
 
 from pydantic import Field
+
 from serverless_scheduler_common import (
     JobFired,
     JobTypeRegistry,
