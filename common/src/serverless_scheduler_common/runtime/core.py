@@ -1,0 +1,250 @@
+"""The consumer runtime's rules, independent of where fires come from.
+
+One call of `ConsumerRuntime.handle` is one delivery attempt of one fire:
+
+1. a fire already completed is a duplicate and does nothing;
+2. the job snapshot is parsed into the owning plugin's class (a bad one cannot succeed:
+   it is dead-lettered at once);
+3. the overlap policy takes an in-progress marker with an expiry: per job for `skip`
+   and `buffer_one`, per fire for `allow_all`; a busy job records a `skipped` run
+   (`skip`), or parks the fire in the job's single buffer slot (`buffer_one`);
+4. the plugin's `serverless_scheduler_handle_job` hook runs and its outcome is recorded
+   as a run; an exception records an `error` run and asks the caller to retry;
+5. a fire that fails its last attempt counts towards `pause_after_failures`; reaching it
+   pauses the job, records why, and notifies the owner through the plugin's notifier.
+
+Callers (the local dispatcher, the Lambda handler) own the retry schedule and the
+dead-letter queue; this module owns the decisions.
+"""
+
+from __future__ import annotations
+
+import logging
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+import pluggy
+from pydantic import ValidationError
+
+from ..context import RunContext
+from ..events import JobFired
+from ..job import ScheduledJob
+from ..plugins import consumer_for
+from ..ports import JobControl, Notifier, RunRepository, StateStore
+from ..registry import JobTypeRegistry
+from ..runs import Run, RunOutcome, cap_detail
+from ..settings import Settings
+from .ports import FireLedger
+
+log = logging.getLogger(__name__)
+
+#: What the caller should do with the delivery.
+Disposition = Literal["done", "retry", "defer", "dead"]
+
+MAX_SUMMARY_CHARS = 500
+
+
+@dataclass(frozen=True)
+class HandleResult:
+    """The outcome of one delivery attempt.
+
+    `done`: nothing more to do (ran, skipped or duplicate). `retry`: failed, try again
+    with backoff (or dead-letter past the cap). `defer`: buffered behind a running fire;
+    try again soon without counting an attempt. `dead`: can never succeed.
+    """
+
+    disposition: Disposition
+    run: Run | None = None
+    error: str = ""
+
+
+def job_key(owner_id: str, job_id: str) -> str:
+    return f"{owner_id}/{job_id}"
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class ConsumerRuntime:
+    """Runs fires through the plugin hook with idempotency, overlap and run history.
+
+    `pm` and `registry` come from `get_plugin_manager()` / `build_registry()`;
+    `runs`, `ledger` and `job_control` are the deployment's adapters (SQLite locally,
+    DynamoDB on AWS). `state` and `notifier` are handed to plugins in `RunContext`.
+    """
+
+    settings: Settings
+    pm: pluggy.PluginManager
+    registry: JobTypeRegistry
+    runs: RunRepository
+    ledger: FireLedger
+    job_control: JobControl | None = None
+    state: StateStore | None = None
+    notifier: Notifier | None = None
+    clock: Callable[[], datetime] = _utcnow
+    _consumers: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    # -- public ------------------------------------------------------------------------
+    def handle(self, fired: JobFired, *, attempt: int = 1) -> HandleResult:
+        """Process one delivery attempt of `fired` (attempts count from 1)."""
+        if self.ledger.is_done(fired.fire_id):
+            log.info("fire %s already completed; duplicate delivery ignored", fired.fire_id)
+            return HandleResult("done")
+        try:
+            job = self._parse(fired)
+        except (ValidationError, ValueError, TypeError) as exc:
+            message = f"invalid job snapshot for {fired.job_type!r}: {_describe(exc)}"
+            log.error("fire %s: %s", fired.fire_id, message)
+            run = self._record(fired, self.clock(), RunOutcome(status="error", summary=message))
+            return HandleResult("dead", run, message)
+
+        jkey = job_key(fired.owner_id, fired.job_id)
+        overlap = job.policy.overlap
+        lock = jkey if overlap in ("skip", "buffer_one") else f"fire:{fired.fire_id}"
+        ttl = self.settings.run_lock_ttl_s
+        if not self.ledger.acquire(lock, fired.fire_id, ttl_s=ttl):
+            return self._busy(fired, jkey, overlap)
+        try:
+            if overlap == "buffer_one":
+                self.ledger.release_buffer(jkey, fired.fire_id)
+            if self.ledger.is_done(fired.fire_id):  # finished while we waited for the lock
+                return HandleResult("done")
+            return self._run(job, fired, jkey, attempt)
+        finally:
+            self.ledger.release(lock, fired.fire_id)
+
+    def consumer(self, job_type: str) -> Any:
+        """The hook caller restricted to the plugin that owns `job_type` (cached)."""
+        caller = self._consumers.get(job_type)
+        if caller is None:
+            caller = consumer_for(self.pm, self.registry, job_type)
+            self._consumers[job_type] = caller
+        return caller
+
+    # -- steps -------------------------------------------------------------------------
+    def _parse(self, fired: JobFired) -> ScheduledJob:
+        snapshot = dict(fired.job)
+        snapshot.setdefault("job_type", fired.job_type)
+        if snapshot.get("job_type") != fired.job_type:
+            raise ValueError(
+                f"job_type {snapshot.get('job_type')!r} of the snapshot differs from the fire's"
+            )
+        return self.registry.parse_job(snapshot)
+
+    def _busy(self, fired: JobFired, jkey: str, overlap: str) -> HandleResult:
+        if overlap == "allow_all":
+            # The same fire is being handled by another worker: look again later.
+            return HandleResult("defer")
+        ttl = self.settings.run_lock_ttl_s
+        if overlap == "buffer_one" and self.ledger.claim_buffer(jkey, fired.fire_id, ttl_s=ttl):
+            log.info("fire %s buffered behind the running fire of %s", fired.fire_id, jkey)
+            return HandleResult("defer")
+        summary = "skipped: the previous run of this job is still in progress"
+        if overlap == "buffer_one":
+            summary = "skipped: the previous run is in progress and one fire is already queued"
+        run = self._record(fired, self.clock(), RunOutcome(status="skipped", summary=summary))
+        self.ledger.mark_done(fired.fire_id)
+        return HandleResult("done", run)
+
+    def _run(self, job: ScheduledJob, fired: JobFired, jkey: str, attempt: int) -> HandleResult:
+        started = self.clock()
+        context = RunContext(
+            settings=self.settings,
+            state=self.state,
+            notifier=self.notifier,
+            attempt=attempt,
+            logger=logging.getLogger(f"plugin.{self.registry.owner_of(job.job_type)}"),
+        )
+        try:
+            outcome = self.consumer(job.job_type)(job=job, fired=fired, context=context)
+            if outcome is None:
+                outcome = RunOutcome(status="ok")
+            elif not isinstance(outcome, RunOutcome):
+                outcome = RunOutcome.model_validate(outcome)
+        except Exception as exc:
+            message = _first_line(exc) or type(exc).__name__
+            summary = f"attempt {attempt} failed: {type(exc).__name__}: {message}"
+            detail = "".join(traceback.format_exception(exc))
+            log.warning("fire %s of %s failed (attempt %d): %s", fired.fire_id, jkey, attempt, exc)
+            last = attempt >= self.settings.max_attempts
+            if last:
+                summary += self._count_failure(job, jkey)
+            run = self._record(
+                fired, started, RunOutcome(status="error", summary=summary, detail=detail)
+            )
+            return HandleResult("retry", run, summary)
+        self.ledger.mark_done(fired.fire_id)
+        if outcome.status != "error":
+            self.ledger.reset_failures(jkey)
+        run = self._record(fired, started, outcome)
+        return HandleResult("done", run)
+
+    def _count_failure(self, job: ScheduledJob, jkey: str) -> str:
+        """Count a failed fire; pause the job at its threshold. Returns a summary suffix."""
+        failures = self.ledger.add_failure(jkey)
+        limit = job.policy.pause_after_failures
+        if limit is None or failures < limit or self.job_control is None:
+            return ""
+        reason = f"paused after {failures} consecutive failed fires"
+        try:
+            paused = self.job_control.pause(job.owner_id, job.job_id, reason)
+        except Exception:
+            log.exception("could not pause job %s", jkey)
+            return ""
+        if not paused:
+            return ""
+        log.warning("job %s %s", jkey, reason)
+        self.ledger.reset_failures(jkey)
+        self._notify_paused(job, reason)
+        return f"; job {reason}"
+
+    def _notify_paused(self, job: ScheduledJob, reason: str) -> None:
+        urls = getattr(job, "notify", None)
+        if self.notifier is None or not urls:
+            return
+        try:
+            self.notifier.notify(
+                list(urls),
+                title=f"Job paused: {job.name}",
+                body=f"The job {job.name!r} ({job.job_id}) was {reason} and is now disabled.",
+            )
+        except Exception:
+            log.exception("could not notify the owner of job %s", job.job_id)
+
+    def _record(self, fired: JobFired, started: datetime, outcome: RunOutcome) -> Run:
+        run = Run(
+            job_id=fired.job_id,
+            fire_id=fired.fire_id,
+            scheduled_time=fired.scheduled_time,
+            started_at=started,
+            finished_at=self.clock(),
+            status=outcome.status,
+            summary=outcome.summary[:MAX_SUMMARY_CHARS],
+            detail=cap_detail(outcome.detail),
+        )
+        try:
+            self.runs.record(fired.owner_id, run)
+        except Exception:
+            log.exception("could not record run %s of fire %s", run.run_id, fired.fire_id)
+        return run
+
+
+def _describe(exc: Exception) -> str:
+    """A one-line error naming the offending fields."""
+    if isinstance(exc, ValidationError):
+        parts = [
+            f"{'.'.join(str(p) for p in err['loc']) or '(job)'}: {err['msg']}"
+            for err in exc.errors()[:3]
+        ]
+        return "; ".join(parts)
+    return _first_line(exc)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else ""

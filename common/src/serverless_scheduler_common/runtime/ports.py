@@ -1,0 +1,69 @@
+"""Ports of the consumer runtime: the fire ledger and the dead-letter store."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol, runtime_checkable
+
+
+@runtime_checkable
+class FireLedger(Protocol):
+    """Idempotency and overlap bookkeeping shared by every worker of a deployment.
+
+    Keys are opaque strings chosen by the runtime (a job key `owner_id/job_id` or a
+    `fire_id`). Locks carry an expiry so a crashed run never blocks a job forever.
+    """
+
+    def is_done(self, fire_id: str) -> bool:
+        """True when this fire already completed (a later delivery is a duplicate)."""
+        ...
+
+    def mark_done(self, fire_id: str) -> None: ...
+
+    def acquire(self, key: str, holder: str, *, ttl_s: int) -> bool:
+        """Take the in-progress marker `key` for `holder` unless another unexpired holder has it."""
+        ...
+
+    def release(self, key: str, holder: str) -> None:
+        """Drop the marker if `holder` still owns it."""
+        ...
+
+    def claim_buffer(self, job_key: str, fire_id: str, *, ttl_s: int) -> bool:
+        """Reserve the job's single buffered slot (True if free, expired or already ours)."""
+        ...
+
+    def release_buffer(self, job_key: str, fire_id: str) -> None: ...
+
+    def add_failure(self, job_key: str) -> int:
+        """Count one more consecutive failed fire of the job; returns the new count."""
+        ...
+
+    def reset_failures(self, job_key: str) -> None: ...
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """A fire that exhausted its retries (or could never run)."""
+
+    fire_id: str
+    job_type: str
+    job_id: str
+    owner_id: str
+    payload: str
+    error: str
+    attempts: int
+    dead_at: datetime
+
+
+@runtime_checkable
+class DeadLetterStore(Protocol):
+    """Where fires go after the retry cap; `redrive` hands them back to a publisher."""
+
+    def add(self, letter: DeadLetter) -> None: ...
+
+    def list(self, *, limit: int = 100) -> list[DeadLetter]:
+        """Oldest first."""
+        ...
+
+    def remove(self, fire_id: str) -> None: ...
