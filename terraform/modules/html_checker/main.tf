@@ -1,0 +1,86 @@
+# HTML change checker: the plugin consumer plus its state table and SES sender identity.
+locals {
+  name = "${var.platform.name_prefix}-html-checker"
+
+  state_statements = [
+    {
+      sid       = "PageState"
+      actions   = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:Query", "dynamodb:BatchWriteItem"]
+      resources = [aws_dynamodb_table.state.arn]
+    },
+  ]
+
+  ses_statements = [
+    for arn in aws_sesv2_email_identity.this[*].arn : {
+      sid       = "SendEmail"
+      actions   = ["ses:SendEmail", "ses:SendRawEmail"]
+      resources = [arn]
+    }
+  ]
+}
+
+resource "aws_dynamodb_table" "state" {
+  #checkov:skip=CKV_AWS_119:Encrypted at rest with the AWS-managed DynamoDB key; snapshots are copies of public pages.
+  name         = "${local.name}-state"
+  billing_mode = "PAY_PER_REQUEST"
+  hash_key     = "pk"
+  range_key    = "sk"
+
+  attribute {
+    name = "pk"
+    type = "S"
+  }
+
+  attribute {
+    name = "sk"
+    type = "S"
+  }
+
+  ttl {
+    attribute_name = "expires_at"
+    enabled        = true
+  }
+
+  point_in_time_recovery {
+    enabled = true
+  }
+
+  server_side_encryption {
+    enabled = true
+  }
+
+  tags = var.platform.tags
+}
+
+resource "aws_sesv2_email_identity" "this" {
+  count          = var.ses_identity == null ? 0 : 1
+  email_identity = var.ses_identity
+  tags           = var.platform.tags
+}
+
+module "consumer" {
+  source = "../plugin_consumer"
+
+  name_prefix         = var.platform.name_prefix
+  plugin_name         = "html-checker"
+  job_types           = ["html_monitor_job"]
+  package_path        = var.package_path
+  lambda_runtime      = var.platform.lambda_runtime
+  lambda_architecture = var.platform.lambda_architecture
+  memory_size         = 512
+  timeout             = 90
+  max_concurrency     = var.max_concurrency
+  topic_arn           = var.platform.topic_arn
+  jobs_table_name     = var.platform.jobs_table_name
+  jobs_table_arn      = var.platform.jobs_table_arn
+  runs_table_name     = var.platform.runs_table_name
+  runs_table_arn      = var.platform.runs_table_arn
+  log_retention_days  = var.platform.log_retention_days
+  tags                = var.platform.tags
+
+  environment = {
+    SCHEDULER_STATE_TABLE = aws_dynamodb_table.state.name
+  }
+
+  extra_policy_statements = concat(local.state_statements, local.ses_statements)
+}

@@ -1,0 +1,38 @@
+variable "platform" {
+  description = "What every plugin needs from the core deployment (the deployments' local.platform)."
+  type = object({
+    name_prefix         = string
+    topic_arn           = string
+    jobs_table_name     = string
+    jobs_table_arn      = string
+    runs_table_name     = string
+    runs_table_arn      = string
+    lambda_runtime      = string
+    lambda_architecture = string
+    log_retention_days  = number
+    tags                = map(string)
+  })
+}
+
+variable "package_path" {
+  description = "Path of the plugin's function zip built by utils/build."
+  type        = string
+}
+
+variable "max_concurrency" {
+  description = "Most concurrent consumer invocations."
+  type        = number
+  default     = 5
+}
+
+variable "ses_identity" {
+  description = "Verified SES sender (an email address or a domain) for email notifications; null to skip SES."
+  type        = string
+  default     = null
+}
+
+variable "state_ttl_days" {
+  description = "Days a page snapshot or history entry is kept without being refreshed."
+  type        = number
+  default     = 365
+}

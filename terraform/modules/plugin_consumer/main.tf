@@ -1,0 +1,161 @@
+# The reusable consumer of one plugin: filtered SNS subscription -> SQS (+ DLQ) -> Lambda.
+locals {
+  name = "${var.name_prefix}-${var.plugin_name}"
+
+  base_environment = {
+    SCHEDULER_JOBS_TABLE            = var.jobs_table_name
+    SCHEDULER_RUNS_TABLE            = var.runs_table_name
+    SCHEDULER_IDEMPOTENCY_TABLE     = aws_dynamodb_table.idempotency.name
+    SCHEDULER_DEAD_LETTER_QUEUE_URL = aws_sqs_queue.dlq.url
+    SCHEDULER_LOG_JSON              = "true"
+  }
+
+  base_policy_statements = [
+    {
+      sid       = "ConsumeQueue"
+      actions   = ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ChangeMessageVisibility"]
+      resources = [aws_sqs_queue.this.arn]
+    },
+    {
+      sid       = "DeadLetter"
+      actions   = ["sqs:SendMessage"]
+      resources = [aws_sqs_queue.dlq.arn]
+    },
+    {
+      sid       = "Idempotency"
+      actions   = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"]
+      resources = [aws_dynamodb_table.idempotency.arn]
+    },
+    {
+      sid       = "RunHistory"
+      actions   = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:Query", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem"]
+      resources = [var.runs_table_arn]
+    },
+    {
+      sid       = "PauseFailingJobs"
+      actions   = ["dynamodb:GetItem", "dynamodb:UpdateItem"]
+      resources = [var.jobs_table_arn]
+    },
+  ]
+}
+
+resource "aws_sqs_queue" "dlq" {
+  name                      = "${local.name}-dlq"
+  message_retention_seconds = 1209600
+  sqs_managed_sse_enabled   = true
+  tags                      = var.tags
+}
+
+resource "aws_sqs_queue" "this" {
+  name                       = local.name
+  visibility_timeout_seconds = var.timeout * 6
+  message_retention_seconds  = 345600
+  sqs_managed_sse_enabled    = true
+
+  redrive_policy = jsonencode({
+    deadLetterTargetArn = aws_sqs_queue.dlq.arn
+    maxReceiveCount     = var.max_receive_count
+  })
+
+  tags = var.tags
+}
+
+resource "aws_sqs_queue_redrive_allow_policy" "dlq" {
+  queue_url = aws_sqs_queue.dlq.id
+
+  redrive_allow_policy = jsonencode({
+    redrivePermission = "byQueue"
+    sourceQueueArns   = [aws_sqs_queue.this.arn]
+  })
+}
+
+data "aws_iam_policy_document" "queue" {
+  statement {
+    sid       = "TopicDelivers"
+    actions   = ["sqs:SendMessage"]
+    resources = [aws_sqs_queue.this.arn]
+
+    principals {
+      type        = "Service"
+      identifiers = ["sns.amazonaws.com"]
+    }
+
+    condition {
+      test     = "ArnEquals"
+      variable = "aws:SourceArn"
+      values   = [var.topic_arn]
+    }
+  }
+}
+
+resource "aws_sqs_queue_policy" "this" {
+  queue_url = aws_sqs_queue.this.id
+  policy    = data.aws_iam_policy_document.queue.json
+}
+
+resource "aws_sns_topic_subscription" "this" {
+  topic_arn            = var.topic_arn
+  protocol             = "sqs"
+  endpoint             = aws_sqs_queue.this.arn
+  raw_message_delivery = true
+  filter_policy_scope  = "MessageBody"
+  filter_policy        = jsonencode({ job_type = var.job_types })
+
+  depends_on = [aws_sqs_queue_policy.this]
+}
+
+resource "aws_dynamodb_table" "idempotency" {
+  #checkov:skip=CKV_AWS_119:Encrypted at rest with the AWS-managed DynamoDB key; records are short-lived dedupe keys.
+  name         = "${local.name}-idempotency"
+  billing_mode = "PAY_PER_REQUEST"
+  hash_key     = "pk"
+
+  attribute {
+    name = "pk"
+    type = "S"
+  }
+
+  ttl {
+    attribute_name = "expires_at"
+    enabled        = true
+  }
+
+  point_in_time_recovery {
+    enabled = true
+  }
+
+  server_side_encryption {
+    enabled = true
+  }
+
+  tags = var.tags
+}
+
+module "function" {
+  source = "../lambda_function"
+
+  name               = local.name
+  description        = "Consumer of ${join(", ", var.job_types)} fires"
+  handler            = "serverless_scheduler_common.runtime.lambda_consumer.handler"
+  package_path       = var.package_path
+  runtime            = var.lambda_runtime
+  architecture       = var.lambda_architecture
+  memory_size        = var.memory_size
+  timeout            = var.timeout
+  environment        = merge(local.base_environment, var.environment)
+  policy_statements  = concat(local.base_policy_statements, var.extra_policy_statements)
+  log_retention_days = var.log_retention_days
+  tags               = var.tags
+}
+
+resource "aws_lambda_event_source_mapping" "this" {
+  event_source_arn                   = aws_sqs_queue.this.arn
+  function_name                      = module.function.function_arn
+  batch_size                         = var.batch_size
+  maximum_batching_window_in_seconds = 1
+  function_response_types            = ["ReportBatchItemFailures"]
+
+  scaling_config {
+    maximum_concurrency = var.max_concurrency
+  }
+}

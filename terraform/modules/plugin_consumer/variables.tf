@@ -1,0 +1,120 @@
+variable "name_prefix" {
+  description = "Prefix of every resource name, e.g. scheduler-dev."
+  type        = string
+}
+
+variable "plugin_name" {
+  description = "Short name of the plugin (names its queue, table and function)."
+  type        = string
+}
+
+variable "job_types" {
+  description = "Job types this consumer handles (the SNS filter policy on job_type)."
+  type        = list(string)
+}
+
+variable "package_path" {
+  description = "Path of the plugin's function zip built by utils/build."
+  type        = string
+}
+
+variable "lambda_runtime" {
+  description = "Lambda runtime the artifact was built for."
+  type        = string
+  default     = "python3.11"
+}
+
+variable "lambda_architecture" {
+  description = "Lambda architecture the artifact was built for (x86_64 or arm64)."
+  type        = string
+  default     = "x86_64"
+}
+
+variable "memory_size" {
+  description = "Memory of the consumer function in MB."
+  type        = number
+  default     = 256
+}
+
+variable "timeout" {
+  description = "Timeout of the consumer function in seconds."
+  type        = number
+  default     = 60
+}
+
+variable "topic_arn" {
+  description = "Distribution topic to subscribe to."
+  type        = string
+}
+
+variable "jobs_table_name" {
+  description = "Name of the jobs table (the runtime pauses a job after repeated failures)."
+  type        = string
+}
+
+variable "jobs_table_arn" {
+  description = "ARN of the jobs table."
+  type        = string
+}
+
+variable "runs_table_name" {
+  description = "Name of the run history table."
+  type        = string
+}
+
+variable "runs_table_arn" {
+  description = "ARN of the run history table."
+  type        = string
+}
+
+variable "environment" {
+  description = "Extra SCHEDULER_* settings of the plugin (e.g. its state table)."
+  type        = map(string)
+  default     = {}
+}
+
+variable "extra_policy_statements" {
+  description = "Extra IAM statements the plugin's own adapters need."
+  type = list(object({
+    sid       = string
+    actions   = list(string)
+    resources = list(string)
+  }))
+  default = []
+}
+
+variable "batch_size" {
+  description = "Messages per consumer invocation."
+  type        = number
+  default     = 10
+}
+
+variable "max_concurrency" {
+  description = "Most concurrent consumer invocations the queue drives (2..1000)."
+  type        = number
+  default     = 5
+}
+
+variable "max_receive_count" {
+  description = "Deliveries of one message before it moves to the dead-letter queue."
+  type        = number
+  default     = 5
+}
+
+variable "idempotency_ttl_days" {
+  description = "Days a fire's dedupe record is kept."
+  type        = number
+  default     = 7
+}
+
+variable "log_retention_days" {
+  description = "Retention of the function's log group, in days."
+  type        = number
+  default     = 90
+}
+
+variable "tags" {
+  description = "Tags added to every resource."
+  type        = map(string)
+  default     = {}
+}
