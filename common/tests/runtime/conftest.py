@@ -51,6 +51,7 @@ class AlphaPlugin:
 
     calls: list[str] = field(default_factory=list)
     failing: bool = False
+    healed: bool = False  # jobs with fail=True succeed once healed
     block: bool = False
     entered: threading.Event = field(default_factory=threading.Event)
     release: threading.Event = field(default_factory=threading.Event)
@@ -70,7 +71,7 @@ class AlphaPlugin:
         if self.block:
             self.entered.set()
             assert self.release.wait(10)
-        if self.failing or job.fail:
+        if self.failing or (job.fail and not self.healed):
             raise RuntimeError(f"boom on attempt {context.attempt}")
         return RunOutcome(status="changed", summary=f"alpha ran {job.name}")
 

@@ -1,0 +1,96 @@
+"""Lambda entry point of every plugin consumer:
+`serverless_scheduler_common.runtime.lambda_consumer.handler`.
+
+Accepts SQS events (the plugin's queue, SNS raw delivery or the SNS envelope) and
+direct SNS events. Each record becomes a `JobFired` run through `ConsumerRuntime`;
+an SQS batch returns `batchItemFailures` naming only the records to retry (SQS moves a
+record to the plugin's DLQ after `maxReceiveCount`, which Terraform sets to
+`SCHEDULER_MAX_ATTEMPTS`). A direct SNS event raises when its record failed, so Lambda's
+asynchronous retries apply.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from ..events import JobFired
+from ..plugins import build_registry, get_plugin_manager
+from ..settings import Settings
+from .aws import DynamoDBFireLedger, DynamoDBJobControl, DynamoDBRunRepository, fired_from_body
+from .core import ConsumerRuntime
+
+log = logging.getLogger(__name__)
+
+_runtime: ConsumerRuntime | None = None
+
+
+def build_runtime(settings: Settings | None = None) -> ConsumerRuntime:
+    """Wire the runtime from settings: DynamoDB runs, idempotency and jobs tables."""
+    import boto3  # type: ignore[import-untyped,unused-ignore]
+
+    settings = settings or Settings()
+    dynamodb = boto3.client("dynamodb", region_name=settings.aws_region)
+    pm = get_plugin_manager(settings=settings)
+    runs_table = settings.runs_table or ""
+    ledger_table = settings.idempotency_table or ""
+    return ConsumerRuntime(
+        settings=settings,
+        pm=pm,
+        registry=build_registry(pm),
+        runs=DynamoDBRunRepository(dynamodb, runs_table, retention=settings.runs_retention),
+        ledger=DynamoDBFireLedger(dynamodb, ledger_table),
+        job_control=DynamoDBJobControl(dynamodb, settings.jobs_table)
+        if settings.jobs_table
+        else None,
+    )
+
+
+def configure(runtime: ConsumerRuntime | None) -> None:
+    """Use this runtime for the next invocations (None: wire from settings again)."""
+    global _runtime
+    _runtime = runtime
+
+
+def _current() -> ConsumerRuntime:
+    global _runtime
+    if _runtime is None:
+        _runtime = build_runtime()
+    return _runtime
+
+
+def handle_event(event: dict[str, Any], runtime: ConsumerRuntime) -> dict[str, Any]:
+    """Process an SQS or SNS event; returns the SQS partial-batch reply."""
+    failures: list[dict[str, str]] = []
+    sns_failed = 0
+    for record in event.get("Records") or []:
+        if record.get("EventSource") == "aws:sns" or "Sns" in record:
+            if not _handle_one(record["Sns"].get("Message", ""), 1, runtime, "sns"):
+                sns_failed += 1
+            continue
+        message_id = str(record.get("messageId", ""))
+        attempt = int(record.get("attributes", {}).get("ApproximateReceiveCount", "1"))
+        if not _handle_one(record.get("body", ""), attempt, runtime, message_id):
+            failures.append({"itemIdentifier": message_id})
+    if sns_failed:
+        raise RuntimeError(f"{sns_failed} SNS record(s) failed; Lambda will retry")
+    return {"batchItemFailures": failures}
+
+
+def _handle_one(body: str, attempt: int, runtime: ConsumerRuntime, ident: str) -> bool:
+    try:
+        fired: JobFired = fired_from_body(body)
+    except ValueError as exc:
+        log.error("record %s is not a JobFired: %s", ident, str(exc).splitlines()[0])
+        return False
+    try:
+        result = runtime.handle(fired, attempt=attempt)
+    except Exception:
+        log.exception("record %s (fire %s) could not be processed", ident, fired.fire_id)
+        return False
+    return result.disposition == "done"
+
+
+def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
+    """The Lambda handler (wired once per container, reused while warm)."""
+    return handle_event(event, _current())
