@@ -1,35 +1,579 @@
-"""The FastAPI application (served by uvicorn locally and by Mangum on Lambda)."""
+"""The FastAPI application (served by uvicorn locally and by Mangum on Lambda).
+
+`create_app` takes every collaborator as a keyword argument (repository, run history,
+publisher, authenticator, registry), so local mode, Lambda and tests wire the same app
+with different adapters. Job bodies are validated against the job-type registry by
+hand rather than by FastAPI, because job types come from plugins at start-up; the
+OpenAPI document is completed with their schemas the same way.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import json
+import logging
+import re
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, FastAPI
-from serverless_scheduler_common import Settings, default_registry
+import pluggy
+from fastapi import APIRouter, Depends, FastAPI, Header, HTTPException, Query, Request
+from fastapi import Path as PathParam
+from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, Field
+from pydantic.json_schema import models_json_schema
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from serverless_scheduler_common.errors import (
+    AlreadyExistsError,
+    NotFoundError,
+    VersionConflictError,
+)
+from serverless_scheduler_common.events import JobFired
+from serverless_scheduler_common.ports import JobRepository, Publisher, RunRepository
+from serverless_scheduler_common.registry import JobTypeRegistry
+from serverless_scheduler_common.runs import Run
+from serverless_scheduler_common.settings import Settings
+
+from .auth import Authenticator, Identity
+from .job_payloads import (
+    PayloadError,
+    check_storable,
+    client_fields,
+    field_error,
+    input_schema,
+    job_class,
+    mask_secrets,
+    parse_job,
+    restore_secrets,
+    strip_server_fields,
+)
+from .middleware import BodySizeLimitMiddleware, SecurityHeadersMiddleware
+
+log = logging.getLogger(__name__)
+
+API_PREFIX = "/api/v1"
+#: The web UI's files; served at `/` when the directory exists.
+STATIC_DIR = Path(__file__).parent / "static"
+JOB_ID_PATTERN = r"^[0-9A-Za-z_-]{1,64}$"
+_ETAG_RE = re.compile(r'^(?:W/)?"?(\d{1,18})"?$')
 
 
-def create_app(*, settings: Settings | None = None) -> FastAPI:
-    settings = settings or Settings()
+class AsciiJSONResponse(JSONResponse):
+    """JSON with non-ASCII escaped: any string a client stored can be sent back."""
+
+    def render(self, content: Any) -> bytes:
+        return json.dumps(content, ensure_ascii=True, separators=(",", ":")).encode("ascii")
+
+
+# -- documented shapes ---------------------------------------------------------------------
+class ErrorItem(BaseModel):
+    loc: list[str | int]
+    msg: str
+    type: str
+
+
+class ErrorResponse(BaseModel):
+    """Every error: a message, or for 422 the list of invalid fields."""
+
+    detail: str | list[ErrorItem]
+
+
+class Health(BaseModel):
+    status: Literal["ok"]
+
+
+class JobTypeInfo(BaseModel):
+    job_type: str
+    title: str
+    description: str
+    json_schema: dict[str, Any] = Field(alias="schema")
+    secret_fields: list[str]
+    ui_hints: dict[str, Any]
+
+
+class JobTypeList(BaseModel):
+    items: list[JobTypeInfo]
+
+
+class FireAccepted(BaseModel):
+    fire_id: str
+    job_id: str
+    scheduled_time: datetime
+    manual: bool
+
+
+class RunPage(BaseModel):
+    items: list[Run]
+    next_cursor: str | None
+
+
+def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
+    text = {
+        400: "Malformed request (bad JSON, cursor or If-Match).",
+        401: "Missing or invalid credentials.",
+        404: "No such job for this user.",
+        409: "Version conflict (the body's `version` is not the stored one).",
+        412: "If-Match does not match the stored version.",
+        413: "Request body too large.",
+        422: "Invalid field(s); `detail` names each one.",
+        503: "This deployment has no run history or publisher configured.",
+    }
+    return {c: {"model": ErrorResponse, "description": text[c]} for c in codes}
+
+
+def _job_content(ref: str) -> dict[str, Any]:
+    return {"application/json": {"schema": {"$ref": f"#/components/schemas/{ref}"}}}
+
+
+def _parse_if_match(value: str | None) -> int | None:
+    if value is None or value.strip() == "*":
+        return None
+    match = _ETAG_RE.fullmatch(value.strip())
+    if match is None:
+        raise HTTPException(400, 'If-Match must be the ETag of a version, e.g. "3"')
+    return int(match.group(1))
+
+
+def _etag(version: int) -> str:
+    return f'"{version}"'
+
+
+def _json_body(raw: bytes) -> Any:
+    def _reject_constant(name: str) -> Any:
+        raise ValueError(f"{name} is not valid JSON")
+
+    try:
+        return json.loads(raw, parse_constant=_reject_constant)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise HTTPException(400, f"body is not valid JSON: {exc}") from None
+
+
+async def _raw_body(request: Request) -> Any:
+    return _json_body(await request.body())
+
+
+def _job_components(registry: JobTypeRegistry) -> dict[str, Any]:
+    """OpenAPI components for the installed job types: inputs, outputs and unions."""
+    classes = [registry.get(jt) for jt in registry.known()]
+    if not classes:
+        return {
+            "Job": {"type": "object"},
+            "JobInput": {"type": "object", "required": ["job_type"]},
+            "JobPage": _page_schema("Job"),
+        }
+    keys: list[tuple[type[BaseModel], Literal["validation", "serialization"]]] = [
+        (cls, mode) for cls in classes for mode in ("validation", "serialization")
+    ]
+    refs, top = models_json_schema(keys, ref_template="#/components/schemas/{model}")
+    components: dict[str, Any] = dict(top.get("$defs", {}))
+    inputs: dict[str, str] = {}
+    outputs: dict[str, str] = {}
+    for cls in classes:
+        job_type = str(cls.model_fields["job_type"].default)
+        in_name = refs[(cls, "validation")]["$ref"].rsplit("/", 1)[1]
+        schema = strip_server_fields(components[in_name])
+        schema["required"] = sorted({*schema.get("required", []), "job_type"})
+        components[f"JobInput_{job_type}"] = schema
+        inputs[job_type] = f"#/components/schemas/JobInput_{job_type}"
+        outputs[job_type] = refs[(cls, "serialization")]["$ref"]
+    components["JobInput"] = {
+        "oneOf": [{"$ref": r} for r in inputs.values()],
+        "discriminator": {"propertyName": "job_type", "mapping": inputs},
+    }
+    components["Job"] = {
+        "oneOf": [{"$ref": r} for r in outputs.values()],
+        "discriminator": {"propertyName": "job_type", "mapping": outputs},
+    }
+    components["JobPage"] = _page_schema("Job")
+    return components
+
+
+def _page_schema(item_ref: str) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "required": ["items", "next_cursor"],
+        "properties": {
+            "items": {"type": "array", "items": {"$ref": f"#/components/schemas/{item_ref}"}},
+            "next_cursor": {"anyOf": [{"type": "string"}, {"type": "null"}]},
+        },
+    }
+
+
+def _ui_hints(pm: pluggy.PluginManager | None, job_type: str) -> dict[str, Any]:
+    hints: dict[str, Any] = {}
+    if pm is None:
+        return hints
+    for answer in pm.hook.serverless_scheduler_ui_hints(job_type=job_type):
+        if isinstance(answer, dict):
+            hints.update(answer)
+    return hints
+
+
+def create_app(
+    *,
+    settings: Settings,
+    repo: JobRepository,
+    runs: RunRepository | None = None,
+    publisher: Publisher | None = None,
+    authenticator: Authenticator,
+    registry: JobTypeRegistry | None = None,
+    plugin_manager: pluggy.PluginManager | None = None,
+    static_dir: Path | None = None,
+) -> FastAPI:
+    """Build the items app.
+
+    `registry` defaults to every installed plugin's job types (and then UI hints come
+    from the installed plugins too); pass `plugin_manager` to take UI hints from it.
+    `static_dir` (default: the package's `static/`) is served at `/` when it exists.
+    """
+    if registry is None:
+        from serverless_scheduler_common.plugins import default_registry, get_plugin_manager
+
+        registry = default_registry()
+        plugin_manager = plugin_manager or get_plugin_manager(settings=settings)
+    types: JobTypeRegistry = registry
+
     app = FastAPI(
         title="Serverless Scheduler",
-        openapi_url="/api/v1/openapi.json",
-        docs_url="/api/v1/docs",
+        version="1",
+        description="Create, read, update, delete and run scheduled jobs.",
+        openapi_url=f"{API_PREFIX}/openapi.json",
+        docs_url=f"{API_PREFIX}/docs",
+        redoc_url=None,
+        default_response_class=AsciiJSONResponse,
     )
-    api = APIRouter(prefix="/api/v1")
+    api = APIRouter(prefix=API_PREFIX)
 
-    @api.get("/health")
+    job_type_items = [
+        {
+            "job_type": jt,
+            "title": types.get(jt).__name__,
+            "description": (types.get(jt).__doc__ or "").strip().split("\n\n")[0],
+            "schema": input_schema(types.get(jt)),
+            "secret_fields": sorted(types.get(jt).secret_fields),
+            "ui_hints": _ui_hints(plugin_manager, jt),
+        }
+        for jt in types.known()
+    ]
+
+    # -- auth ------------------------------------------------------------------------------
+    def current_identity(request: Request) -> Identity:
+        identity = authenticator.authenticate(request)
+        if identity is None:
+            raise HTTPException(
+                401, "missing or invalid credentials", headers={"WWW-Authenticate": "Bearer"}
+            )
+        return identity
+
+    Caller = Annotated[Identity, Depends(current_identity)]
+    Body = Annotated[Any, Depends(_raw_body)]
+    JobId = Annotated[str, PathParam(pattern=JOB_ID_PATTERN, max_length=64)]
+    IfMatch = Annotated[
+        str | None,
+        Header(alias="If-Match", description='ETag of the version to replace, e.g. "3".'),
+    ]
+
+    def present(snapshot: dict[str, Any]) -> dict[str, Any]:
+        return mask_secrets(snapshot, types)
+
+    def load(owner_id: str, job_id: str) -> dict[str, Any]:
+        try:
+            return repo.get(owner_id, job_id)
+        except NotFoundError:
+            raise HTTPException(404, f"job {job_id!r} not found") from None
+
+    # -- routes ----------------------------------------------------------------------------
+    @api.get("/health", response_model=Health, tags=["meta"], openapi_extra={"security": []})
     def health() -> dict[str, str]:
+        """Liveness probe; needs no credentials."""
         return {"status": "ok"}
 
-    @api.get("/job_types")
-    def job_types() -> dict[str, Any]:
-        registry = default_registry()
-        return {
-            "items": [
-                {"job_type": jt, "schema": registry.get(jt).model_json_schema()}
-                for jt in registry.known()
-            ]
-        }
+    @api.get("/job_types", response_model=JobTypeList, responses=_errors(401), tags=["meta"])
+    def job_types(caller: Caller) -> dict[str, Any]:
+        """Every installed job type with the JSON schema of its fields and UI hints."""
+        return {"items": job_type_items}
+
+    @api.get(
+        "/jobs",
+        responses={200: {"content": _job_content("JobPage")}, **_errors(400, 401, 422)},
+        tags=["jobs"],
+    )
+    def list_jobs(
+        caller: Caller,
+        limit: Annotated[int, Query(ge=1, le=200)] = 50,
+        cursor: Annotated[str | None, Query(max_length=512)] = None,
+    ) -> Response:
+        """The caller's jobs, one page at a time (pass `next_cursor` back as `cursor`)."""
+        try:
+            page = repo.list(caller.owner_id, limit=limit, cursor=cursor)
+        except ValueError as exc:
+            raise HTTPException(400, f"cursor: {exc}") from None
+        return AsciiJSONResponse(
+            {"items": [present(s) for s in page.items], "next_cursor": page.next_cursor}
+        )
+
+    @api.post(
+        "/jobs",
+        status_code=201,
+        responses={
+            201: {
+                "description": "Created",
+                "content": _job_content("Job"),
+                "headers": {
+                    "Location": {"schema": {"type": "string"}},
+                    "ETag": {"schema": {"type": "string"}},
+                },
+            },
+            **_errors(400, 401, 409, 413, 422),
+        },
+        openapi_extra={
+            "requestBody": {"required": True, "content": _job_content("JobInput")},
+        },
+        tags=["jobs"],
+    )
+    def create_job(caller: Caller, body: Body) -> Response:
+        """Create a job; the server assigns `job_id`, timestamps and `version`."""
+        data = client_fields(body)
+        data["owner_id"] = caller.owner_id
+        cls = job_class(types, data.get("job_type"))
+        if cls is not None:
+            data = restore_secrets(data, None, cls)
+        job = parse_job(types, data)
+        check_storable(job.snapshot())
+        try:
+            stored = repo.create(job)
+        except AlreadyExistsError as exc:
+            raise HTTPException(409, str(exc)) from None
+        return AsciiJSONResponse(
+            present(stored.snapshot()),
+            status_code=201,
+            headers={
+                "Location": f"{API_PREFIX}/jobs/{stored.job_id}",
+                "ETag": _etag(stored.version),
+            },
+        )
+
+    @api.get(
+        "/jobs/{job_id}",
+        responses={
+            200: {
+                "content": _job_content("Job"),
+                "headers": {"ETag": {"schema": {"type": "string"}}},
+            },
+            **_errors(401, 404, 422),
+        },
+        tags=["jobs"],
+    )
+    def get_job(caller: Caller, job_id: JobId) -> Response:
+        """One job (secret fields masked)."""
+        snapshot = load(caller.owner_id, job_id)
+        return AsciiJSONResponse(present(snapshot), headers={"ETag": _etag(snapshot["version"])})
+
+    @api.put(
+        "/jobs/{job_id}",
+        responses={
+            200: {
+                "content": _job_content("Job"),
+                "headers": {"ETag": {"schema": {"type": "string"}}},
+            },
+            **_errors(400, 401, 404, 409, 412, 413, 422),
+        },
+        openapi_extra={
+            "requestBody": {"required": True, "content": _job_content("JobInput")},
+        },
+        tags=["jobs"],
+    )
+    def replace_job(
+        caller: Caller, job_id: JobId, body: Body, if_match: IfMatch = None
+    ) -> Response:
+        """Replace the job's editable fields (pause/resume with `enabled`).
+
+        `job_id`, `owner_id` and `created_at` are kept. A masked secret sent back keeps
+        the stored value. Send `If-Match` (412 on mismatch) or the `version` you read
+        (409 on mismatch) to avoid overwriting someone else's change.
+        """
+        expected = _parse_if_match(if_match)
+        stored = load(caller.owner_id, job_id)
+        if expected is not None and stored["version"] != expected:
+            raise HTTPException(
+                412, f"job is at version {stored['version']}, If-Match names {expected}"
+            )
+        body_version = body.get("version") if isinstance(body, dict) else None
+        if (
+            isinstance(body_version, int)
+            and not isinstance(body_version, bool)
+            and body_version != stored["version"]
+        ):
+            raise HTTPException(
+                409, f"job is at version {stored['version']}, body names {body_version}"
+            )
+        data = client_fields(body)
+        data.setdefault("job_type", stored["job_type"])
+        if data["job_type"] != stored["job_type"]:
+            raise field_error(
+                ("job_type",),
+                f"job_type cannot change (stored: {stored['job_type']}); create a new job",
+            )
+        cls = job_class(types, stored["job_type"])
+        if cls is not None:
+            data = restore_secrets(data, stored, cls)
+        data.update(
+            job_id=job_id,
+            owner_id=caller.owner_id,
+            created_at=stored["created_at"],
+            updated_at=datetime.now(UTC),
+            version=stored["version"],
+        )
+        job = parse_job(types, data)
+        check_storable(job.snapshot())
+        try:
+            updated = repo.update(job, expected_version=stored["version"])
+        except NotFoundError:
+            raise HTTPException(404, f"job {job_id!r} not found") from None
+        except VersionConflictError as exc:
+            raise HTTPException(412 if expected is not None else 409, str(exc)) from None
+        return AsciiJSONResponse(
+            present(updated.snapshot()), headers={"ETag": _etag(updated.version)}
+        )
+
+    @api.delete(
+        "/jobs/{job_id}",
+        status_code=204,
+        responses={204: {"description": "Deleted"}, **_errors(400, 401, 404, 412, 422)},
+        tags=["jobs"],
+    )
+    def delete_job(caller: Caller, job_id: JobId, if_match: IfMatch = None) -> Response:
+        """Delete a job (and, through the change feed, its schedule)."""
+        expected = _parse_if_match(if_match)
+        try:
+            repo.delete(caller.owner_id, job_id, expected_version=expected)
+        except NotFoundError:
+            raise HTTPException(404, f"job {job_id!r} not found") from None
+        except VersionConflictError as exc:
+            raise HTTPException(412, str(exc)) from None
+        return Response(status_code=204)
+
+    @api.post(
+        "/jobs/{job_id}/run",
+        status_code=202,
+        response_model=FireAccepted,
+        responses=_errors(401, 404, 422, 503),
+        tags=["jobs"],
+    )
+    def run_job(caller: Caller, job_id: JobId) -> Response:
+        """Fire the job now (a manual fire, whatever its schedule or `enabled`)."""
+        snapshot = load(caller.owner_id, job_id)
+        if publisher is None:
+            raise HTTPException(503, "no publisher is configured for manual runs")
+        fired = JobFired(
+            job_type=snapshot["job_type"],
+            job_id=job_id,
+            owner_id=caller.owner_id,
+            scheduled_time=datetime.now(UTC),
+            job=snapshot,
+            manual=True,
+        )
+        publisher.publish(fired)
+        log.info("manual fire %s of job %s", fired.fire_id, job_id)
+        return AsciiJSONResponse(
+            FireAccepted(
+                fire_id=fired.fire_id,
+                job_id=job_id,
+                scheduled_time=fired.scheduled_time,
+                manual=True,
+            ).model_dump(mode="json"),
+            status_code=202,
+        )
+
+    @api.get(
+        "/jobs/{job_id}/runs",
+        response_model=RunPage,
+        responses=_errors(400, 401, 404, 422, 503),
+        tags=["jobs"],
+    )
+    def list_runs(
+        caller: Caller,
+        job_id: JobId,
+        limit: Annotated[int, Query(ge=1, le=200)] = 50,
+        cursor: Annotated[str | None, Query(max_length=512)] = None,
+    ) -> Response:
+        """The job's run history, newest first."""
+        load(caller.owner_id, job_id)
+        if runs is None:
+            raise HTTPException(503, "no run history is configured")
+        try:
+            page = runs.list(caller.owner_id, job_id, limit=limit, cursor=cursor)
+        except ValueError as exc:
+            raise HTTPException(400, f"cursor: {exc}") from None
+        items = [r.model_dump(mode="json") if isinstance(r, Run) else r for r in page.items]
+        return AsciiJSONResponse({"items": items, "next_cursor": page.next_cursor})
 
     app.include_router(api)
+
+    # -- errors ----------------------------------------------------------------------------
+    @app.exception_handler(PayloadError)
+    async def _payload_error(request: Request, exc: PayloadError) -> Response:
+        return AsciiJSONResponse({"detail": exc.errors}, status_code=422)
+
+    @app.exception_handler(RequestValidationError)
+    async def _request_error(request: Request, exc: RequestValidationError) -> Response:
+        errors = [
+            {"loc": list(e.get("loc", ())), "msg": str(e.get("msg", "")), "type": e.get("type", "")}
+            for e in exc.errors()
+        ]
+        return AsciiJSONResponse({"detail": errors}, status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        if exc.status_code == 204 or exc.status_code == 304:
+            return Response(status_code=exc.status_code, headers=exc.headers)
+        return AsciiJSONResponse(
+            {"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers
+        )
+
+    # -- OpenAPI with the job types' schemas -----------------------------------------------
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = get_openapi(
+                title=app.title,
+                version=app.version,
+                description=app.description,
+                routes=app.routes,
+            )
+            schema.setdefault("components", {}).setdefault("schemas", {}).update(
+                _job_components(types)
+            )
+            schema["components"]["securitySchemes"] = {
+                "bearer": {"type": "http", "scheme": "bearer"}
+            }
+            schema["security"] = [{"bearer": []}]
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+    # -- web UI ----------------------------------------------------------------------------
+    ui_dir = static_dir if static_dir is not None else STATIC_DIR
+    if ui_dir.is_dir():
+        from starlette.staticfiles import StaticFiles
+
+        app.mount("/", StaticFiles(directory=ui_dir, html=True), name="ui")
+
+    # Outermost last: CORS wraps everything, so even 401/413 answers carry its headers.
+    app.add_middleware(SecurityHeadersMiddleware)
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
+    if settings.cors_origins:
+        from starlette.middleware.cors import CORSMiddleware
+
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST", "PUT", "DELETE"],
+            allow_headers=["Authorization", "Content-Type", "If-Match"],
+            expose_headers=["ETag", "Location"],
+            max_age=600,
+        )
     return app

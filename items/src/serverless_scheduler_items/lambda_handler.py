@@ -1,0 +1,15 @@
+"""Lambda entry point of the items service (API Gateway HTTP API -> FastAPI via Mangum).
+
+Wired once per container, so warm invocations reuse the clients and the app.
+"""
+
+from __future__ import annotations
+
+from mangum import Mangum
+
+from serverless_scheduler_common.settings import Settings
+
+from .aws import build_aws_app
+
+app = build_aws_app(Settings())
+handler = Mangum(app, lifespan="off")
