@@ -1,0 +1,56 @@
+"""Wiring of the runtime for local mode (one SQLite file, one process)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pluggy
+
+from ..plugins import build_registry, get_plugin_manager
+from ..ports import JobRepository, Notifier, StateStore
+from ..registry import JobTypeRegistry
+from ..settings import Settings
+from .core import ConsumerRuntime
+from .dispatcher import LocalDispatcher
+from .jobcontrol import RepositoryJobControl
+from .sqlite import (
+    SqliteDeadLetterStore,
+    SqliteFireLedger,
+    SqliteFireQueue,
+    SqliteRunRepository,
+    db_path_for,
+)
+
+
+def create_local_dispatcher(
+    settings: Settings,
+    *,
+    jobs: JobRepository | None = None,
+    pm: pluggy.PluginManager | None = None,
+    registry: JobTypeRegistry | None = None,
+    plugins: Sequence[object] = (),
+    state: StateStore | None = None,
+    notifier: Notifier | None = None,
+    workers: int | None = None,
+) -> LocalDispatcher:
+    """A `LocalDispatcher` over `<data_dir>/scheduler.db` with production defaults.
+
+    `jobs` enables `pause_after_failures` (through `RepositoryJobControl`); the run
+    history is `dispatcher.runtime.runs` (a `SqliteRunRepository` the API can read).
+    Call `start()` once the process is ready and `stop(drain=True)` on shutdown.
+    """
+    db = db_path_for(settings.data_dir)
+    if pm is None:
+        pm = get_plugin_manager(settings=settings, plugins=list(plugins))
+    registry = registry or build_registry(pm)
+    runtime = ConsumerRuntime(
+        settings=settings,
+        pm=pm,
+        registry=registry,
+        runs=SqliteRunRepository(db, retention=settings.runs_retention),
+        ledger=SqliteFireLedger(db),
+        job_control=RepositoryJobControl(jobs, registry) if jobs is not None else None,
+        state=state,
+        notifier=notifier,
+    )
+    return LocalDispatcher(runtime, SqliteFireQueue(db), SqliteDeadLetterStore(db), workers=workers)
