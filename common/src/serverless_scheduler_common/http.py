@@ -496,7 +496,7 @@ class OutboundHTTP:
         declared = response.headers.get("content-length", "")
         if declared.isdigit() and int(declared) > limit:
             raise ResponseTooLargeError(
-                f"response is {int(declared)} bytes, more than the limit of {limit} bytes"
+                f"response is larger than the limit of {limit} bytes ({int(declared)} bytes declared)"
             )
         chunks: list[bytes] = []
         size = 0

@@ -1,12 +1,50 @@
-"""Entry-point module of the HTML change checker plugin."""
+"""Entry-point module of the HTML change checker plugin: the job type and its consumer.
+
+One check: fetch (conditional GET) -> if the raw body hashes the same as last time,
+stop (no parse) -> normalise -> compare with the stored snapshot -> on a change, store
+the snapshot and a history entry, then notify once per fire.
+
+Idempotency per `fired.fire_id`: the snapshot remembers the last fire it handled and
+its outcome (a duplicate delivery returns that outcome without fetching), and a change
+that still has to be announced is stored as `pending` together with the new snapshot
+before any notification is sent. Each send is guarded by `state.claim(...)`, so
+concurrent duplicates notify once; a failed send records the failure and raises, and
+the runtime's retry resumes the pending notification with a fresh claim.
+"""
 
 from __future__ import annotations
 
+import html as html_lib
+import logging
 import re
-from typing import ClassVar, Literal
+from datetime import UTC, datetime
+from typing import Any, ClassVar, Literal
 
 from pydantic import AnyHttpUrl, Field, field_validator
-from serverless_scheduler_common import JobTypeRegistry, ScheduledJob, hookimpl
+
+from serverless_scheduler_common import (
+    JobFired,
+    JobTypeRegistry,
+    RunContext,
+    RunOutcome,
+    ScheduledJob,
+    hookimpl,
+)
+from serverless_scheduler_common.http import OutboundHTTPError
+from serverless_scheduler_common.ports import StateStore
+
+from .diff import line_diff
+from .fetcher import fetch_page, http_for
+from .normalise import content_hash
+
+log = logging.getLogger(__name__)
+
+#: StateStore namespace of this plugin.
+NAMESPACE = "html_checker"
+#: Changes kept per job in the history.
+HISTORY_KEEP = 50
+#: Claims for sent notifications expire after this long (duplicates arrive within hours).
+CLAIM_TTL_S = 7 * 86_400
 
 
 class HTMLMonitorJob(ScheduledJob):
@@ -38,3 +76,198 @@ class HTMLMonitorJob(ScheduledJob):
 @hookimpl
 def serverless_scheduler_job_types(registry: JobTypeRegistry) -> None:
     registry.add(HTMLMonitorJob)
+
+
+# -- the consumer ---------------------------------------------------------------------------
+def _config_hash(job: HTMLMonitorJob) -> str:
+    """Hash of what shapes the normalised content; a new one starts a new baseline."""
+    parts = [str(job.url), job.css_selector or "", job.xpath or "", job.mode]
+    return content_hash("\x1f".join([*parts, *job.ignore_patterns]).encode("utf-8"))
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def _outcome_dict(outcome: RunOutcome) -> dict[str, Any]:
+    return outcome.model_dump()
+
+
+def _notification(job: HTMLMonitorJob, summary: str, diff: str) -> dict[str, str]:
+    """Title, text body and HTML body; user content is escaped, never formatted."""
+    url = str(job.url)
+    title = "Page changed: " + job.name
+    body = "\n".join([url, summary, "", diff])
+    html = (
+        '<p><a href="'
+        + html_lib.escape(url, quote=True)
+        + '">'
+        + html_lib.escape(url)
+        + "</a></p><p>"
+        + html_lib.escape(summary)
+        + "</p><pre>"
+        + html_lib.escape(diff)
+        + "</pre>"
+    )
+    return {"title": title, "body": body, "html": html}
+
+
+def _send_pending(
+    job: HTMLMonitorJob,
+    fired: JobFired,
+    context: RunContext,
+    state: StateStore,
+    key: str,
+    snapshot: dict[str, Any],
+) -> None:
+    """Send the pending notification of this fire at most once per attempt round."""
+    pending = snapshot.get("pending")
+    if not pending:
+        return
+    if context.notifier is None or not job.notify:
+        snapshot["pending"] = None
+        state.put(NAMESPACE, key, snapshot)
+        return
+    claim_key = f"notify:{fired.fire_id}:{pending['hash']}:{pending.get('failures', 0)}"
+    if not state.claim(NAMESPACE, claim_key, ttl_s=CLAIM_TTL_S):
+        log.info("job %s: notification for fire %s already sent", job.job_id, fired.fire_id)
+        return
+    try:
+        context.notifier.notify(
+            job.notify, title=pending["title"], body=pending["body"], html=pending["html"]
+        )
+    except Exception as exc:
+        pending["failures"] = int(pending.get("failures", 0)) + 1
+        pending["last_error"] = f"{type(exc).__name__}: {exc}"[:500]
+        state.put(NAMESPACE, key, snapshot)
+        raise
+    snapshot["pending"] = None
+    snapshot["notified_fire_id"] = fired.fire_id
+    state.put(NAMESPACE, key, snapshot)
+
+
+def check(job: HTMLMonitorJob, fired: JobFired, context: RunContext) -> RunOutcome:
+    """One check of one job (the body of the hook; see the module docstring)."""
+    state = context.state
+    if state is None:
+        raise RuntimeError("the html_checker consumer needs a StateStore in its RunContext")
+    key = f"{job.owner_id}/{job.job_id}"
+    snapshot = state.get(NAMESPACE, key)
+    config = _config_hash(job)
+    if snapshot is not None and snapshot.get("config") != config:
+        snapshot = None  # selector, mode or patterns changed: start a new baseline
+
+    if snapshot is not None and snapshot.get("last_fire_id") == fired.fire_id:
+        pending = snapshot.get("pending")
+        if pending and pending.get("fire_id") == fired.fire_id:
+            _send_pending(job, fired, context, state, key, snapshot)
+        return RunOutcome.model_validate(snapshot["last_outcome"])
+
+    http = http_for(context.settings)
+    validators = snapshot.get("validators") if snapshot else None
+    try:
+        response = fetch_page(http, str(job.url), headers=job.headers, conditional=validators)
+    except OutboundHTTPError as exc:
+        return RunOutcome(status="error", summary=f"error: {exc}")
+    if response.not_modified and snapshot is not None:
+        return RunOutcome(status="ok", summary="unchanged")
+    if response.status >= 400 or response.not_modified:
+        return RunOutcome(status="error", summary=f"error: HTTP {response.status}")
+
+    raw_hash = content_hash(response.content)
+    if snapshot is not None and snapshot.get("raw_hash") == raw_hash:
+        return RunOutcome(status="ok", summary="unchanged")
+
+    from .normalise import SelectorError, normalise  # the parse path only
+
+    try:
+        normalised = normalise(
+            response.text(),
+            css_selector=job.css_selector,
+            xpath=job.xpath,
+            mode=job.mode,
+            ignore=[re.compile(p) for p in job.ignore_patterns],
+        )
+    except SelectorError as exc:
+        return RunOutcome(status="error", summary=f"error: {exc}")
+
+    now = _now()
+    base: dict[str, Any] = {
+        "config": config,
+        "url": str(job.url),
+        "raw_hash": raw_hash,
+        "text_hash": normalised.content_hash,
+        "lines": normalised.lines,
+        "validators": response.validators(),
+        "checked_at": now,
+        "last_fire_id": fired.fire_id,
+        "pending": None,
+    }
+    if snapshot is None:
+        outcome = RunOutcome(status="ok", summary="baseline recorded")
+        state.put(
+            NAMESPACE, key, {**base, "changed_at": now, "last_outcome": _outcome_dict(outcome)}
+        )
+        return outcome
+    if snapshot.get("text_hash") == normalised.content_hash:
+        # Bytes changed only where nothing is compared (ignored lines, markup, scripts):
+        # remember the new raw hash so the next identical body skips the parse.
+        outcome = RunOutcome(status="ok", summary="unchanged")
+        state.put(
+            NAMESPACE,
+            key,
+            {
+                **snapshot,
+                **base,
+                "pending": snapshot.get("pending"),
+                "last_outcome": _outcome_dict(outcome),
+            },
+        )
+        return outcome
+
+    diff = line_diff(snapshot.get("lines", []), normalised.lines)
+    outcome = RunOutcome(status="changed", summary=diff.summary, detail=diff.text)
+    state.append_history(
+        NAMESPACE,
+        key,
+        {
+            "at": now,
+            "fire_id": fired.fire_id,
+            "hash": normalised.content_hash,
+            "added": diff.added,
+            "removed": diff.removed,
+            "diff": diff.text,
+        },
+        keep=HISTORY_KEEP,
+    )
+    triggered = not job.trigger_text or job.trigger_text.casefold() in (
+        "\n".join(normalised.lines).casefold()
+    )
+    pending = None
+    if triggered and job.notify and context.notifier is not None:
+        pending = {
+            "fire_id": fired.fire_id,
+            "hash": normalised.content_hash,
+            **_notification(job, diff.summary, diff.text),
+        }
+    elif not triggered:
+        log.info("job %s changed without its trigger text; not notifying", job.job_id)
+    new_snapshot = {
+        **base,
+        "changed_at": now,
+        "pending": pending,
+        "last_outcome": _outcome_dict(outcome),
+    }
+    state.put(NAMESPACE, key, new_snapshot)
+    _send_pending(job, fired, context, state, key, new_snapshot)
+    return outcome
+
+
+@hookimpl
+def serverless_scheduler_handle_job(
+    job: ScheduledJob, fired: JobFired, context: RunContext
+) -> RunOutcome | None:
+    """Check the page of an `html_monitor_job`; other job types are not ours."""
+    if not isinstance(job, HTMLMonitorJob):
+        return None
+    return check(job, fired, context)

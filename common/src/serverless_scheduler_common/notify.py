@@ -1,0 +1,112 @@
+"""`AppriseNotifier`: the Notifier port over apprise (email, Slack, webhooks, SES...).
+
+Apprise URLs carry secrets, so nothing here logs them (only their scheme). Title and
+body are sent as plain data: apprise's templating and escape interpretation are off, so
+user content (a page's text, a diff) is never evaluated. Email-like services get the
+HTML body when one is given; everything else gets text. URLs of the webhook-like schemes
+(json://, xml://, form://) are checked against the outbound SSRF guard first.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+from collections.abc import Sequence
+from typing import Any
+from urllib.parse import urlsplit
+
+from .http import (
+    BlockedDestinationError,
+    OutboundHTTPError,
+    forbidden_reason,
+    parse_ip_literal,
+    system_resolver,
+)
+from .settings import Settings
+
+log = logging.getLogger(__name__)
+
+#: Largest title and body handed to apprise (services cut or refuse longer ones).
+MAX_TITLE_CHARS = 250
+MAX_BODY_CHARS = 32 * 1024
+
+_EMAIL_SCHEMES = frozenset({"mailto", "mailtos", "ses", "sendgrid", "mailgun", "sparkpost"})
+_WEBHOOK_SCHEMES = frozenset({"json", "jsons", "xml", "xmls", "form", "forms"})
+
+
+class NotificationError(Exception):
+    """No notification URL accepted the message (the runtime retries the run)."""
+
+
+def truncate(text: str, limit: int, marker: str = "\n... [truncated]") -> str:
+    """Cut `text` to at most `limit` characters, ending with a marker when cut."""
+    if len(text) <= limit:
+        return text
+    return text[: max(limit - len(marker), 0)] + marker
+
+
+def scheme_of(url: str) -> str:
+    return url.split("://", 1)[0].lower() if "://" in url else "?"
+
+
+class AppriseNotifier:
+    """Notifier sending through apprise, one URL at a time so each failure is known."""
+
+    def __init__(self, settings: Settings | None = None) -> None:
+        self._settings = settings or Settings()
+
+    def _check_destination(self, url: str) -> None:
+        if self._settings.allow_private_networks or scheme_of(url) not in _WEBHOOK_SCHEMES:
+            return
+        host = urlsplit("http://" + url.split("://", 1)[1]).hostname or ""
+        literal = parse_ip_literal(host)
+        addresses = [str(literal)] if literal is not None else system_resolver(host, 80)
+        for address in addresses:
+            reason = forbidden_reason(ipaddress.ip_address(address.split("%", 1)[0]))
+            if reason is not None:
+                raise BlockedDestinationError(
+                    f"notification URL ({scheme_of(url)}://) points at a {reason} address"
+                )
+
+    def notify(
+        self, urls: Sequence[str], *, title: str, body: str, html: str | None = None
+    ) -> None:
+        """Send to every URL; raise NotificationError when none accepted it."""
+        import apprise  # heavy import, deferred so consumers that never notify stay light
+
+        if not urls:
+            return
+        title = truncate(title.replace("\n", " "), MAX_TITLE_CHARS, "...")
+        body = truncate(body, MAX_BODY_CHARS)
+        html = truncate(html, MAX_BODY_CHARS, "</pre><p>... [truncated]</p>") if html else None
+        failures: list[str] = []
+        delivered = 0
+        for index, url in enumerate(urls):
+            scheme = scheme_of(url)
+            try:
+                self._check_destination(url)
+            except OutboundHTTPError as exc:
+                failures.append(f"notify[{index}] {exc}")
+                continue
+            sender: Any = apprise.Apprise()
+            if not sender.add(url):
+                failures.append(f"notify[{index}] ({scheme}://) is not a valid apprise URL")
+                continue
+            use_html = html is not None and scheme in _EMAIL_SCHEMES
+            ok = sender.notify(
+                body=html if use_html else body,
+                title=title,
+                body_format=apprise.NotifyFormat.HTML if use_html else apprise.NotifyFormat.TEXT,
+                interpret_escapes=False,
+            )
+            if ok:
+                delivered += 1
+            else:
+                failures.append(f"notify[{index}] ({scheme}://) was not accepted")
+        for failure in failures:
+            log.warning("notification failed: %s", failure)
+        if failures and not delivered:
+            raise NotificationError("; ".join(failures))
+
+
+__all__ = ["AppriseNotifier", "NotificationError", "truncate"]

@@ -1,0 +1,270 @@
+"""StateStore adapters: plugin snapshots, bounded histories and once-only claims.
+
+`SqliteStateStore` keeps state in local mode's one SQLite file; `DynamoDBStateStore`
+keeps it in one DynamoDB table on AWS (boto3 client passed in, imported nowhere here).
+Values are JSON-compatible dicts.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, ClassVar
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS plugin_state (
+    namespace TEXT NOT NULL,
+    key TEXT NOT NULL,
+    value TEXT NOT NULL,
+    updated_at REAL NOT NULL,
+    PRIMARY KEY (namespace, key)
+);
+CREATE TABLE IF NOT EXISTS plugin_history (
+    namespace TEXT NOT NULL,
+    key TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    entry TEXT NOT NULL,
+    PRIMARY KEY (namespace, key, seq)
+);
+CREATE TABLE IF NOT EXISTS plugin_claims (
+    namespace TEXT NOT NULL,
+    key TEXT NOT NULL,
+    expires_at REAL,
+    PRIMARY KEY (namespace, key)
+);
+"""
+
+
+class SqliteStateStore:
+    """StateStore in SQLite (WAL); one connection per thread, safe across processes."""
+
+    def __init__(self, db_path: str | Path, *, clock: Callable[[], float] = time.time) -> None:
+        self._path = str(db_path)
+        self._clock = clock
+        self._local = threading.local()
+        with self._conn() as conn:
+            conn.executescript(_SCHEMA)
+
+    def _conn(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self._path, timeout=30, isolation_level=None)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            self._local.conn = conn
+        return conn
+
+    def close(self) -> None:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
+
+    def get(self, namespace: str, key: str) -> dict[str, Any] | None:
+        row = (
+            self._conn()
+            .execute("SELECT value FROM plugin_state WHERE namespace=? AND key=?", (namespace, key))
+            .fetchone()
+        )
+        return json.loads(row[0]) if row else None
+
+    def put(self, namespace: str, key: str, value: dict[str, Any]) -> None:
+        self._conn().execute(
+            "INSERT INTO plugin_state (namespace, key, value, updated_at) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT(namespace, key) DO UPDATE SET value=excluded.value, "
+            "updated_at=excluded.updated_at",
+            (namespace, key, json.dumps(value, separators=(",", ":")), self._clock()),
+        )
+
+    def append_history(self, namespace: str, key: str, entry: dict[str, Any], *, keep: int) -> None:
+        conn = self._conn()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            row = conn.execute(
+                "SELECT COALESCE(MAX(seq), 0) FROM plugin_history WHERE namespace=? AND key=?",
+                (namespace, key),
+            ).fetchone()
+            seq = int(row[0]) + 1
+            conn.execute(
+                "INSERT INTO plugin_history (namespace, key, seq, entry) VALUES (?, ?, ?, ?)",
+                (namespace, key, seq, json.dumps(entry, separators=(",", ":"))),
+            )
+            conn.execute(
+                "DELETE FROM plugin_history WHERE namespace=? AND key=? AND seq<=?",
+                (namespace, key, seq - max(keep, 0)),
+            )
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+    def history(self, namespace: str, key: str, *, limit: int = 50) -> list[dict[str, Any]]:
+        rows = (
+            self._conn()
+            .execute(
+                "SELECT entry FROM plugin_history WHERE namespace=? AND key=? "
+                "ORDER BY seq DESC LIMIT ?",
+                (namespace, key, limit),
+            )
+            .fetchall()
+        )
+        return [json.loads(row[0]) for row in rows]
+
+    def claim(self, namespace: str, key: str, *, ttl_s: int | None = None) -> bool:
+        now = self._clock()
+        expires = now + ttl_s if ttl_s else None
+        conn = self._conn()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            row = conn.execute(
+                "SELECT expires_at FROM plugin_claims WHERE namespace=? AND key=?",
+                (namespace, key),
+            ).fetchone()
+            if row is not None and (row[0] is None or row[0] > now):
+                conn.execute("COMMIT")
+                return False
+            conn.execute(
+                "INSERT OR REPLACE INTO plugin_claims (namespace, key, expires_at) VALUES (?, ?, ?)",
+                (namespace, key, expires),
+            )
+            conn.execute("COMMIT")
+            return True
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+
+class DynamoDBStateStore:
+    """StateStore in one DynamoDB table (resource-free: low-level client, typed attributes).
+
+    Key schema: partition key `pk` (S) = namespace + key, sort key `sk` (S):
+    `state` for the snapshot, `hist#<20-digit seq>` for history entries, `claim` for the
+    once-only claim (a conditional put). Values are stored as a JSON string attribute
+    `v`, which keeps large diffs cheap to write and avoids Decimal round trips.
+    An `expires_at` number attribute is set on claims with a TTL (enable table TTL on it).
+    """
+
+    aws_service: ClassVar[str] = "dynamodb"
+
+    def __init__(
+        self, client: Any, table_name: str, *, clock: Callable[[], float] = time.time
+    ) -> None:
+        self._client = client
+        self._table = table_name
+        self._clock = clock
+
+    @staticmethod
+    def _pk(namespace: str, key: str) -> dict[str, str]:
+        return {"S": f"{namespace}\x1f{key}"}
+
+    def get(self, namespace: str, key: str) -> dict[str, Any] | None:
+        reply = self._client.get_item(
+            TableName=self._table,
+            Key={"pk": self._pk(namespace, key), "sk": {"S": "state"}},
+            ConsistentRead=True,
+        )
+        item = reply.get("Item")
+        return json.loads(item["v"]["S"]) if item else None
+
+    def put(self, namespace: str, key: str, value: dict[str, Any]) -> None:
+        self._client.put_item(
+            TableName=self._table,
+            Item={
+                "pk": self._pk(namespace, key),
+                "sk": {"S": "state"},
+                "v": {"S": json.dumps(value, separators=(",", ":"))},
+            },
+        )
+
+    def append_history(self, namespace: str, key: str, entry: dict[str, Any], *, keep: int) -> None:
+        # Sequence from the clock (microseconds), bumped past the newest entry, keeps
+        # entries ordered without a counter item.
+        existing = self._history_keys(namespace, key)
+        seq = int(self._clock() * 1_000_000)
+        if existing:
+            seq = max(seq, int(existing[0]["S"].removeprefix("hist#")) + 1)
+        self._client.put_item(
+            TableName=self._table,
+            Item={
+                "pk": self._pk(namespace, key),
+                "sk": {"S": f"hist#{seq:020d}"},
+                "v": {"S": json.dumps(entry, separators=(",", ":"))},
+            },
+        )
+        stale = existing[keep - 1 :] if keep > 0 else [{"S": f"hist#{seq:020d}"}, *existing]
+        for start in range(0, len(stale), 25):
+            self._client.batch_write_item(
+                RequestItems={
+                    self._table: [
+                        {"DeleteRequest": {"Key": {"pk": self._pk(namespace, key), "sk": sk}}}
+                        for sk in stale[start : start + 25]
+                    ]
+                }
+            )
+
+    def _history_keys(self, namespace: str, key: str) -> list[dict[str, str]]:
+        keys: list[dict[str, str]] = []
+        kwargs: dict[str, Any] = {
+            "TableName": self._table,
+            "KeyConditionExpression": "pk = :pk AND begins_with(sk, :h)",
+            "ExpressionAttributeValues": {":pk": self._pk(namespace, key), ":h": {"S": "hist#"}},
+            "ProjectionExpression": "sk",
+            "ScanIndexForward": False,
+            "ConsistentRead": True,
+        }
+        while True:
+            reply = self._client.query(**kwargs)
+            keys.extend(item["sk"] for item in reply.get("Items", []))
+            if "LastEvaluatedKey" not in reply:
+                return keys
+            kwargs["ExclusiveStartKey"] = reply["LastEvaluatedKey"]
+
+    def history(self, namespace: str, key: str, *, limit: int = 50) -> list[dict[str, Any]]:
+        reply = self._client.query(
+            TableName=self._table,
+            KeyConditionExpression="pk = :pk AND begins_with(sk, :h)",
+            ExpressionAttributeValues={":pk": self._pk(namespace, key), ":h": {"S": "hist#"}},
+            ScanIndexForward=False,
+            Limit=max(limit, 1),
+            ConsistentRead=True,
+        )
+        return [json.loads(item["v"]["S"]) for item in reply.get("Items", [])][:limit]
+
+    def claim(self, namespace: str, key: str, *, ttl_s: int | None = None) -> bool:
+        now = self._clock()
+        item: dict[str, Any] = {"pk": self._pk(namespace, key), "sk": {"S": "claim"}}
+        if ttl_s:
+            item["expires_at"] = {"N": str(int(now + ttl_s))}
+        try:
+            self._client.put_item(
+                TableName=self._table,
+                Item=item,
+                ConditionExpression="attribute_not_exists(pk) OR expires_at < :now",
+                ExpressionAttributeValues={":now": {"N": str(int(now))}},
+            )
+        except self._client.exceptions.ConditionalCheckFailedException:
+            return False
+        return True
+
+    @staticmethod
+    def create_table(client: Any, table_name: str) -> None:
+        """Create the table (tests and local tooling; Terraform owns it on AWS)."""
+        client.create_table(
+            TableName=table_name,
+            KeySchema=[
+                {"AttributeName": "pk", "KeyType": "HASH"},
+                {"AttributeName": "sk", "KeyType": "RANGE"},
+            ],
+            AttributeDefinitions=[
+                {"AttributeName": "pk", "AttributeType": "S"},
+                {"AttributeName": "sk", "AttributeType": "S"},
+            ],
+            BillingMode="PAY_PER_REQUEST",
+        )
+
+
+__all__ = ["DynamoDBStateStore", "SqliteStateStore"]

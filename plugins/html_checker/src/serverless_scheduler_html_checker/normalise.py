@@ -1,0 +1,134 @@
+"""Normaliser: page -> selected element(s) -> comparable lines -> stable hash.
+
+The parser is selectolax's lexbor backend (measured fastest; see docs/html_checker.md).
+Text extraction serialises the selected elements (lexbor's output is well-formed:
+attributes quoted, `<` in text escaped), turns block-level tag boundaries into line
+breaks, drops the remaining tags and unescapes entities. lxml is imported only when a job
+uses `xpath`, which lexbor does not support.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html as html_lib
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+_BLOCK_TAGS = (
+    "address|article|aside|blockquote|br|caption|dd|details|div|dl|dt|fieldset|figcaption|"
+    "figure|footer|form|h[1-6]|header|hr|li|main|nav|ol|option|p|pre|section|summary|"
+    "table|tbody|td|tfoot|th|thead|title|tr|ul|legend|body|html|head"
+)
+_BLOCK_RE = re.compile(rf"</?(?:{_BLOCK_TAGS})\b[^>]*>", re.I)
+_TAG_RE = re.compile(r"<[^>]*>")
+_COMMENT_RE = re.compile(r"<!--.*?-->", re.S)
+_BETWEEN_TAGS_RE = re.compile(r">\s*<")
+_DROP_TAGS = ["script", "style", "noscript", "template"]
+
+
+class SelectorError(ValueError):
+    """The selector is invalid or matched nothing (an error run, not a change)."""
+
+
+@dataclass(frozen=True)
+class Normalised:
+    """Comparable content of a page: lines, their hash, and the matched element count."""
+
+    lines: list[str]
+    content_hash: str
+    matched: int
+
+
+def content_hash(data: bytes) -> str:
+    """Stable, fast hash (BLAKE2b, 128 bits) used for raw bodies and normalised text."""
+    return hashlib.blake2b(data, digest_size=16).hexdigest()
+
+
+def html_to_lines(fragment: str) -> list[str]:
+    """Block-aware text of serialised HTML: one line per block, whitespace collapsed."""
+    fragment = _COMMENT_RE.sub("", fragment)
+    fragment = _BLOCK_RE.sub("\n", fragment)
+    text = html_lib.unescape(_TAG_RE.sub("", fragment))
+    lines = (" ".join(line.split()) for line in text.split("\n"))
+    return [line for line in lines if line]
+
+
+def pretty_html_lines(fragment: str) -> list[str]:
+    """Serialised HTML with one tag per line, for `mode=html` diffs."""
+    fragment = _BETWEEN_TAGS_RE.sub(">\n<", _COMMENT_RE.sub("", fragment))
+    lines = (line.strip() for line in fragment.split("\n"))
+    return [line for line in lines if line]
+
+
+def _css_fragments(page: str, selector: str | None) -> list[str]:
+    from selectolax.lexbor import LexborHTMLParser
+
+    tree = LexborHTMLParser(page)
+    tree.strip_tags(_DROP_TAGS)
+    if selector:
+        try:
+            nodes: Sequence[Any] = tree.css(selector)
+        except Exception as exc:  # lexbor raises ValueError/SelectolaxError variants
+            raise SelectorError(f"css_selector {selector!r} is not valid: {exc}") from None
+        return [node.html or "" for node in nodes]
+    root = tree.body or tree.root
+    return [root.html or ""] if root is not None else []
+
+
+def _xpath_fragments(page: str, expression: str) -> list[str]:
+    import lxml.etree
+    import lxml.html
+
+    try:
+        tree = lxml.html.document_fromstring(page)
+    except (lxml.etree.ParserError, ValueError):
+        return []
+    for bad in tree.xpath("//script|//style|//noscript|//template"):
+        bad.drop_tree()
+    try:
+        found = tree.xpath(expression)
+    except lxml.etree.XPathError as exc:
+        raise SelectorError(f"xpath {expression!r} is not valid: {exc}") from None
+    if not isinstance(found, list):
+        found = [found]
+    out: list[str] = []
+    for item in found:
+        if isinstance(item, lxml.etree._Element):
+            out.append(lxml.etree.tostring(item, encoding="unicode", method="html"))
+        else:
+            out.append(html_lib.escape(str(item)))
+    return out
+
+
+def normalise(
+    page: str,
+    *,
+    css_selector: str | None = None,
+    xpath: str | None = None,
+    mode: str = "text",
+    ignore: Sequence[re.Pattern[str]] = (),
+) -> Normalised:
+    """Select, convert to lines, drop ignored lines, hash.
+
+    Raises SelectorError when a selector is invalid or matches nothing.
+    """
+    fragments: list[str] = []
+    if css_selector or not xpath:
+        fragments.extend(_css_fragments(page, css_selector))
+        if css_selector and not fragments:
+            raise SelectorError(f"css_selector {css_selector!r} matched nothing on the page")
+    if xpath:
+        found = _xpath_fragments(page, xpath)
+        if not found:
+            raise SelectorError(f"xpath {xpath!r} matched nothing on the page")
+        fragments.extend(found)
+    to_lines = pretty_html_lines if mode == "html" else html_to_lines
+    lines: list[str] = []
+    for fragment in fragments:
+        lines.extend(to_lines(fragment))
+    if ignore:
+        lines = [line for line in lines if not any(p.search(line) for p in ignore)]
+    digest = content_hash("\n".join(lines).encode("utf-8"))
+    return Normalised(lines=lines, content_hash=digest, matched=len(fragments))

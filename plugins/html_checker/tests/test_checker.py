@@ -1,0 +1,293 @@
+"""The checker's consumer path against real pages on 127.0.0.1 (private networks allowed)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+from pytest_httpserver import HTTPServer
+from werkzeug import Request, Response
+
+from serverless_scheduler_common import RunContext, Settings
+from serverless_scheduler_html_checker.plugin import NAMESPACE, HTMLMonitorJob
+
+PAGE = """<!doctype html><html><head><title>Shop</title>
+<script>var now = {stamp};</script></head>
+<body><nav><a href="/">Home</a> <a href="/about">About</a></nav>
+<div id="price"><h1>Widget</h1><p>Price: <b>{price}</b> EUR</p></div>
+<div class="stock"><p>In stock: {stock}</p><p>Updated {stamp}</p></div>
+<footer>Visitors today: {visitors}</footer></body></html>"""
+
+
+def page(price: str = "10", stock: str = "yes", stamp: str = "1", visitors: str = "5") -> str:
+    return PAGE.format(price=price, stock=stock, stamp=stamp, visitors=visitors)
+
+
+def key(job: HTMLMonitorJob) -> str:
+    return f"{job.owner_id}/{job.job_id}"
+
+
+def test_first_check_records_a_baseline_without_notifying(checker: Any, pages: Any) -> None:
+    job = checker.job(pages.set("/p", page()))
+    outcome = checker.run(job)
+    assert (outcome.status, outcome.summary) == ("ok", "baseline recorded")
+    assert checker.notifier.sent == []
+    snapshot = checker.store.get(NAMESPACE, key(job))
+    assert snapshot is not None
+    assert "Price: 10 EUR" in snapshot["lines"]
+    assert checker.store.history(NAMESPACE, key(job)) == []
+
+
+def test_unchanged_page_is_ok_unchanged(checker: Any, pages: Any) -> None:
+    job = checker.job(pages.set("/p", page()))
+    checker.run(job)
+    outcome = checker.run(job)
+    assert (outcome.status, outcome.summary, outcome.detail) == ("ok", "unchanged", None)
+    assert checker.notifier.sent == []
+
+
+def test_changed_text_gives_diff_history_and_one_notification(checker: Any, pages: Any) -> None:
+    url = pages.set("/p", page(price="10"))
+    job = checker.job(url)
+    checker.run(job)
+    pages.set("/p", page(price="12"))
+    outcome = checker.run(job)
+    assert outcome.status == "changed"
+    assert outcome.summary == "changed (+1/-1 lines)"
+    assert "-Price: 10 EUR" in outcome.detail
+    assert "+Price: 12 EUR" in outcome.detail
+    [message] = checker.notifier.sent
+    assert message["urls"] == ["json://example.invalid/hook"]
+    assert url in message["body"] and "+Price: 12 EUR" in message["body"]
+    assert "+Price: 12 EUR" in message["html"] and "<pre>" in message["html"]
+    [entry] = checker.store.history(NAMESPACE, key(job))
+    assert (entry["added"], entry["removed"]) == (1, 1)
+    assert "+Price: 12 EUR" in entry["diff"]
+    assert entry["hash"] == checker.store.get(NAMESPACE, key(job))["text_hash"]
+    # and the next check of the same content is unchanged again
+    assert checker.run(job).summary == "unchanged"
+
+
+def test_markup_and_script_only_changes_are_not_changes(checker: Any, pages: Any) -> None:
+    job = checker.job(pages.set("/p", page()))
+    checker.run(job)
+    pages.set("/p", page().replace("<nav>", '<nav class="x">').replace("var now", "var later"))
+    assert checker.run(job).summary == "unchanged"
+    assert checker.notifier.sent == []
+
+
+def test_change_only_in_an_ignored_line_does_not_notify(checker: Any, pages: Any) -> None:
+    job = checker.job(
+        pages.set("/p", page(stamp="1", visitors="5")),
+        ignore_patterns=[r"^Updated \d+$", r"Visitors today: \d+"],
+    )
+    checker.run(job)
+    pages.set("/p", page(stamp="2", visitors="99"))
+    outcome = checker.run(job)
+    assert (outcome.status, outcome.summary) == ("ok", "unchanged")
+    assert checker.notifier.sent == []
+    pages.set("/p", page(stamp="3", visitors="7", stock="no"))
+    outcome = checker.run(job)
+    assert outcome.summary == "changed (+1/-1 lines)"
+    assert "Updated" not in outcome.detail and "Visitors" not in outcome.detail
+
+
+def test_selector_scopes_what_is_compared(checker: Any, pages: Any) -> None:
+    job = checker.job(pages.set("/p", page()), css_selector="#price")
+    checker.run(job)
+    pages.set("/p", page(stock="no", visitors="1000"))
+    assert checker.run(job).summary == "unchanged"
+    pages.set("/p", page(stock="no", price="9"))
+    outcome = checker.run(job)
+    assert outcome.status == "changed" and "+Price: 9 EUR" in outcome.detail
+
+
+def test_xpath_scopes_what_is_compared(checker: Any, pages: Any) -> None:
+    job = checker.job(pages.set("/p", page()), xpath="//div[@class='stock']/p[1]")
+    checker.run(job)
+    pages.set("/p", page(price="99"))
+    assert checker.run(job).summary == "unchanged"
+    pages.set("/p", page(stock="no"))
+    assert "+In stock: no" in checker.run(job).detail
+
+
+def test_selector_matching_nothing_is_an_error_not_a_change(checker: Any, pages: Any) -> None:
+    job = checker.job(pages.set("/p", page()), css_selector="#price")
+    checker.run(job)
+    pages.set("/p", "<html><body><p>redesigned</p></body></html>")
+    outcome = checker.run(job)
+    assert outcome.status == "error"
+    assert outcome.summary == "error: css_selector '#price' matched nothing on the page"
+    assert checker.notifier.sent == []
+    pages.set("/p", page())  # the element comes back unchanged: no change either
+    assert checker.run(job).summary == "unchanged"
+
+
+def test_mode_html_compares_markup(checker: Any, pages: Any) -> None:
+    job = checker.job(pages.set("/p", page()), css_selector="#price", mode="html")
+    checker.run(job)
+    pages.set("/p", page().replace("<b>10</b>", "<i>10</i>"))
+    outcome = checker.run(job)
+    assert outcome.status == "changed"
+    assert "+<p>Price: <i>10</i> EUR</p>" in outcome.detail
+
+
+def test_trigger_text_gates_notifications(checker: Any, pages: Any) -> None:
+    job = checker.job(pages.set("/p", page(stock="no")), trigger_text="In stock: YES")
+    checker.run(job)
+    pages.set("/p", page(stock="maybe"))
+    outcome = checker.run(job)
+    assert outcome.status == "changed"
+    assert checker.notifier.sent == []
+    pages.set("/p", page(stock="yes"))
+    assert checker.run(job).status == "changed"
+    assert len(checker.notifier.sent) == 1
+
+
+def test_304_short_circuits(checker: Any, pages: Any, httpserver: HTTPServer) -> None:
+    job = checker.job(pages.set("/p", page(), headers={"ETag": '"v1"'}))
+    checker.run(job)
+    assert checker.run(job).summary == "unchanged"
+    assert httpserver.log[-1][0].headers["If-None-Match"] == '"v1"'
+    assert httpserver.log[-1][1].status_code == 304
+
+
+def test_oversized_page_is_an_error(checker: Any, pages: Any) -> None:
+    checker.context.settings = Settings(allow_private_networks=True, http_max_bytes=10_000)
+    job = checker.job(pages.set("/big", "<p>" + "x" * 50_000 + "</p>"))
+    outcome = checker.run(job)
+    assert outcome.status == "error"
+    assert "larger than the limit of 10000 bytes" in outcome.summary
+
+
+def test_non_utf8_page(checker: Any, pages: Any) -> None:
+    html = "<html><body><p>Cena: 10 zł, żółw</p></body></html>"
+    job = checker.job(pages.set("/pl", html.encode("iso-8859-2"), "text/html; charset=iso-8859-2"))
+    checker.run(job)
+    assert "Cena: 10 zł, żółw" in checker.store.get(NAMESPACE, key(job))["lines"]
+    meta = '<html><head><meta charset="windows-1252"></head><body><p>café \u2013 naïve</p></body></html>'
+    job2 = checker.job(pages.set("/fr", meta.encode("cp1252"), "text/html"))
+    checker.run(job2)
+    assert "café \u2013 naïve" in checker.store.get(NAMESPACE, key(job2))["lines"]
+
+
+def test_redirect_chain_is_followed(checker: Any, pages: Any, httpserver: HTTPServer) -> None:
+    httpserver.expect_request("/old").respond_with_data("", 301, {"Location": "/older"})
+    httpserver.expect_request("/older").respond_with_data("", 302, {"Location": "/new"})
+    pages.set("/new", page())
+    job = checker.job(httpserver.url_for("/old"))
+    assert checker.run(job).summary == "baseline recorded"
+    assert "Price: 10 EUR" in checker.store.get(NAMESPACE, key(job))["lines"]
+
+
+def test_timeout_is_an_error_run(checker: Any, httpserver: HTTPServer) -> None:
+    def slow(request: Request) -> Response:
+        time.sleep(0.8)
+        return Response("late", content_type="text/html")
+
+    httpserver.expect_request("/slow").respond_with_handler(slow)
+    checker.context.settings = Settings(allow_private_networks=True, http_timeout_s=0.2)
+    outcome = checker.run(checker.job(httpserver.url_for("/slow")))
+    assert outcome.status == "error"
+    assert "timed out" in outcome.summary
+
+
+def test_binary_content_is_refused_with_a_clear_error(checker: Any, pages: Any) -> None:
+    outcome = checker.run(checker.job(pages.set("/pdf", b"%PDF-1.7\x00\x01", "application/pdf")))
+    assert outcome.status == "error"
+    assert outcome.summary.startswith("error: content type 'application/pdf' is not supported")
+    outcome = checker.run(checker.job(pages.set("/bin", b"\x00\x01\x02binary", "text/plain")))
+    assert outcome.summary == "error: the response body is binary, not a text page"
+
+
+def test_http_error_status_is_an_error_run(checker: Any, httpserver: HTTPServer) -> None:
+    httpserver.expect_request("/gone").respond_with_data("nope", status=404)
+    outcome = checker.run(checker.job(httpserver.url_for("/gone")))
+    assert (outcome.status, outcome.summary) == ("error", "error: HTTP 404")
+
+
+def test_guard_applies_to_the_checker(tmp_path: Any, pages: Any, checker: Any) -> None:
+    checker.context.settings = Settings()  # guard on: 127.0.0.1 is refused
+    outcome = checker.run(checker.job(pages.set("/p", page())))
+    assert outcome.status == "error"
+    assert "not allowed (loopback)" in outcome.summary
+    assert pages.server.log == []
+
+
+def test_history_is_bounded(checker: Any, pages: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    import serverless_scheduler_html_checker.plugin as plugin
+
+    monkeypatch.setattr(plugin, "HISTORY_KEEP", 3)
+    job = checker.job(pages.set("/p", page(price="0")), notify=[])
+    checker.run(job)
+    for price in range(1, 6):
+        pages.set("/p", page(price=str(price)))
+        assert checker.run(job).status == "changed"
+    history = checker.store.history(NAMESPACE, key(job))
+    assert all(f"+Price: {p} EUR" in h["diff"] for h, p in zip(history, (5, 4, 3), strict=True))
+
+
+def test_changing_the_selector_starts_a_new_baseline(checker: Any, pages: Any) -> None:
+    job = checker.job(pages.set("/p", page()), css_selector="#price")
+    checker.run(job)
+    job.css_selector = ".stock"
+    assert checker.run(job).summary == "baseline recorded"
+    assert checker.notifier.sent == []
+
+
+def test_duplicate_delivery_notifies_once(checker: Any, pages: Any) -> None:
+    job = checker.job(pages.set("/p", page(price="1")))
+    checker.run(job)
+    pages.set("/p", page(price="2"))
+    fired = checker.fired(job)
+    first = checker.run(job, fired)
+    second = checker.run(job, fired)
+    assert first.status == second.status == "changed"
+    assert second.detail == first.detail
+    assert len(checker.notifier.sent) == 1
+
+
+def test_failed_notification_is_retried_and_then_sent_once(checker: Any, pages: Any) -> None:
+    job = checker.job(pages.set("/p", page(price="1")))
+    checker.run(job)
+    pages.set("/p", page(price="2"))
+    fired = checker.fired(job)
+    checker.notifier.fail_next = 1
+    with pytest.raises(RuntimeError, match="notification service down"):
+        checker.run(job, fired)
+    snapshot = checker.store.get(NAMESPACE, key(job))
+    assert snapshot["pending"]["failures"] == 1
+    assert "notification service down" in snapshot["pending"]["last_error"]
+    retried = checker.run(job, fired)  # the runtime's retry of the same fire
+    assert retried.status == "changed"
+    assert len(checker.notifier.sent) == 1
+    assert "+Price: 2 EUR" in checker.notifier.sent[0]["body"]
+    checker.run(job, fired)  # a late duplicate
+    assert len(checker.notifier.sent) == 1
+
+
+def test_consumer_ignores_other_job_types(checker: Any) -> None:
+    from serverless_scheduler_common import ScheduledJob
+    from serverless_scheduler_html_checker.plugin import serverless_scheduler_handle_job
+
+    other = ScheduledJob(
+        job_type="other", name="x", schedule={"kind": "rate", "every": 1, "unit": "hours"}
+    )
+    assert (
+        serverless_scheduler_handle_job(
+            job=other,
+            fired=checker.fired(checker.job("http://x.invalid/")),
+            context=checker.context,
+        )
+        is None
+    )
+
+
+def test_missing_state_store_is_a_clear_error(checker: Any) -> None:
+    context = RunContext(settings=Settings(allow_private_networks=True))
+    job = checker.job("http://127.0.0.1:1/")
+    from serverless_scheduler_html_checker.plugin import check
+
+    with pytest.raises(RuntimeError, match="needs a StateStore"):
+        check(job, checker.fired(job), context)

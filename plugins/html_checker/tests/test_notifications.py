@@ -1,0 +1,97 @@
+"""Notifications through real apprise, posting to a local endpoint (json://)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pytest_httpserver import HTTPServer
+
+from serverless_scheduler_common import RunContext, Settings
+from serverless_scheduler_common.notify import AppriseNotifier, NotificationError
+from serverless_scheduler_common.state import SqliteStateStore
+
+
+@pytest.fixture
+def hook_server() -> Any:
+    from pytest_httpserver import HTTPServer as Server
+
+    server = Server(host="127.0.0.1", port=0)
+    server.start()
+    yield server
+    server.clear()
+    server.stop()
+
+
+def _posts(server: HTTPServer) -> list[dict[str, Any]]:
+    return [json.loads(request.get_data()) for request, _ in server.log]
+
+
+def test_change_notification_carries_the_diff(
+    tmp_path: Path, pages: Any, checker: Any, hook_server: HTTPServer
+) -> None:
+    hook_server.expect_request("/hook", method="POST").respond_with_data("ok")
+    settings = Settings(allow_private_networks=True)
+    notifier = AppriseNotifier(settings)
+    checker.context = RunContext(
+        settings=settings, state=SqliteStateStore(tmp_path / "scheduler.db"), notifier=notifier
+    )
+    notify_url = f"json://127.0.0.1:{hook_server.port}/hook"
+    url = pages.set("/p", "<html><body><p>Price: {{ 10 }} EUR</p><p>fixed</p></body></html>")
+    job = checker.job(url, notify=[notify_url])
+    checker.run(job)
+    assert hook_server.log == []  # baseline: nothing sent
+    pages.set("/p", "<html><body><p>Price: {{ 12 }} EUR</p><p>fixed</p></body></html>")
+    fired = checker.fired(job)
+    outcome = checker.run(job, fired)
+    assert outcome.summary == "changed (+1/-1 lines)"
+    [post] = _posts(hook_server)
+    assert post["title"] == "Page changed: watch"
+    assert url in post["message"]
+    # the diff arrives verbatim: user content is not treated as a template
+    assert "-Price: {{ 10 }} EUR" in post["message"]
+    assert "+Price: {{ 12 }} EUR" in post["message"]
+    # a duplicate delivery of the same fire notifies once
+    checker.run(job, fired)
+    assert len(hook_server.log) == 1
+
+
+def test_notifier_raises_when_no_url_accepts(hook_server: HTTPServer) -> None:
+    hook_server.expect_request("/hook").respond_with_data("broken", status=500)
+    notifier = AppriseNotifier(Settings(allow_private_networks=True))
+    with pytest.raises(NotificationError, match=r"notify\[0\] \(json://\) was not accepted"):
+        notifier.notify([f"json://127.0.0.1:{hook_server.port}/hook"], title="t", body="b")
+
+
+def test_one_working_url_is_enough(hook_server: HTTPServer) -> None:
+    hook_server.expect_request("/hook").respond_with_data("ok")
+    notifier = AppriseNotifier(Settings(allow_private_networks=True))
+    notifier.notify(
+        ["not a url at all", f"json://127.0.0.1:{hook_server.port}/hook"], title="t", body="b"
+    )
+    assert _posts(hook_server)[0]["message"] == "b"
+
+
+def test_private_webhook_destinations_are_refused_by_default(
+    hook_server: HTTPServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    notifier = AppriseNotifier(Settings())
+    secret_url = f"json://user:s3cretpw@127.0.0.1:{hook_server.port}/hook"
+    with pytest.raises(NotificationError, match="loopback"):
+        notifier.notify([secret_url], title="t", body="b")
+    assert hook_server.log == []
+    assert "s3cretpw" not in caplog.text
+
+
+def test_long_bodies_are_truncated(hook_server: HTTPServer) -> None:
+    hook_server.expect_request("/hook").respond_with_data("ok")
+    notifier = AppriseNotifier(Settings(allow_private_networks=True))
+    notifier.notify(
+        [f"json://127.0.0.1:{hook_server.port}/hook"], title="x" * 1000, body="y" * 100_000
+    )
+    [post] = _posts(hook_server)
+    assert len(post["message"]) <= 32 * 1024
+    assert post["message"].endswith("[truncated]")
+    assert len(post["title"]) <= 250

@@ -1,0 +1,120 @@
+"""StateStore contract, run against SQLite and DynamoDB (moto) alike."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from serverless_scheduler_common.ports import StateStore
+from serverless_scheduler_common.state import DynamoDBStateStore, SqliteStateStore
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1_700_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture(params=["sqlite", "dynamodb"])
+def store(
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    clock: FakeClock,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Iterator[StateStore]:
+    if request.param == "sqlite":
+        yield SqliteStateStore(tmp_path / "scheduler.db", clock=clock)
+        return
+    import boto3
+    from moto import mock_aws
+
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-central-1")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_ACCOUNT_ID_ENDPOINT_MODE", "disabled")
+    with mock_aws():
+        client = boto3.client("dynamodb", region_name="eu-central-1")
+        DynamoDBStateStore.create_table(client, "state")
+        yield DynamoDBStateStore(client, "state", clock=clock)
+
+
+def test_adapters_implement_the_port(store: StateStore) -> None:
+    assert isinstance(store, StateStore)
+
+
+def test_get_put_roundtrip_and_overwrite(store: StateStore) -> None:
+    assert store.get("ns", "k") is None
+    value: dict[str, Any] = {"lines": ["a", "é"], "n": 3, "f": 1.5, "nested": {"x": None}}
+    store.put("ns", "k", value)
+    assert store.get("ns", "k") == value
+    store.put("ns", "k", {"v": 2})
+    assert store.get("ns", "k") == {"v": 2}
+    assert store.get("other", "k") is None
+    assert store.get("ns", "k2") is None
+
+
+def test_history_is_newest_first_and_bounded(store: StateStore, clock: FakeClock) -> None:
+    for i in range(7):
+        store.append_history("ns", "job", {"i": i}, keep=4)  # same clock tick on purpose
+    assert store.history("ns", "job") == [{"i": 6}, {"i": 5}, {"i": 4}, {"i": 3}]
+    assert store.history("ns", "job", limit=2) == [{"i": 6}, {"i": 5}]
+    assert store.history("ns", "other") == []
+    clock.now += 10
+    store.append_history("ns", "job", {"i": 7}, keep=4)
+    assert [e["i"] for e in store.history("ns", "job")] == [7, 6, 5, 4]
+
+
+def test_claim_is_true_exactly_once(store: StateStore) -> None:
+    assert store.claim("ns", "fire-1") is True
+    assert store.claim("ns", "fire-1") is False
+    assert store.claim("ns", "fire-2") is True
+    assert store.claim("other", "fire-1") is True
+
+
+def test_claim_with_ttl_can_be_taken_again_after_expiry(
+    store: StateStore, clock: FakeClock
+) -> None:
+    assert store.claim("ns", "k", ttl_s=60) is True
+    clock.now += 30
+    assert store.claim("ns", "k", ttl_s=60) is False
+    clock.now += 31
+    assert store.claim("ns", "k", ttl_s=60) is True
+
+
+def test_sqlite_claim_is_exclusive_across_threads(tmp_path: Path) -> None:
+    store = SqliteStateStore(tmp_path / "scheduler.db")
+    results: list[bool] = []
+    lock = threading.Lock()
+    barrier = threading.Barrier(8)
+
+    def worker() -> None:
+        barrier.wait()
+        won = store.claim("ns", "same-fire")
+        with lock:
+            results.append(won)
+
+    threads = [threading.Thread(target=worker) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(results) == [False] * 7 + [True]
+
+
+def test_sqlite_state_survives_reopen(tmp_path: Path) -> None:
+    SqliteStateStore(tmp_path / "scheduler.db").put("ns", "k", {"v": 1})
+    reopened = SqliteStateStore(tmp_path / "scheduler.db")
+    assert reopened.get("ns", "k") == {"v": 1}
+    assert reopened.claim("ns", "c") is True
+    assert SqliteStateStore(tmp_path / "scheduler.db").claim("ns", "c") is False
