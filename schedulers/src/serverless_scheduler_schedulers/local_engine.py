@@ -1,0 +1,832 @@
+"""Local mode's scheduler: schedules in SQLite, a timer engine thread, a change-feed pump.
+
+* `LocalScheduleBackend` implements the `ScheduleBackend` port on a `schedules` table in
+  the local-mode SQLite file (WAL). A deleted schedule leaves a tombstone carrying its
+  version, so a stale change delivered after the delete cannot resurrect it.
+* `TimerEngine` keeps a heap of next fire times, publishes due fires through the
+  `Publisher` port (in batches through `publish_many` when the publisher has it) and
+  records last-fired times in batched writes. Missed fires (process stopped or paused)
+  follow the job's catch-up window: the newest missed fire runs once if it is inside the
+  window, otherwise it is skipped and recorded; never a burst of every missed tick.
+* `ChangeFeedPump` drains a `ChangeFeed` (the items outbox) through the sync core.
+
+Every time source is injectable (`clock`), so tests drive the engine in virtual time
+through `TimerEngine.run_due(now)`.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import json
+import logging
+import sqlite3
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import TypeAdapter, ValidationError
+
+from serverless_scheduler_common.events import JobFired
+from serverless_scheduler_common.job import ScheduledJob
+from serverless_scheduler_common.policy import JobPolicy
+from serverless_scheduler_common.ports import ChangeFeed, Clock, Publisher, ScheduleState
+from serverless_scheduler_common.registry import JobTypeRegistry
+from serverless_scheduler_common.schedule import AtSchedule, RateSchedule, Schedule
+
+from .sync import apply_changes
+from .timing import AnySchedule, jitter_offset_s, newest_at_or_before, rate_next_after
+
+log = logging.getLogger(__name__)
+
+#: Jobs per transaction in `upsert_many` (bounds memory and lock hold time).
+_CHUNK = 5000
+
+_SCHEDULE_ADAPTER: TypeAdapter[AnySchedule] = TypeAdapter(Schedule)
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS schedules (
+    owner_id       TEXT    NOT NULL,
+    job_id         TEXT    NOT NULL,
+    version        INTEGER NOT NULL,
+    enabled        INTEGER NOT NULL,
+    deleted        INTEGER NOT NULL DEFAULT 0,
+    job            TEXT    NOT NULL,
+    period_s       REAL,
+    armed_at       REAL    NOT NULL,
+    last_fire_at   REAL,
+    done           INTEGER NOT NULL DEFAULT 0,
+    missed         INTEGER NOT NULL DEFAULT 0,
+    last_missed_at REAL,
+    PRIMARY KEY (owner_id, job_id)
+)
+"""
+
+# A newer version re-arms the schedule (no catch-up of time before the edit) and clears
+# `done`; the same version (a reconciler repair) keeps both. Tombstones only yield to a
+# newer version.
+_UPSERT = """
+INSERT INTO schedules (owner_id, job_id, version, enabled, deleted, job, period_s, armed_at)
+VALUES (?, ?, ?, ?, 0, ?, ?, ?)
+ON CONFLICT (owner_id, job_id) DO UPDATE SET
+    armed_at = CASE WHEN excluded.version > schedules.version OR schedules.deleted = 1
+               THEN excluded.armed_at ELSE schedules.armed_at END,
+    done = CASE WHEN excluded.version > schedules.version THEN 0 ELSE schedules.done END,
+    version = excluded.version,
+    enabled = excluded.enabled,
+    deleted = 0,
+    job = excluded.job,
+    period_s = excluded.period_s
+WHERE schedules.deleted = 0 OR excluded.version > schedules.version
+RETURNING rowid, armed_at, last_fire_at, done
+"""
+
+
+class SystemClock:
+    """The real clock (UTC)."""
+
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+
+@dataclass(slots=True)
+class ScheduleRow:
+    """One live schedule as the engine needs it (no pydantic job object kept)."""
+
+    rowid: int
+    owner_id: str
+    job_id: str
+    version: int
+    enabled: bool
+    snapshot: dict[str, Any]
+    schedule: AnySchedule
+    policy: JobPolicy
+    period_s: float | None
+    armed_at: float
+    last_fire_at: float | None
+    done: bool
+
+
+ScheduleEvent = tuple[Literal["upsert", "delete"], tuple[str, str], ScheduleRow | None]
+
+
+def _connect(db_path: str | Path) -> sqlite3.Connection:
+    conn = sqlite3.connect(str(db_path), check_same_thread=False, isolation_level=None, timeout=30)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    conn.execute("PRAGMA busy_timeout=30000")
+    return conn
+
+
+def _row_from_snapshot(
+    rowid: int,
+    snapshot: dict[str, Any],
+    period_s: float | None,
+    armed_at: float,
+    last_fire_at: float | None,
+    done: bool,
+    *,
+    schedule: AnySchedule | None = None,
+    policy: JobPolicy | None = None,
+) -> ScheduleRow:
+    return ScheduleRow(
+        rowid=rowid,
+        owner_id=snapshot["owner_id"],
+        job_id=snapshot["job_id"],
+        version=int(snapshot.get("version", 0)),
+        enabled=bool(snapshot.get("enabled", True)),
+        snapshot=snapshot,
+        schedule=schedule or _SCHEDULE_ADAPTER.validate_python(snapshot["schedule"]),
+        policy=policy or JobPolicy.model_validate(snapshot.get("policy") or {}),
+        period_s=period_s,
+        armed_at=armed_at,
+        last_fire_at=last_fire_at,
+        done=done,
+    )
+
+
+class LocalScheduleBackend:
+    """`ScheduleBackend` on the SQLite `schedules` table; notifies subscribers of changes.
+
+    `db_path` is the local-mode database (`<data_dir>/scheduler.db`). `clock` stamps
+    when a schedule version was armed. Thread-safe: one connection behind a lock.
+    """
+
+    def __init__(self, db_path: str | Path, *, clock: Clock | None = None) -> None:
+        self._clock: Clock = clock or SystemClock()
+        self._lock = threading.RLock()
+        self._conn = _connect(db_path)
+        with self._lock:
+            self._conn.execute(_SCHEMA)
+        self._listeners: list[Callable[[ScheduleEvent], None]] = []
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    def subscribe(self, listener: Callable[[ScheduleEvent], None]) -> None:
+        """Call `listener` after every committed upsert or delete (the engine uses it)."""
+        self._listeners.append(listener)
+
+    def _emit(self, events: Sequence[ScheduleEvent]) -> None:
+        for listener in self._listeners:
+            for event in events:
+                listener(event)
+
+    # -- ScheduleBackend -----------------------------------------------------------------
+    def upsert(self, job: ScheduledJob) -> None:
+        self.upsert_many([job])
+
+    def upsert_many(self, jobs: Iterable[ScheduledJob], *, period_s: float | None = None) -> int:
+        """Create or replace many schedules in one transaction; returns how many applied.
+
+        `period_s` overrides the period of rate schedules (sub-minute periods for load
+        tests; the public `Schedule` keeps EventBridge's one-minute floor).
+        """
+        now = self._clock.now().timestamp()
+        applied = 0
+        chunk: list[ScheduledJob] = []
+        for job in jobs:
+            chunk.append(job)
+            if len(chunk) >= _CHUNK:
+                applied += self._upsert_chunk(chunk, period_s, now)
+                chunk = []
+        if chunk:
+            applied += self._upsert_chunk(chunk, period_s, now)
+        return applied
+
+    def _upsert_chunk(self, jobs: list[ScheduledJob], period_s: float | None, now: float) -> int:
+        """One transaction; subscribers hear of it after the commit."""
+        events: list[ScheduleEvent] = []
+        with self._lock:
+            cur = self._conn.cursor()
+            cur.execute("BEGIN IMMEDIATE")
+            try:
+                for job in jobs:
+                    snap = job.snapshot()
+                    period = period_s if isinstance(job.schedule, RateSchedule) else None
+                    cur.execute(
+                        _UPSERT,
+                        (
+                            job.owner_id,
+                            job.job_id,
+                            job.version,
+                            int(job.enabled),
+                            json.dumps(snap, separators=(",", ":")),
+                            period,
+                            now,
+                        ),
+                    )
+                    got = cur.fetchone()
+                    if got is None:
+                        log.info(
+                            "upsert of %s/%s v%d ignored: deleted at a newer version",
+                            job.owner_id,
+                            job.job_id,
+                            job.version,
+                        )
+                        continue
+                    rowid, armed_at, last_fire_at, done = got
+                    row = _row_from_snapshot(
+                        rowid,
+                        snap,
+                        period,
+                        armed_at,
+                        last_fire_at,
+                        bool(done),
+                        schedule=job.schedule,
+                        policy=job.policy,
+                    )
+                    events.append(("upsert", (job.owner_id, job.job_id), row))
+                cur.execute("COMMIT")
+            except BaseException:
+                cur.execute("ROLLBACK")
+                raise
+        self._emit(events)
+        return len(events)
+
+    def delete(self, owner_id: str, job_id: str) -> None:
+        with self._lock:
+            self._conn.execute(
+                "UPDATE schedules SET deleted = 1, job = '{}' "
+                "WHERE owner_id = ? AND job_id = ? AND deleted = 0",
+                (owner_id, job_id),
+            )
+        self._emit([("delete", (owner_id, job_id), None)])
+
+    def get(self, owner_id: str, job_id: str) -> ScheduleState | None:
+        with self._lock:
+            got = self._conn.execute(
+                "SELECT owner_id, job_id, version, enabled, job FROM schedules "
+                "WHERE owner_id = ? AND job_id = ? AND deleted = 0",
+                (owner_id, job_id),
+            ).fetchone()
+        return _state(got) if got else None
+
+    def list(self) -> Iterable[ScheduleState]:
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT owner_id, job_id, version, enabled, job FROM schedules WHERE deleted = 0"
+            ).fetchall()
+        return [_state(r) for r in rows]
+
+    def definition_for(self, job: ScheduledJob) -> dict[str, Any]:
+        """What `get(...).definition` holds once `job` is upserted (for the reconciler)."""
+        return dict(json.loads(json.dumps(job.snapshot())))
+
+    def is_done(self, owner_id: str, job_id: str) -> bool:
+        """True once a one-off `at` schedule has fired (or was skipped as too late)."""
+        with self._lock:
+            got = self._conn.execute(
+                "SELECT done FROM schedules WHERE owner_id = ? AND job_id = ?",
+                (owner_id, job_id),
+            ).fetchone()
+        return bool(got and got[0])
+
+    def fire_record(self, owner_id: str, job_id: str) -> dict[str, Any] | None:
+        """Bookkeeping of one schedule: last fire, missed fires, done (None: unknown)."""
+        with self._lock:
+            got = self._conn.execute(
+                "SELECT last_fire_at, missed, last_missed_at, done, deleted FROM schedules "
+                "WHERE owner_id = ? AND job_id = ?",
+                (owner_id, job_id),
+            ).fetchone()
+        if got is None:
+            return None
+        return {
+            "last_fire_at": got[0],
+            "missed": got[1],
+            "last_missed_at": got[2],
+            "done": bool(got[3]),
+            "deleted": bool(got[4]),
+        }
+
+    # -- used by the engine ----------------------------------------------------------------
+    def load_live(self) -> list[ScheduleRow]:
+        """Every enabled, not deleted, not done schedule."""
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT rowid, job, period_s, armed_at, last_fire_at, done FROM schedules "
+                "WHERE deleted = 0 AND enabled = 1 AND done = 0"
+            ).fetchall()
+        out: list[ScheduleRow] = []
+        for rowid, job, period_s, armed_at, last_fire_at, done in rows:
+            try:
+                out.append(
+                    _row_from_snapshot(
+                        rowid, json.loads(job), period_s, armed_at, last_fire_at, bool(done)
+                    )
+                )
+            except (ValueError, KeyError, ValidationError) as exc:
+                log.error("schedule row %d is unreadable, not armed: %s", rowid, exc)
+        return out
+
+    def record_fires(
+        self,
+        fired: Sequence[tuple[float, int]],
+        missed: Sequence[tuple[float, int]] = (),
+        done: Sequence[int] = (),
+    ) -> None:
+        """Batched bookkeeping: (time, rowid) of last fires and missed fires, done rowids."""
+        if not (fired or missed or done):
+            return
+        with self._lock:
+            cur = self._conn.cursor()
+            cur.execute("BEGIN")
+            try:
+                cur.executemany("UPDATE schedules SET last_fire_at = ? WHERE rowid = ?", fired)
+                cur.executemany(
+                    "UPDATE schedules SET missed = missed + 1, last_missed_at = ?, "
+                    "last_fire_at = max(coalesce(last_fire_at, 0), ?) WHERE rowid = ?",
+                    [(t, t, r) for t, r in missed],
+                )
+                cur.executemany(
+                    "UPDATE schedules SET done = 1 WHERE rowid = ?", [(r,) for r in done]
+                )
+                cur.execute("COMMIT")
+            except BaseException:
+                cur.execute("ROLLBACK")
+                raise
+
+
+def _state(row: tuple[Any, ...]) -> ScheduleState:
+    owner_id, job_id, version, enabled, job = row
+    return ScheduleState(
+        owner_id=owner_id,
+        job_id=job_id,
+        version=int(version),
+        enabled=bool(enabled),
+        definition=json.loads(job),
+    )
+
+
+_POLICIES: dict[str, dict[str, Any]] = {}
+
+
+def _intern_policy(policy: dict[str, Any]) -> dict[str, Any]:
+    """Share equal policy dicts between snapshots (most jobs use the defaults)."""
+    key = json.dumps(policy, sort_keys=True)
+    return _POLICIES.setdefault(key, policy) if len(_POLICIES) < 1024 else policy
+
+
+class _Entry:
+    """One armed schedule inside the engine."""
+
+    __slots__ = (
+        "alive",
+        "at",
+        "end_ts",
+        "key",
+        "last",
+        "offset",
+        "period",
+        "rowid",
+        "schedule",
+        "stamp_prefix",
+        "template",
+        "window",
+    )
+
+    def __init__(self, row: ScheduleRow) -> None:
+        schedule = row.schedule
+        self.key = (row.owner_id, row.job_id)
+        self.rowid = row.rowid
+        # Rate entries need only their period and end (memory: one entry per job).
+        self.schedule: AnySchedule | None = None if isinstance(schedule, RateSchedule) else schedule
+        self.alive = True
+        self.at = isinstance(schedule, AtSchedule)
+        if isinstance(schedule, RateSchedule):
+            self.period = float(row.period_s or schedule.period_s)
+        else:
+            self.period = 0.0
+        period_for_window = int(self.period) if self.period else schedule.period_s
+        self.window = float(row.policy.effective_catchup_window_s(period_for_window))
+        end_at = None if isinstance(schedule, AtSchedule) else schedule.end_at
+        self.end_ts = end_at.timestamp() if end_at else None
+        jitter = 0 if isinstance(schedule, AtSchedule) else schedule.jitter_s
+        self.offset = jitter_offset_s(row.owner_id, row.job_id, jitter)
+        self.last = row.last_fire_at
+        self.stamp_prefix = row.job_id + "@"
+        snap = row.snapshot
+        policy = snap.get("policy")
+        if isinstance(policy, dict):
+            snap["policy"] = _intern_policy(policy)
+        self.template = {
+            "job_type": snap["job_type"],
+            "job_id": row.job_id,
+            "owner_id": row.owner_id,
+            "job": snap,
+            "manual": False,
+        }
+
+    def first_due(self, row: ScheduleRow) -> float | None:
+        """First nominal fire time after what already happened (None: nothing left)."""
+        if self.at:
+            if self.last is not None:
+                return None
+            return self.schedule.at.timestamp()  # type: ignore[union-attr]
+        after = max(row.armed_at, self.last if self.last is not None else float("-inf"))
+        if self.period:
+            start_at = row.schedule.start_at  # type: ignore[union-attr]
+            created = row.snapshot.get("created_at")
+            anchor = (
+                start_at.timestamp()
+                if start_at
+                else datetime.fromisoformat(created).timestamp()
+                if isinstance(created, str)
+                else 0.0
+            )
+            first = rate_next_after(after, anchor, self.period)
+        else:
+            nxt = row.schedule.next_fire_after(datetime.fromtimestamp(after, UTC))
+            if nxt is None:
+                return None
+            first = nxt.timestamp()
+        if self.end_ts is not None and first > self.end_ts:
+            return None
+        return first
+
+    def next_after(self, nominal: float) -> float | None:
+        if self.at:
+            return None
+        if self.period:
+            nxt = nominal + self.period
+        else:
+            got = self.schedule.next_fire_after(  # type: ignore[union-attr]
+                datetime.fromtimestamp(nominal, UTC)
+            )
+            if got is None:
+                return None
+            nxt = got.timestamp()
+        if self.end_ts is not None and nxt > self.end_ts:
+            return None
+        return nxt
+
+
+_NEW = object.__new__
+_SET = object.__setattr__
+_FIELDS_SET = frozenset(JobFired.model_fields)
+
+
+def _fast_fired(template: dict[str, Any], scheduled: datetime, fire_id: str) -> JobFired:
+    """A `JobFired` from a pre-validated template, without per-fire validation."""
+    data = template.copy()
+    data["scheduled_time"] = scheduled
+    data["fire_id"] = fire_id
+    fired = _NEW(JobFired)
+    _SET(fired, "__dict__", data)
+    _SET(fired, "__pydantic_fields_set__", set(_FIELDS_SET))
+    _SET(fired, "__pydantic_extra__", None)
+    _SET(fired, "__pydantic_private__", None)
+    return fired  # type: ignore[no-any-return]
+
+
+@dataclass
+class EngineStats:
+    """Counters since the engine was created."""
+
+    fired: int = 0
+    missed: int = 0
+    coalesced: int = 0
+    publish_errors: int = 0
+
+
+class TimerEngine:
+    """Fires due schedules of a `LocalScheduleBackend` through a `Publisher`.
+
+    `start()` loads the live schedules and runs the loop in a daemon thread; `stop()`
+    ends it and flushes bookkeeping. Tests call `load()` and `run_due(now)` directly in
+    virtual time. `on_missed(owner_id, job_id, scheduled_time)` is called for every fire
+    skipped because it was older than the job's catch-up window.
+    """
+
+    def __init__(
+        self,
+        backend: LocalScheduleBackend,
+        publisher: Publisher,
+        *,
+        clock: Clock | None = None,
+        flush_interval_s: float = 1.0,
+        publish_batch: int = 1000,
+        max_sleep_s: float = 1.0,
+        on_missed: Callable[[str, str, datetime], None] | None = None,
+    ) -> None:
+        self._backend = backend
+        self._publisher = publisher
+        self._publish_many: Callable[[Sequence[JobFired]], None] | None = getattr(
+            publisher, "publish_many", None
+        )
+        self._clock = clock
+        self._flush_interval = flush_interval_s
+        self._publish_batch = publish_batch
+        self._max_sleep = max_sleep_s
+        self._on_missed = on_missed
+        self._heap: list[tuple[float, int, float, _Entry]] = []
+        self._entries: dict[tuple[str, str], _Entry] = {}
+        self._seq = itertools.count()
+        self._changes: deque[ScheduleEvent] = deque()
+        self._dirty: dict[int, float] = {}
+        self._missed: list[tuple[float, int]] = []
+        self._done: list[int] = []
+        self._stamps: dict[int, str] = {}
+        self._last_flush = time.monotonic()
+        self._loaded = False
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.stats = EngineStats()
+        backend.subscribe(self._on_change)
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    def now(self) -> float:
+        return self._clock.now().timestamp() if self._clock else time.time()
+
+    def load(self) -> int:
+        """Arm every live schedule from the backend; returns how many are armed."""
+        rows = self._backend.load_live()
+        for row in rows:
+            self._arm(row)
+        self._loaded = True
+        return len(self._entries)
+
+    def start(self) -> None:
+        if self._thread is not None:
+            return
+        if not self._loaded:
+            self.load()
+        self._stopping.clear()
+        self._thread = threading.Thread(target=self._loop, name="timer-engine", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stopping.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+        self.flush()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    @property
+    def armed(self) -> int:
+        return len(self._entries)
+
+    def next_fire_at(self, owner_id: str, job_id: str) -> datetime | None:
+        """When the job fires next (nominal time), None when not armed."""
+        entry = self._entries.get((owner_id, job_id))
+        if entry is None:
+            return None
+        best = min((n for _, _, n, e in self._heap if e is entry), default=None)
+        return datetime.fromtimestamp(best, UTC) if best is not None else None
+
+    def _loop(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                nxt = self.run_due()
+            except Exception:
+                log.exception("timer engine iteration failed")
+                nxt = None
+            now = self.now()
+            wait = self._max_sleep if nxt is None else min(max(nxt - now, 0.0), self._max_sleep)
+            if wait > 0 and not self._changes:
+                self._wake.wait(wait)
+            self._wake.clear()
+
+    # -- changes -----------------------------------------------------------------------------
+    def _on_change(self, event: ScheduleEvent) -> None:
+        self._changes.append(event)
+        self._wake.set()
+
+    def _apply_changes(self) -> None:
+        changes = self._changes
+        while changes:
+            kind, key, row = changes.popleft()
+            old = self._entries.pop(key, None)
+            if old is not None:
+                old.alive = False
+            if kind == "upsert" and row is not None:
+                if old is not None and old.last is not None:
+                    row.last_fire_at = max(row.last_fire_at or old.last, old.last)
+                if row.enabled and not row.done:
+                    self._arm(row)
+
+    def _arm(self, row: ScheduleRow) -> None:
+        entry = _Entry(row)
+        first = entry.first_due(row)
+        if first is None:
+            if entry.at and not row.done:
+                self._done.append(row.rowid)
+            return
+        self._entries[entry.key] = entry
+        heapq.heappush(self._heap, (first + entry.offset, next(self._seq), first, entry))
+
+    # -- the hot loop ------------------------------------------------------------------------
+    def run_due(self, now: float | datetime | None = None) -> float | None:
+        """Fire everything due at `now`; returns the next fire time (epoch s) or None."""
+        if isinstance(now, datetime):
+            now = now.timestamp()
+        if now is None:
+            now = self.now()
+        if not self._loaded:
+            self.load()
+        if self._changes:
+            self._apply_changes()
+        heap = self._heap
+        dirty = self._dirty
+        stamps = self._stamps
+        batch: list[JobFired] = []
+        seq = self._seq
+        heappop, heapreplace = heapq.heappop, heapq.heapreplace
+        fromts = datetime.fromtimestamp
+        utc = UTC
+        fired = 0
+        while heap and heap[0][0] <= now:
+            _, _, nominal, entry = heap[0]
+            if not entry.alive:
+                heappop(heap)
+                continue
+            nxt = entry.next_after(nominal)
+            if nxt is not None and nxt + entry.offset <= now:
+                # Behind (stopped or paused): coalesce into the newest missed fire.
+                newest = newest_at_or_before(
+                    entry.schedule,
+                    nominal,
+                    now - entry.offset,
+                    period=entry.period,
+                    end=entry.end_ts,
+                )
+                if entry.period:
+                    self.stats.coalesced += round((newest - nominal) / entry.period)
+                else:
+                    self.stats.coalesced += 1
+                nominal = newest
+                nxt = entry.next_after(nominal)
+            if now - (nominal + entry.offset) > entry.window:
+                self._record_missed(entry, nominal)
+            else:
+                second = int(nominal)
+                stamp = stamps.get(second)
+                if stamp is None:
+                    if len(stamps) > 4096:
+                        stamps.clear()
+                    stamp = stamps[second] = fromts(second, utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+                batch.append(
+                    _fast_fired(entry.template, fromts(nominal, utc), entry.stamp_prefix + stamp)
+                )
+                dirty[entry.rowid] = nominal
+                entry.last = nominal
+                fired += 1
+                if len(batch) >= self._publish_batch:
+                    self._publish(batch)
+                    batch = []
+            if nxt is None:
+                heappop(heap)
+                entry.alive = False
+                self._entries.pop(entry.key, None)
+                if entry.at:
+                    self._done.append(entry.rowid)
+            else:
+                heapreplace(heap, (nxt + entry.offset, next(seq), nxt, entry))
+        if batch:
+            self._publish(batch)
+        self.stats.fired += fired
+        if time.monotonic() - self._last_flush >= self._flush_interval:
+            self.flush()
+        while heap and not heap[0][3].alive:
+            heappop(heap)
+        return heap[0][0] if heap else None
+
+    def _record_missed(self, entry: _Entry, nominal: float) -> None:
+        self.stats.missed += 1
+        entry.last = nominal
+        self._missed.append((nominal, entry.rowid))
+        log.info(
+            "skipped missed fire of %s/%s at %s: older than the catch-up window (%ds)",
+            entry.key[0],
+            entry.key[1],
+            datetime.fromtimestamp(nominal, UTC).isoformat(),
+            entry.window,
+        )
+        if self._on_missed is not None:
+            self._on_missed(entry.key[0], entry.key[1], datetime.fromtimestamp(nominal, UTC))
+
+    def _publish(self, batch: list[JobFired]) -> None:
+        try:
+            if self._publish_many is not None:
+                self._publish_many(batch)
+            else:
+                for fired in batch:
+                    self._publisher.publish(fired)
+        except Exception:
+            self.stats.publish_errors += len(batch)
+            log.exception("publishing %d fires failed", len(batch))
+
+    def flush(self) -> None:
+        """Write pending last-fired, missed and done marks to SQLite in one transaction."""
+        self._last_flush = time.monotonic()
+        if not (self._dirty or self._missed or self._done):
+            return
+        fired = [(t, r) for r, t in self._dirty.items()]
+        missed, done = self._missed, self._done
+        self._dirty, self._missed, self._done = {}, [], []
+        try:
+            self._backend.record_fires(fired, missed, done)
+        except sqlite3.Error:
+            log.exception("recording %d fires failed; will retry", len(fired))
+            for t, r in fired:
+                self._dirty.setdefault(r, t)
+            self._missed.extend(missed)
+            self._done.extend(done)
+
+
+class ChangeFeedPump:
+    """Drains a `ChangeFeed` into a schedule backend through the sync core.
+
+    Changes are acknowledged only once applied, so a crash between the store write and
+    the sync is repaired on the next start. A change that can never apply (malformed
+    snapshot) is logged and acknowledged so it cannot block the feed; the reconciler
+    repairs whatever it would have done.
+    """
+
+    def __init__(
+        self,
+        feed: ChangeFeed,
+        backend: Any,
+        *,
+        registry: JobTypeRegistry | None = None,
+        batch_size: int = 100,
+        interval_s: float = 0.2,
+    ) -> None:
+        self._feed = feed
+        self._backend = backend
+        self._registry = registry
+        self._batch_size = batch_size
+        self._interval = interval_s
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def drain_once(self) -> int:
+        """Apply one batch; returns how many changes were acknowledged."""
+        polled = list(self._feed.poll(self._batch_size))
+        if not polled:
+            return 0
+        positions = [p for p, _ in polled]
+        result = apply_changes([c for _, c in polled], self._backend, self._registry)
+        upto = len(polled)
+        failure = result.failure
+        if failure is not None:
+            permanent = isinstance(failure.cause, (ValidationError, ValueError, KeyError))
+            upto = failure.index + 1 if permanent else failure.index
+            if permanent:
+                log.error(
+                    "change at position %d dropped: %s", positions[failure.index], failure.cause
+                )
+        if upto:
+            self._feed.ack(positions[:upto])
+        return upto
+
+    def drain(self) -> int:
+        """Apply batches until the feed is empty or a change keeps failing."""
+        total = 0
+        while True:
+            got = self.drain_once()
+            total += got
+            if got == 0:
+                return total
+
+    def start(self) -> None:
+        if self._thread is not None:
+            return
+        self._stopping.clear()
+        self._thread = threading.Thread(target=self._loop, name="change-feed-pump", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stopping.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+
+    def wake(self) -> None:
+        """Drain now (call after a job write to skip the polling delay)."""
+        self._wake.set()
+
+    def _loop(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                got = self.drain()
+            except Exception:
+                log.exception("change-feed pump iteration failed")
+                got = 0
+            if got == 0:
+                self._wake.wait(self._interval)
+                self._wake.clear()
