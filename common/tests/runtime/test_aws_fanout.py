@@ -78,12 +78,12 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
         ddb.create_table(
             TableName="runs",
             KeySchema=[
-                {"AttributeName": "job_key", "KeyType": "HASH"},
-                {"AttributeName": "run_key", "KeyType": "RANGE"},
+                {"AttributeName": "pk", "KeyType": "HASH"},
+                {"AttributeName": "sk", "KeyType": "RANGE"},
             ],
             AttributeDefinitions=[
-                {"AttributeName": "job_key", "AttributeType": "S"},
-                {"AttributeName": "run_key", "AttributeType": "S"},
+                {"AttributeName": "pk", "AttributeType": "S"},
+                {"AttributeName": "sk", "AttributeType": "S"},
             ],
             BillingMode="PAY_PER_REQUEST",
         )

@@ -6,7 +6,7 @@ service prefix it needs in `aws_service`, and calls AWS only through
 
 Tables (Terraform creates them; the names come from settings):
 
-- runs: partition `job_key` (S, `owner_id#job_id`), sort `run_key` (S,
+- runs: partition `pk` (S, `owner_id#job_id`), sort `sk` (S,
   `<started_at UTC>#<run_id>`), TTL attribute `expires_at`.
 - idempotency: partition `pk` (S), TTL attribute `expires_at`; items `done#<fire_id>`,
   `lock#<key>` (in-progress marker with expiry), `buffer#<job_key>`, `failures#<job_key>`.
@@ -114,8 +114,8 @@ class DynamoDBRunRepository:
     def record(self, owner_id: str, run: Run) -> None:
         job_key = f"{owner_id}#{run.job_id}"
         item: dict[str, Any] = {
-            "job_key": {"S": job_key},
-            "run_key": {"S": f"{_ts(run.started_at)}#{run.run_id}"},
+            "pk": {"S": job_key},
+            "sk": {"S": f"{_ts(run.started_at)}#{run.run_id}"},
             "owner_id": {"S": owner_id},
             "expires_at": {"N": str(int(time.time()) + self.ttl_s)},
             "run": {"S": run.model_dump_json()},
@@ -127,9 +127,9 @@ class DynamoDBRunRepository:
     def _trim(self, job_key: str) -> None:
         reply = self._client.query(
             TableName=self.table_name,
-            KeyConditionExpression="job_key = :k",
+            KeyConditionExpression="pk = :k",
             ExpressionAttributeValues={":k": {"S": job_key}},
-            ProjectionExpression="job_key, run_key",
+            ProjectionExpression="pk, sk",
             ScanIndexForward=False,
             Limit=self.retention + 25,
         )
@@ -142,7 +142,7 @@ class DynamoDBRunRepository:
         limit = max(1, min(int(limit), 1000))
         params: dict[str, Any] = {
             "TableName": self.table_name,
-            "KeyConditionExpression": "job_key = :k",
+            "KeyConditionExpression": "pk = :k",
             "ExpressionAttributeValues": {":k": {"S": f"{owner_id}#{job_id}"}},
             "ScanIndexForward": False,
             "Limit": limit,
@@ -164,7 +164,7 @@ def _decode_key(cursor: str) -> dict[str, Any]:
         key = json.loads(base64.urlsafe_b64decode(cursor.encode()))
     except ValueError as exc:
         raise ValueError("cursor: not a cursor returned by this API") from exc
-    if not isinstance(key, dict) or set(key) != {"job_key", "run_key"}:
+    if not isinstance(key, dict) or set(key) != {"pk", "sk"}:
         raise ValueError("cursor: not a cursor returned by this API")
     return key
 
