@@ -179,3 +179,9 @@ def make_api(tmp_path: Path, registry: JobTypeRegistry, **settings: Any) -> Api:
 @pytest.fixture
 def api(tmp_path: Path, registry: JobTypeRegistry) -> Api:
     return make_api(tmp_path, registry)
+
+
+@pytest.fixture
+def api_factory(tmp_path: Path, registry: JobTypeRegistry) -> Any:
+    """`api_factory(**settings)`: an Api with extra Settings fields."""
+    return lambda **settings: make_api(tmp_path, registry, **settings)

@@ -155,6 +155,26 @@ async def _raw_body(request: Request) -> Any:
     return _json_body(await request.body())
 
 
+def current_identity(request: Request) -> Identity:
+    """The caller, from the app's authenticator; 401 when it gives none."""
+    authenticator: Authenticator = request.app.state.authenticator
+    identity = authenticator.authenticate(request)
+    if identity is None:
+        raise HTTPException(
+            401, "missing or invalid credentials", headers={"WWW-Authenticate": "Bearer"}
+        )
+    return identity
+
+
+Caller = Annotated[Identity, Depends(current_identity)]
+Body = Annotated[Any, Depends(_raw_body)]
+JobId = Annotated[str, PathParam(pattern=JOB_ID_PATTERN, max_length=64)]
+IfMatch = Annotated[
+    str | None,
+    Header(alias="If-Match", description='ETag of the version to replace, e.g. "3".'),
+]
+
+
 def _job_components(registry: JobTypeRegistry) -> dict[str, Any]:
     """OpenAPI components for the installed job types: inputs, outputs and unions."""
     classes = [registry.get(jt) for jt in registry.known()]
@@ -245,6 +265,7 @@ def create_app(
         redoc_url=None,
         default_response_class=AsciiJSONResponse,
     )
+    app.state.authenticator = authenticator
     api = APIRouter(prefix=API_PREFIX)
 
     job_type_items = [
@@ -257,23 +278,6 @@ def create_app(
             "ui_hints": _ui_hints(plugin_manager, jt),
         }
         for jt in types.known()
-    ]
-
-    # -- auth ------------------------------------------------------------------------------
-    def current_identity(request: Request) -> Identity:
-        identity = authenticator.authenticate(request)
-        if identity is None:
-            raise HTTPException(
-                401, "missing or invalid credentials", headers={"WWW-Authenticate": "Bearer"}
-            )
-        return identity
-
-    Caller = Annotated[Identity, Depends(current_identity)]
-    Body = Annotated[Any, Depends(_raw_body)]
-    JobId = Annotated[str, PathParam(pattern=JOB_ID_PATTERN, max_length=64)]
-    IfMatch = Annotated[
-        str | None,
-        Header(alias="If-Match", description='ETag of the version to replace, e.g. "3".'),
     ]
 
     def present(snapshot: dict[str, Any]) -> dict[str, Any]:
