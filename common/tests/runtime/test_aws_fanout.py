@@ -20,15 +20,15 @@ import boto3  # noqa: E402
 from serverless_scheduler_common import Settings  # noqa: E402
 from serverless_scheduler_common.plugins import build_registry, get_plugin_manager  # noqa: E402
 from serverless_scheduler_common.runtime import lambda_consumer  # noqa: E402
-from serverless_scheduler_common.runtime.aws import (  # noqa: E402
+from serverless_scheduler_common.runtime.core import ConsumerRuntime  # noqa: E402
+from serverless_scheduler_common.runtime.dispatcher import redrive  # noqa: E402
+from serverless_scheduler_common.runtime.dynamodb import (  # noqa: E402
     DynamoDBFireLedger,
     DynamoDBJobControl,
     DynamoDBRunRepository,
-    SnsPublisher,
-    SqsDeadLetterStore,
 )
-from serverless_scheduler_common.runtime.core import ConsumerRuntime  # noqa: E402
-from serverless_scheduler_common.runtime.dispatcher import redrive  # noqa: E402
+from serverless_scheduler_common.runtime.sns import SnsPublisher  # noqa: E402
+from serverless_scheduler_common.runtime.sqs import SqsDeadLetterStore  # noqa: E402
 
 MAX_ATTEMPTS = 3
 REGION = "eu-west-1"

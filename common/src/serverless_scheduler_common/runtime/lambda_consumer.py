@@ -17,8 +17,9 @@ from typing import Any
 from ..events import JobFired
 from ..plugins import build_registry, get_plugin_manager
 from ..settings import Settings
-from .aws import DynamoDBFireLedger, DynamoDBJobControl, DynamoDBRunRepository, fired_from_body
 from .core import ConsumerRuntime
+from .dynamodb import DynamoDBFireLedger, DynamoDBJobControl, DynamoDBRunRepository
+from .sqs import fired_from_body
 
 log = logging.getLogger(__name__)
 

@@ -1,13 +1,13 @@
-"""AWS adapters of the runtime: SNS publisher, DynamoDB runs/ledger/job control, SQS DLQ.
+"""DynamoDB adapters of the runtime: run history, fire ledger, job control.
 
-Each takes its boto3 client as a constructor argument (`self._client`), declares the IAM
-service prefix it needs in `aws_service`, and calls AWS only through
-`self._client.<operation>(...)`. Nothing here imports boto3 at module import time.
+Each adapter takes its boto3 client as a constructor argument (`self._client`),
+declares the IAM service prefix it needs in `aws_service`, and calls AWS only through
+`self._client.<operation>(...)`. Nothing here imports boto3.
 
 Tables (Terraform creates them; the names come from settings):
 
-- runs: partition `pk` (S, `owner_id#job_id`), sort `sk` (S,
-  `<started_at UTC>#<run_id>`), TTL attribute `expires_at`.
+- runs: partition `pk` (S, `owner_id#job_id`), sort `sk` (S, `<started_at UTC>#<run_id>`),
+  TTL attribute `expires_at`; the run itself is the JSON attribute `run`.
 - idempotency: partition `pk` (S), TTL attribute `expires_at`; items `done#<fire_id>`,
   `lock#<key>` (in-progress marker with expiry), `buffer#<job_key>`, `failures#<job_key>`.
 - jobs: the shared jobs table (`owner_id`, `job_id`).
@@ -19,14 +19,11 @@ import base64
 import json
 import logging
 import time
-from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
-from ..events import JobFired
 from ..ports import Page
 from ..runs import Run
-from .ports import DeadLetter
 
 log = logging.getLogger(__name__)
 
@@ -46,56 +43,6 @@ def _ts(value: datetime) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-# -- SNS ------------------------------------------------------------------------------------
-class SnsPublisher:
-    """`Publisher` to the distribution topic.
-
-    The body is the `JobFired` JSON (job_type at the top level, for body filter
-    policies) and a `job_type` string message attribute (for attribute filter policies).
-    """
-
-    aws_service: ClassVar[str] = "sns"
-
-    def __init__(self, client: Any, topic_arn: str) -> None:
-        if not topic_arn:
-            raise ValueError("topic_arn: the distribution topic ARN is required")
-        self._client = client
-        self.topic_arn = topic_arn
-
-    @staticmethod
-    def _attributes(fired: JobFired) -> dict[str, Any]:
-        return {"job_type": {"DataType": "String", "StringValue": fired.job_type}}
-
-    def publish(self, fired: JobFired) -> None:
-        self._client.publish(
-            TopicArn=self.topic_arn,
-            Message=fired.model_dump_json(),
-            MessageAttributes=self._attributes(fired),
-        )
-
-    def publish_many(self, fires: Iterable[JobFired]) -> None:
-        """Publish in batches of 10; raise if SNS rejected any entry."""
-        batch = list(fires)
-        for start in range(0, len(batch), 10):
-            chunk = batch[start : start + 10]
-            reply = self._client.publish_batch(
-                TopicArn=self.topic_arn,
-                PublishBatchRequestEntries=[
-                    {
-                        "Id": str(i),
-                        "Message": fired.model_dump_json(),
-                        "MessageAttributes": self._attributes(fired),
-                    }
-                    for i, fired in enumerate(chunk)
-                ],
-            )
-            failed = reply.get("Failed") or []
-            if failed:
-                ids = ", ".join(chunk[int(f["Id"])].fire_id for f in failed)
-                raise RuntimeError(f"SNS rejected {len(failed)} fires: {ids}")
-
-
-# -- DynamoDB run history -------------------------------------------------------------------
 class DynamoDBRunRepository:
     """`RunRepository` on DynamoDB: newest first per job, trimmed to `retention`, TTL."""
 
@@ -301,77 +248,3 @@ class DynamoDBJobControl:
             return "Item" in reply  # already disabled counts as paused
         log.warning("paused job %s/%s: %s", owner_id, job_id, reason)
         return True
-
-
-# -- SQS dead-letter queue ------------------------------------------------------------------
-def fired_from_body(body: str) -> JobFired:
-    """A `JobFired` from an SQS body: raw SNS delivery or the SNS envelope."""
-    data = json.loads(body)
-    if isinstance(data, dict) and data.get("Type") == "Notification" and "Message" in data:
-        data = json.loads(data["Message"])
-    return JobFired.model_validate(data)
-
-
-class SqsDeadLetterStore:
-    """`DeadLetterStore` over a plugin's SQS dead-letter queue (for `dlq list/redrive`).
-
-    `list` receives messages with a short visibility timeout and remembers their
-    receipt handles so `remove` can delete them.
-    """
-
-    aws_service: ClassVar[str] = "sqs"
-
-    def __init__(self, client: Any, queue_url: str, *, visibility_s: int = 30) -> None:
-        if not queue_url:
-            raise ValueError("dead_letter_queue_url: the DLQ URL is required")
-        self._client = client
-        self.queue_url = queue_url
-        self.visibility_s = visibility_s
-        self._receipts: dict[str, str] = {}
-
-    def add(self, letter: DeadLetter) -> None:
-        self._client.send_message(QueueUrl=self.queue_url, MessageBody=letter.payload)
-
-    def list(self, *, limit: int = 100) -> list[DeadLetter]:
-        letters: list[DeadLetter] = []
-        seen: set[str] = set()
-        while len(letters) < limit:
-            reply = self._client.receive_message(
-                QueueUrl=self.queue_url,
-                MaxNumberOfMessages=min(10, limit - len(letters)),
-                VisibilityTimeout=self.visibility_s,
-                AttributeNames=["All"],
-                WaitTimeSeconds=0,
-            )
-            messages = [m for m in reply.get("Messages") or [] if m["MessageId"] not in seen]
-            if not messages:
-                break
-            for message in messages:
-                seen.add(message["MessageId"])
-                attrs = message.get("Attributes", {})
-                sent_ms = int(attrs.get("SentTimestamp", "0"))
-                try:
-                    fired = fired_from_body(message["Body"])
-                except ValueError as exc:
-                    log.warning("DLQ message %s is not a fire: %s", message["MessageId"], exc)
-                    continue
-                self._receipts[fired.fire_id] = message["ReceiptHandle"]
-                letters.append(
-                    DeadLetter(
-                        fire_id=fired.fire_id,
-                        job_type=fired.job_type,
-                        job_id=fired.job_id,
-                        owner_id=fired.owner_id,
-                        payload=fired.model_dump_json(),
-                        error="retries exhausted (see the run history)",
-                        attempts=int(attrs.get("ApproximateReceiveCount", "1")),
-                        dead_at=datetime.fromtimestamp(sent_ms / 1000, UTC),
-                    )
-                )
-        return letters
-
-    def remove(self, fire_id: str) -> None:
-        receipt = self._receipts.pop(fire_id, None)
-        if receipt is None:
-            raise KeyError(f"fire {fire_id} was not listed from {self.queue_url}")
-        self._client.delete_message(QueueUrl=self.queue_url, ReceiptHandle=receipt)

@@ -1,0 +1,91 @@
+"""SQS adapter of the runtime: a plugin's dead-letter queue, for `dlq list/redrive`.
+
+Each adapter takes its boto3 client as a constructor argument (`self._client`),
+declares the IAM service prefix it needs in `aws_service`, and calls AWS only through
+`self._client.<operation>(...)`. Nothing here imports boto3.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+from ..events import JobFired
+from .ports import DeadLetter
+
+log = logging.getLogger(__name__)
+
+
+def fired_from_body(body: str) -> JobFired:
+    """A `JobFired` from an SQS body: raw SNS delivery or the SNS envelope."""
+    data = json.loads(body)
+    if isinstance(data, dict) and data.get("Type") == "Notification" and "Message" in data:
+        data = json.loads(data["Message"])
+    return JobFired.model_validate(data)
+
+
+class SqsDeadLetterStore:
+    """`DeadLetterStore` over a plugin's SQS dead-letter queue (for `dlq list/redrive`).
+
+    `list` receives messages with a short visibility timeout and remembers their
+    receipt handles so `remove` can delete them.
+    """
+
+    aws_service: ClassVar[str] = "sqs"
+
+    def __init__(self, client: Any, queue_url: str, *, visibility_s: int = 30) -> None:
+        if not queue_url:
+            raise ValueError("dead_letter_queue_url: the DLQ URL is required")
+        self._client = client
+        self.queue_url = queue_url
+        self.visibility_s = visibility_s
+        self._receipts: dict[str, str] = {}
+
+    def add(self, letter: DeadLetter) -> None:
+        self._client.send_message(QueueUrl=self.queue_url, MessageBody=letter.payload)
+
+    def list(self, *, limit: int = 100) -> list[DeadLetter]:
+        letters: list[DeadLetter] = []
+        seen: set[str] = set()
+        while len(letters) < limit:
+            reply = self._client.receive_message(
+                QueueUrl=self.queue_url,
+                MaxNumberOfMessages=min(10, limit - len(letters)),
+                VisibilityTimeout=self.visibility_s,
+                AttributeNames=["All"],
+                WaitTimeSeconds=0,
+            )
+            messages = [m for m in reply.get("Messages") or [] if m["MessageId"] not in seen]
+            if not messages:
+                break
+            for message in messages:
+                seen.add(message["MessageId"])
+                attrs = message.get("Attributes", {})
+                sent_ms = int(attrs.get("SentTimestamp", "0"))
+                try:
+                    fired = fired_from_body(message["Body"])
+                except ValueError as exc:
+                    log.warning("DLQ message %s is not a fire: %s", message["MessageId"], exc)
+                    continue
+                self._receipts[fired.fire_id] = message["ReceiptHandle"]
+                letters.append(
+                    DeadLetter(
+                        fire_id=fired.fire_id,
+                        job_type=fired.job_type,
+                        job_id=fired.job_id,
+                        owner_id=fired.owner_id,
+                        payload=fired.model_dump_json(),
+                        error="retries exhausted (see the run history)",
+                        attempts=int(attrs.get("ApproximateReceiveCount", "1")),
+                        dead_at=datetime.fromtimestamp(sent_ms / 1000, UTC),
+                    )
+                )
+        return letters
+
+    def remove(self, fire_id: str) -> None:
+        receipt = self._receipts.pop(fire_id, None)
+        if receipt is None:
+            raise KeyError(f"fire {fire_id} was not listed from {self.queue_url}")
+        self._client.delete_message(QueueUrl=self.queue_url, ReceiptHandle=receipt)
