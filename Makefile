@@ -35,3 +35,16 @@ bench: env
 
 clean:
 	rm -rf .venv .tools .pytest_cache .mypy_cache .ruff_cache
+
+# checkov pins boto3 differently from the workspace, so it lives in its own venv.
+# The Terraform tests run it offline (--skip-download, BC_SKIP_MAPPING=TRUE).
+CHECKOV_VERSION := 3.3.30
+.PHONY: checkov
+.tools/checkov/bin/checkov:
+	python3 -m venv .tools/checkov
+	.tools/checkov/bin/pip install --quiet --disable-pip-version-check "checkov==$(CHECKOV_VERSION)"
+
+checkov: .tools/checkov/bin/checkov
+	BC_SKIP_MAPPING=TRUE .tools/checkov/bin/checkov -d terraform --framework terraform --skip-download --quiet --compact
+
+pytest: .tools/checkov/bin/checkov

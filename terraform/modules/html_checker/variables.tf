@@ -1,5 +1,5 @@
 variable "platform" {
-  description = "What every plugin needs from the core deployment (the deployments' local.platform)."
+  description = "What every plugin needs from the core deployment (the deployments pass their `platform` local)."
   type = object({
     name_prefix         = string
     topic_arn           = string
@@ -31,8 +31,3 @@ variable "ses_identity" {
   default     = null
 }
 
-variable "state_ttl_days" {
-  description = "Days a page snapshot or history entry is kept without being refreshed."
-  type        = number
-  default     = 365
-}

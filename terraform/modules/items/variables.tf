@@ -57,11 +57,6 @@ variable "deletion_protection" {
   default     = false
 }
 
-variable "runs_ttl_days" {
-  description = "Days a run record is kept before DynamoDB expires it."
-  type        = number
-  default     = 90
-}
 
 variable "api_throttle_rate" {
   description = "Steady-state requests per second the API accepts."

@@ -101,11 +101,6 @@ variable "max_receive_count" {
   default     = 5
 }
 
-variable "idempotency_ttl_days" {
-  description = "Days a fire's dedupe record is kept."
-  type        = number
-  default     = 7
-}
 
 variable "log_retention_days" {
   description = "Retention of the function's log group, in days."

@@ -1,5 +1,5 @@
 variable "platform" {
-  description = "What every plugin needs from the core deployment (the deployments' local.platform)."
+  description = "What every plugin needs from the core deployment (the deployments pass their `platform` local)."
   type = object({
     name_prefix         = string
     topic_arn           = string
