@@ -259,6 +259,19 @@ class LocalScheduleBackend:
             )
         self._emit([("delete", (owner_id, job_id), None)])
 
+    def delete_at_version(self, owner_id: str, job_id: str, version: int) -> None:
+        """Delete and leave a tombstone at `version` (even if nothing was scheduled yet)."""
+        now = self._clock.now().timestamp()
+        with self._lock:
+            self._conn.execute(
+                "INSERT INTO schedules (owner_id, job_id, version, enabled, deleted, job, armed_at) "
+                "VALUES (?, ?, ?, 0, 1, '{}', ?) "
+                "ON CONFLICT (owner_id, job_id) DO UPDATE SET deleted = 1, job = '{}', "
+                "version = max(schedules.version, excluded.version)",
+                (owner_id, job_id, version, now),
+            )
+        self._emit([("delete", (owner_id, job_id), None)])
+
     def get(self, owner_id: str, job_id: str) -> ScheduleState | None:
         with self._lock:
             got = self._conn.execute(

@@ -80,10 +80,14 @@ class ChangeError(Exception):
 
 def decide(change: JobChange, current_version: int | None) -> Action:
     """The operation for `change` given the version the schedule carries (None: none)."""
+    if change.kind == "remove":
+        # A remove carries the version the job had when deleted: it beats an upsert of
+        # that same version, and only a newer schedule makes it stale.
+        if current_version is not None and change.version < current_version:
+            return "stale"
+        return "delete"
     if current_version is not None and change.version <= current_version:
         return "stale"
-    if change.kind == "remove":
-        return "delete"
     assert change.new is not None  # guaranteed by JobChange's validator
     return "upsert" if change.new.get("enabled", True) else "pause"
 
@@ -97,7 +101,11 @@ def apply_change(
     state = backend.get(change.owner_id, change.job_id)
     action = decide(change, state.version if state is not None else None)
     if action == "delete":
-        backend.delete(change.owner_id, change.job_id)
+        tombstone = getattr(backend, "delete_at_version", None)
+        if tombstone is not None:  # backends that can remember deletes stay ordered
+            tombstone(change.owner_id, change.job_id, change.version)
+        else:
+            backend.delete(change.owner_id, change.job_id)
     elif action in ("upsert", "pause"):
         assert change.new is not None
         job = job_from_snapshot(change.new, registry)
@@ -111,17 +119,24 @@ def apply_change(
     return SyncResult(change.owner_id, change.job_id, change.version, action)
 
 
+def _rank(change: JobChange) -> tuple[int, bool]:
+    """Order of changes of one job: by version, a remove after an upsert of its version."""
+    return (change.version, change.kind == "remove")
+
+
 def superseded(changes: Sequence[JobChange]) -> list[bool]:
     """For each change, whether a newer change of the same job sits in the batch."""
-    newest: dict[tuple[str, str], int] = {}
+    newest: dict[tuple[str, str], tuple[int, bool]] = {}
     for change in changes:
         key = (change.owner_id, change.job_id)
-        newest[key] = max(newest.get(key, -1), change.version)
+        rank = _rank(change)
+        if key not in newest or rank > newest[key]:
+            newest[key] = rank
     out: list[bool] = []
     seen_newest: set[tuple[str, str]] = set()
     for change in changes:
         key = (change.owner_id, change.job_id)
-        if change.version < newest[key] or key in seen_newest:
+        if _rank(change) < newest[key] or key in seen_newest:
             out.append(True)
         else:
             out.append(False)

@@ -47,17 +47,18 @@ def rate_next_after(after: float, anchor: float, period: float) -> float:
 
 
 def newest_at_or_before(
-    schedule: AnySchedule, first_due: float, now: float, *, period: float = 0.0
+    schedule: AnySchedule | None,
+    first_due: float,
+    now: float,
+    *,
+    period: float = 0.0,
+    end: float | None = None,
 ) -> float:
     """The newest fire time in [first_due, now] (first_due itself when it is the only one).
 
-    `first_due` must be a fire time of the schedule with `first_due <= now`.
+    `first_due` must be a fire time of the schedule with `first_due <= now`; rate
+    schedules pass their `period` (and `end`, the end_at timestamp) instead of a schedule.
     """
-    end = (
-        schedule.end_at.timestamp()
-        if not isinstance(schedule, AtSchedule) and schedule.end_at
-        else None
-    )
     limit = min(now, end) if end is not None else now
     if limit <= first_due:
         return first_due
