@@ -1,0 +1,201 @@
+"""Fixtures of the browser tests: local mode served by uvicorn, Chromium via Playwright.
+
+The system under test is local mode (SQLite stores, dispatcher, plugins) behind the real
+FastAPI app on 127.0.0.1 and a free port; the pages the monitors watch are served by
+pytest-httpserver, which is why `allow_private_networks` is on.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from serverless_scheduler_common import Settings
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class LiveSystem:
+    """A running local-mode system: where it listens and how to call its API."""
+
+    base_url: str
+    admin_token: str
+
+    def api(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        headers = {"Authorization": f"Bearer {self.admin_token}"}
+        return httpx.request(
+            method, f"{self.base_url}/api/v1{path}", headers=headers, timeout=10, **kwargs
+        )
+
+    def wait_for_runs(self, job_id: str, count: int, timeout: float = 30.0) -> list[dict[str, Any]]:
+        deadline = time.monotonic() + timeout
+        while True:
+            runs = self.api("GET", f"/jobs/{job_id}/runs").json()["items"]
+            finished = [r for r in runs if r.get("finished_at")]
+            if len(finished) >= count:
+                return runs
+            if time.monotonic() > deadline:
+                raise AssertionError(f"job {job_id} has {len(finished)} runs, wanted {count}")
+            time.sleep(0.1)
+
+
+class _InterimSystem:
+    """Local-mode wiring used until `serverless_scheduler.local.build_local_system` exists."""
+
+    def __init__(self, settings: Settings) -> None:
+        from serverless_scheduler_common.plugins import build_registry, get_plugin_manager
+        from serverless_scheduler_common.runtime.core import ConsumerRuntime
+        from serverless_scheduler_common.runtime.dispatcher import LocalDispatcher
+        from serverless_scheduler_common.runtime.sqlite import (
+            SqliteDeadLetterStore,
+            SqliteFireLedger,
+            SqliteFireQueue,
+            SqliteRunRepository,
+        )
+        from serverless_scheduler_common.state import SqliteStateStore
+        from serverless_scheduler_items.app import create_app
+        from serverless_scheduler_items.auth import SqliteTokenStore
+        from serverless_scheduler_items.sqlite_repository import SqliteJobRepository
+
+        db = Path(settings.data_dir) / "scheduler.db"
+        pm = get_plugin_manager(settings=settings)
+        registry = build_registry(pm)
+        runs = SqliteRunRepository(db)
+        tokens = SqliteTokenStore(db)
+        self.admin_token = tokens.create("admin")
+        runtime = ConsumerRuntime(
+            settings=settings,
+            pm=pm,
+            registry=registry,
+            runs=runs,
+            ledger=SqliteFireLedger(db),
+            state=SqliteStateStore(db),
+        )
+        self._dispatcher = LocalDispatcher(runtime, SqliteFireQueue(db), SqliteDeadLetterStore(db))
+        self.app = create_app(
+            settings=settings,
+            repo=SqliteJobRepository(db),
+            runs=runs,
+            publisher=self._dispatcher,
+            authenticator=tokens,
+            registry=registry,
+            plugin_manager=pm,
+        )
+
+    def start(self) -> None:
+        self._dispatcher.start()
+
+    def stop(self) -> None:
+        self._dispatcher.stop(drain=False, timeout=5)
+
+
+@pytest.fixture(scope="module")
+def live_system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveSystem]:
+    import uvicorn
+
+    try:
+        from serverless_scheduler.local import build_local_system
+    except ImportError:
+        build_local_system = None
+
+    data_dir = tmp_path_factory.mktemp("ui-data")
+    settings = Settings(
+        data_dir=data_dir,
+        allow_private_networks=True,
+        max_attempts=1,
+        dispatcher_workers=2,
+    )
+    system = build_local_system(settings) if build_local_system else _InterimSystem(settings)
+    system.start()
+    port = _free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(system.app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
+    )
+    thread = threading.Thread(target=server.run, name="ui-test-server", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 15
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("the test server did not start")
+        time.sleep(0.02)
+    try:
+        yield LiveSystem(base_url=f"http://127.0.0.1:{port}", admin_token=system.admin_token)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        system.stop()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    if shutil.which(CHROMIUM) is None and not Path(CHROMIUM).exists():
+        message = f"{CHROMIUM} is missing: install Debian's chromium package"
+        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+            pytest.fail(message)
+        pytest.skip(message)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        instance = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield instance
+        finally:
+            instance.close()
+
+
+@pytest.fixture
+def page(browser: Any) -> Iterator[Any]:
+    context = browser.new_context(
+        viewport={"width": 1280, "height": 860}, locale="en-GB", timezone_id="UTC"
+    )
+    context.set_default_timeout(15_000)
+    pg = context.new_page()
+    pg.dialogs = []  # type: ignore[attr-defined]
+    pg.console_errors = []  # type: ignore[attr-defined]
+
+    def on_dialog(dialog: Any) -> None:
+        pg.dialogs.append(dialog.message)  # type: ignore[attr-defined]
+        dialog.dismiss()
+
+    pg.on("dialog", on_dialog)
+
+    def on_console(msg: Any) -> None:
+        # Chromium logs every 4xx answer (config.json in local mode, a rejected token);
+        # those are expected. Script errors are not.
+        if msg.type == "error" and not msg.text.startswith("Failed to load resource"):
+            pg.console_errors.append(msg.text)  # type: ignore[attr-defined]
+
+    pg.on("console", on_console)
+    pg.on("pageerror", lambda exc: pg.console_errors.append(str(exc)))  # type: ignore[attr-defined]
+    try:
+        yield pg
+    finally:
+        context.close()

@@ -1,0 +1,225 @@
+"""The web UI in Chromium against local mode: the daily loop, actions, safety, screenshots."""
+
+from __future__ import annotations
+
+import re
+import time
+from typing import Any
+
+import pytest
+from pytest_httpserver import HTTPServer
+
+from .conftest import SCREENSHOTS, LiveSystem
+
+pytestmark = pytest.mark.browser
+
+XSS = "<img src=x onerror=alert(1)>"
+
+
+def _serve_page(httpserver: HTTPServer, path: str, body: str) -> str:
+    httpserver.expect_request(path).respond_with_data(body, content_type="text/html; charset=utf-8")
+    return httpserver.url_for(path)
+
+
+def _replace_page(httpserver: HTTPServer, path: str, body: str) -> None:
+    httpserver.handlers[:] = [h for h in httpserver.handlers if h.matcher.uri != path]
+    httpserver.expect_request(path).respond_with_data(body, content_type="text/html; charset=utf-8")
+
+
+def _sign_in(page: Any, system: LiveSystem) -> None:
+    page.goto(f"{system.base_url}/#token={system.admin_token}")
+    page.wait_for_selector("#nav:not([hidden])")
+
+
+def _create_job(system: LiveSystem, **fields: Any) -> dict[str, Any]:
+    body = {"schedule": {"kind": "rate", "every": 1, "unit": "days"}, "enabled": True, **fields}
+    response = system.api("POST", "/jobs", json=body)
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+def _delete_all(system: LiveSystem) -> None:
+    for job in system.api("GET", "/jobs").json()["items"]:
+        system.api("DELETE", f"/jobs/{job['job_id']}")
+
+
+def test_sign_in_rejects_a_bad_token_and_accepts_the_admin_token(
+    page: Any, live_system: LiveSystem
+) -> None:
+    _delete_all(live_system)
+    response = page.goto(live_system.base_url + "/")
+    csp = response.headers["content-security-policy"]
+    assert "script-src 'self'" in csp and "unsafe-inline" not in csp
+    page.fill("#token", "sst_0000000000000000_" + "x" * 43)
+    page.click("#signin")
+    page.wait_for_selector("text=That token was not accepted.")
+    page.fill("#token", live_system.admin_token)
+    page.click("#signin")
+    page.wait_for_selector("text=No monitors yet")
+    assert page.evaluate("sessionStorage.getItem('scheduler.token')") == live_system.admin_token
+    assert page.console_errors == []
+
+
+def test_create_run_change_diff_pause_resume_delete(
+    page: Any, live_system: LiveSystem, httpserver: HTTPServer
+) -> None:
+    _delete_all(live_system)
+    url = _serve_page(
+        httpserver,
+        "/pricing",
+        "<html><body><h1>Pricing</h1><p>Basic plan: 10 EUR</p></body></html>",
+    )
+    _sign_in(page, live_system)
+    page.click("#empty-new")
+    page.wait_for_selector("form.job-form")
+
+    # The API's 422 details land next to the fields they name.
+    page.fill("#f-name", "Pricing page")
+    page.fill("#f-url", "not a url")
+    page.check("input[name=schedule-kind][value=cron]")
+    page.fill("#f-schedule-expression", "0 9 * *")
+    page.click("#save")
+    url_error = page.locator("[data-path=url] > .error")
+    url_error.wait_for()
+    assert url_error.inner_text().strip()
+    schedule_error = page.locator("[data-path=schedule] > .error")
+    assert "5 fields" in schedule_error.inner_text()
+
+    page.fill("#f-url", url)
+    assert page.locator("[data-path=url].invalid").count() == 0
+    page.fill("#f-schedule-expression", "0 9 * * 1-5")
+    page.fill("#f-schedule-timezone", "Europe/Warsaw")
+    assert "weekdays at 09:00 Europe/Warsaw" in page.inner_text("#schedule-preview")
+    page.check("input[name=schedule-kind][value=rate]")
+    page.fill("#f-schedule-every", "6")
+    page.select_option("#f-schedule-unit", "hours")
+    assert "every 6 hours" in page.inner_text("#schedule-preview")
+    page.screenshot(path=str(SCREENSHOTS / "form.png"), full_page=True)
+    page.click("#save")
+    page.wait_for_selector("#job-title")
+    assert page.inner_text("#job-title") == "Pricing page"
+    assert page.inner_text("#schedule-words") == "every 6 hours"
+    job_id = re.search(r"#/jobs/([^/]+)$", page.url).group(1)
+
+    # First run records the page; the second, after the page changed, shows the diff.
+    page.click("#run-now")
+    page.wait_for_selector("tr[data-status=ok]")
+    _replace_page(
+        httpserver,
+        "/pricing",
+        "<html><body><h1>Pricing</h1><p>Basic plan: 12 EUR</p><p>New: Team plan</p></body></html>",
+    )
+    page.click("#run-now")
+    page.wait_for_selector("tr[data-status=changed]")
+    added = page.locator("#diff .diff-add .code").all_inner_texts()
+    removed = page.locator("#diff .diff-del .code").all_inner_texts()
+    assert any("12 EUR" in line for line in added)
+    assert any("10 EUR" in line for line in removed)
+    assert page.locator(".chart rect.bar").count() == 2
+    page.locator("#diff").scroll_into_view_if_needed()
+    page.screenshot(path=str(SCREENSHOTS / "diff.png"), full_page=True)
+
+    # Pause and resume go through PUT and show up in the page and the API.
+    page.click("#toggle")
+    page.wait_for_selector(".job-header .pill.paused")
+    assert live_system.api("GET", f"/jobs/{job_id}").json()["enabled"] is False
+    page.click("#toggle")
+    page.wait_for_selector(".job-header .pill.active")
+    assert live_system.api("GET", f"/jobs/{job_id}").json()["enabled"] is True
+
+    # The list shows the monitor with its schedule in words and its last run.
+    _create_job(
+        live_system,
+        job_type="html_monitor_job",
+        name="Release notes",
+        url=httpserver.url_for("/notes"),
+        schedule={"kind": "cron", "expression": "0 9 * * 1-5", "timezone": "Europe/Warsaw"},
+    )
+    _create_job(
+        live_system,
+        job_type="html_monitor_job",
+        name="Status page",
+        url=httpserver.url_for("/status"),
+        enabled=False,
+        schedule={"kind": "rate", "every": 5, "unit": "minutes"},
+    )
+    page.click("a.brand")
+    page.wait_for_selector("table.jobs")
+    row = page.locator(f"tr[data-job-id='{job_id}']")
+    row.locator(".last-run .badge").wait_for()
+    assert row.locator(".last-run .badge").inner_text() == "changed"
+    assert "weekdays at 09:00 Europe/Warsaw" in page.inner_text("table.jobs")
+    assert "every 5 minutes" in page.inner_text("table.jobs")
+    page.fill("#filter", "release")
+    assert page.locator("table.jobs tbody tr:visible").count() == 1
+    page.fill("#filter", "")
+    page.click("#flash button")
+    page.screenshot(path=str(SCREENSHOTS / "list.png"), full_page=True)
+
+    # Delete asks first (an in-page dialog) and then removes the monitor.
+    page.click(f"tr[data-job-id='{job_id}'] a.job-name")
+    page.wait_for_selector("#delete")
+    page.click("#delete")
+    page.click("#confirm button[value=cancel]")
+    assert live_system.api("GET", f"/jobs/{job_id}").status_code == 200
+    page.click("#delete")
+    page.click("#confirm-ok")
+    page.wait_for_selector("table.jobs")
+    assert page.locator(f"tr[data-job-id='{job_id}']").count() == 0
+    assert live_system.api("GET", f"/jobs/{job_id}").status_code == 404
+    assert page.dialogs == []
+    assert page.console_errors == []
+
+
+def test_hostile_name_and_diff_are_shown_as_text(
+    page: Any, live_system: LiveSystem, httpserver: HTTPServer
+) -> None:
+    _delete_all(live_system)
+    url = _serve_page(httpserver, "/hostile", "<html><body><p>calm</p></body></html>")
+    job = _create_job(live_system, job_type="html_monitor_job", name=XSS, url=url, mode="html")
+    live_system.api("POST", f"/jobs/{job['job_id']}/run")
+    live_system.wait_for_runs(job["job_id"], 1)
+    _replace_page(
+        httpserver,
+        "/hostile",
+        f"<html><body><p>calm</p><p>{XSS}</p><p>&lt;script&gt;alert(2)&lt;/script&gt;</p></body></html>",
+    )
+    # A manual fire's id is the job and its second; start the second one in a new second.
+    time.sleep(1.05 - (time.time() % 1))
+    live_system.api("POST", f"/jobs/{job['job_id']}/run")
+    runs = live_system.wait_for_runs(job["job_id"], 2)
+    assert runs[0]["status"] == "changed", runs[0]
+
+    _sign_in(page, live_system)
+    page.wait_for_selector("table.jobs")
+    assert page.locator("a.job-name").inner_text() == XSS
+    page.click("a.job-name")
+    page.wait_for_selector("#diff .diff-add")
+    assert page.inner_text("#job-title") == XSS
+    added = "\n".join(page.locator("#diff .diff-add .code").all_inner_texts())
+    # mode=html keeps the markup (normalised with quoted attributes): shown as text.
+    assert '<img src="x" onerror="alert(1)">' in added
+    # Nothing the page or the name carried became an element.
+    assert page.locator("#app img").count() == 0
+    assert page.locator("#app script").count() == 0
+    page.wait_for_timeout(300)
+    assert page.dialogs == []
+
+
+def test_only_http_urls_become_links(page: Any, live_system: LiveSystem) -> None:
+    _sign_in(page, live_system)
+    result = page.evaluate(
+        """async () => {
+            const { externalLink, safeHref } = await import('/js/dom.js');
+            const bad = externalLink('javascript:alert(1)');
+            const good = externalLink('https://example.com/a');
+            return {
+              bad: [bad.tagName, bad.getAttribute('href'), bad.textContent],
+              good: [good.tagName, good.getAttribute('href')],
+              data: safeHref('data:text/html,hi'),
+            };
+        }"""
+    )
+    assert result["bad"] == ["SPAN", None, "javascript:alert(1)"]
+    assert result["good"] == ["A", "https://example.com/a"]
+    assert result["data"] is None
