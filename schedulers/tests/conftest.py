@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import random
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any, Literal
 
 import pytest
+from botocore.exceptions import ClientError
 
 from serverless_scheduler_common.events import JobChange, JobFired
 from serverless_scheduler_common.job import ScheduledJob
@@ -181,3 +183,37 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
 @pytest.fixture
 def clock() -> VirtualClock:
     return VirtualClock(datetime(2026, 3, 1, 12, 0, tzinfo=UTC))
+
+
+class FlakyClient:
+    """Wraps a scheduler client; a share of calls fail with throttling or a 500."""
+
+    def __init__(self, inner: Any, rate: float, seed: int = 7) -> None:
+        self._inner = inner
+        self._rate = rate
+        self._rng = random.Random(seed)
+        self.injected = 0
+        self.calls = 0
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self._inner, name)
+
+        def call(**kwargs: Any) -> Any:
+            self.calls += 1
+            if self._rng.random() < self._rate:
+                self.injected += 1
+                if self._rng.random() < 0.8:
+                    error = {"Code": "ThrottlingException", "Message": "Rate exceeded"}
+                    meta = {"HTTPStatusCode": 400}
+                else:
+                    error = {"Code": "InternalServerException", "Message": "oops"}
+                    meta = {"HTTPStatusCode": 500}
+                raise ClientError({"Error": error, "ResponseMetadata": meta}, name)
+            return method(**kwargs)
+
+        return call
+
+
+@pytest.fixture
+def flaky_client() -> type[FlakyClient]:
+    return FlakyClient

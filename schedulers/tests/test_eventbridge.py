@@ -142,38 +142,11 @@ def test_long_owner_round_trips_through_moto(aws: dict[str, Any], make_job: Any)
     assert [(s.owner_id, s.job_id) for s in backend.list()] == [(job.owner_id, job.job_id)]
 
 
-class FlakyClient:
-    """Wraps a scheduler client; a share of calls fail with throttling or a 500."""
-
-    def __init__(self, inner: Any, rate: float, seed: int = 7) -> None:
-        self._inner = inner
-        self._rate = rate
-        self._rng = random.Random(seed)
-        self.injected = 0
-        self.calls = 0
-
-    def __getattr__(self, name: str) -> Any:
-        method = getattr(self._inner, name)
-
-        def call(**kwargs: Any) -> Any:
-            self.calls += 1
-            if self._rng.random() < self._rate:
-                self.injected += 1
-                if self._rng.random() < 0.8:
-                    error = {"Code": "ThrottlingException", "Message": "Rate exceeded"}
-                    meta = {"HTTPStatusCode": 400}
-                else:
-                    error = {"Code": "InternalServerException", "Message": "oops"}
-                    meta = {"HTTPStatusCode": 500}
-                raise ClientError({"Error": error, "ResponseMetadata": meta}, name)
-            return method(**kwargs)
-
-        return call
-
-
-def test_throttling_is_retried_with_backoff(aws: dict[str, Any], make_job: Any) -> None:
+def test_throttling_is_retried_with_backoff(
+    aws: dict[str, Any], make_job: Any, flaky_client: Any
+) -> None:
     sleeps: list[float] = []
-    flaky = FlakyClient(aws["scheduler"], rate=0.5, seed=1)
+    flaky = flaky_client(aws["scheduler"], rate=0.5, seed=1)
     backend = _backend(aws, flaky, sleep=sleeps.append, rng=random.Random(0))
     for i in range(20):
         backend.upsert(make_job(f"j{i}"))

@@ -211,6 +211,10 @@ class EventBridgeScheduleBackend:
         """A one-off job whose time has passed: EventBridge has deleted (or never needs) it."""
         return isinstance(job.schedule, AtSchedule) and job.schedule.at <= self._clock()
 
+    def matches(self, job: ScheduledJob, state: ScheduleState) -> bool:
+        """Whether the live schedule is exactly what `upsert(job)` would write."""
+        return definitions_match(self.definition_for(job), state.definition)
+
     # -- ScheduleBackend --------------------------------------------------------------------
     def upsert(self, job: ScheduledJob) -> None:
         name = schedule_name(job.owner_id, job.job_id)

@@ -1,0 +1,73 @@
+"""Lambda entry point: DynamoDB stream of the jobs table -> EventBridge schedules.
+
+Wired once per container from `Settings` (jobs_table, schedule_group, topic_arn,
+scheduler_role_arn, scheduler_dlq_arn; malformed records go to
+`dead_letter_queue_url`, else to the queue of `scheduler_dlq_arn`).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from serverless_scheduler_common.settings import Settings
+
+from .streams import StreamSync
+
+log = logging.getLogger(__name__)
+
+_service: StreamSync | None = None
+
+
+def queue_url_from_arn(arn: str) -> str:
+    """`arn:aws:sqs:<region>:<account>:<name>` -> the queue's URL."""
+    _, partition, _, region, account, name = arn.split(":", 5)
+    domain = "amazonaws.com.cn" if partition == "aws-cn" else "amazonaws.com"
+    return f"https://sqs.{region}.{domain}/{account}/{name}"
+
+
+def _required(settings: Settings, *names: str) -> None:
+    missing = [n for n in names if not getattr(settings, n)]
+    if missing:
+        env = ", ".join(f"SCHEDULER_{n.upper()}" for n in missing)
+        raise RuntimeError(f"schedulers Lambda is missing settings: {env}")
+
+
+def build(
+    settings: Settings | None = None,
+    *,
+    scheduler_client: Any = None,
+    sqs_client: Any = None,
+) -> StreamSync:
+    """Compose the stream sync from settings; tests pass moto clients."""
+    import boto3
+
+    from .eventbridge import EventBridgeScheduleBackend
+    from .streams import SqsDeadLetterSink
+
+    settings = settings or Settings()
+    _required(settings, "schedule_group", "topic_arn", "scheduler_role_arn")
+    region = settings.aws_region
+    backend = EventBridgeScheduleBackend(
+        scheduler_client or boto3.client("scheduler", region_name=region),
+        group_name=str(settings.schedule_group),
+        topic_arn=str(settings.topic_arn),
+        role_arn=str(settings.scheduler_role_arn),
+        dlq_arn=settings.scheduler_dlq_arn,
+    )
+    dlq_url = settings.dead_letter_queue_url or (
+        queue_url_from_arn(settings.scheduler_dlq_arn) if settings.scheduler_dlq_arn else None
+    )
+    sink = None
+    if dlq_url:
+        sink = SqsDeadLetterSink(sqs_client or boto3.client("sqs", region_name=region), dlq_url)
+    return StreamSync(backend=backend, registry=None, dead_letter=sink)
+
+
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """DynamoDB stream batch -> schedules; returns `batchItemFailures` (first failure)."""
+    global _service
+    if _service is None:
+        logging.getLogger().setLevel(Settings().log_level)
+        _service = build()
+    return _service.handle(event)

@@ -1,0 +1,135 @@
+"""The reconciler: compare every job with every schedule and repair drift both ways.
+
+missing schedule -> create; orphan schedule (no job) -> delete; stale schedule (version,
+state or definition differ, e.g. edited behind the system's back) -> update. One-off
+`at` jobs whose time has passed are done, not missing (EventBridge deletes them after
+firing). Works with any `ScheduleBackend`; backends may offer `matches(job, state)` to
+compare full definitions and `is_past_at(job)` to recognise finished one-offs.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from serverless_scheduler_common.job import ScheduledJob
+from serverless_scheduler_common.ports import ScheduleBackend, ScheduleState
+from serverless_scheduler_common.registry import JobTypeRegistry
+
+from .sync import job_from_snapshot
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ReconcileReport:
+    """Counts of what the reconciler found and repaired (and the errors it met)."""
+
+    jobs: int = 0
+    schedules: int = 0
+    created: int = 0
+    updated: int = 0
+    deleted: int = 0
+    unchanged: int = 0
+    done: int = 0
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def repaired(self) -> int:
+        return self.created + self.updated + self.deleted
+
+    def as_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["repaired"] = self.repaired
+        return out
+
+
+def _matches(backend: Any, job: ScheduledJob, state: ScheduleState) -> bool:
+    if state.version != job.version or state.enabled != job.enabled:
+        return False
+    matches = getattr(backend, "matches", None)
+    if matches is not None:
+        return bool(matches(job, state))
+    definition_for = getattr(backend, "definition_for", None)
+    if definition_for is not None:
+        return bool(definition_for(job) == state.definition)
+    return True
+
+
+def reconcile(
+    jobs: Iterable[Mapping[str, Any]],
+    backend: ScheduleBackend,
+    registry: JobTypeRegistry | None = None,
+    *,
+    dry_run: bool = False,
+) -> ReconcileReport:
+    """Make `backend` hold exactly one matching schedule per job in `jobs` (snapshots)."""
+    report = ReconcileReport()
+    wanted: dict[tuple[str, str], ScheduledJob | None] = {}
+    for data in jobs:
+        report.jobs += 1
+        key = (str(data.get("owner_id", "")), str(data.get("job_id", "")))
+        try:
+            wanted[key] = job_from_snapshot(data, registry)
+        except Exception as exc:  # an unreadable job keeps its schedule; report it
+            wanted[key] = None
+            report.errors.append(f"job {key[0]}/{key[1]} is invalid: {exc}")
+
+    actual: dict[tuple[str, str], ScheduleState] = {}
+    foreign: list[ScheduleState] = []
+    for state in backend.list():
+        report.schedules += 1
+        if state.job_id:
+            actual[(state.owner_id, state.job_id)] = state
+        else:
+            foreign.append(state)
+
+    is_past_at = getattr(backend, "is_past_at", None)
+    for key, job in wanted.items():
+        state = actual.pop(key, None)
+        if job is None:
+            continue
+        try:
+            if state is None:
+                if is_past_at is not None and is_past_at(job):
+                    report.done += 1
+                    continue
+                log.warning("schedule of %s/%s is missing: creating it", *key)
+                if not dry_run:
+                    backend.upsert(job)
+                report.created += 1
+            elif _matches(backend, job, state):
+                report.unchanged += 1
+            else:
+                log.warning("schedule of %s/%s differs from the job: updating it", *key)
+                if not dry_run:
+                    backend.upsert(job)
+                report.updated += 1
+        except Exception as exc:
+            report.errors.append(f"repairing {key[0]}/{key[1]} failed: {exc}")
+
+    for owner_id, job_id in actual:
+        try:
+            log.warning("schedule of %s/%s has no job: deleting it", owner_id, job_id)
+            if not dry_run:
+                backend.delete(owner_id, job_id)
+            report.deleted += 1
+        except Exception as exc:
+            report.errors.append(f"deleting {owner_id}/{job_id} failed: {exc}")
+    delete_by_name = getattr(backend, "delete_by_name", None)
+    for state in foreign:
+        name = state.definition.get("Name")
+        if not name or delete_by_name is None:
+            report.errors.append(f"schedule {name or state!r} is not ours and cannot be mapped")
+            continue
+        try:
+            log.warning("schedule %s does not belong to any job: deleting it", name)
+            if not dry_run:
+                delete_by_name(name)
+            report.deleted += 1
+        except Exception as exc:
+            report.errors.append(f"deleting schedule {name} failed: {exc}")
+    log.info("reconcile: %s", report.as_dict())
+    return report
