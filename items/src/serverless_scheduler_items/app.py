@@ -47,6 +47,7 @@ from .job_payloads import (
     job_class,
     mask_secrets,
     parse_job,
+    require_discriminators,
     restore_secrets,
     strip_server_fields,
 )
@@ -208,6 +209,7 @@ def _job_components(registry: JobTypeRegistry) -> dict[str, Any]:
         "discriminator": {"propertyName": "job_type", "mapping": outputs},
     }
     components["JobPage"] = _page_schema("Job")
+    require_discriminators(components)
     return components
 
 

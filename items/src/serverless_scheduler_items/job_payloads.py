@@ -127,6 +127,7 @@ def input_schema(cls: type[ScheduledJob]) -> dict[str, Any]:
     """The JSON schema of what a client sends for this job type (no server fields)."""
     schema = strip_server_fields(cls.model_json_schema(mode="validation"))
     schema["required"] = sorted({*schema.get("required", []), "job_type"})
+    require_discriminators(schema.get("$defs", {}), root=schema)
     return schema
 
 
@@ -179,3 +180,28 @@ def check_storable(snapshot: dict[str, Any]) -> None:
                 for path in bad
             ]
         )
+
+
+def require_discriminators(components: dict[str, Any], root: Any = None) -> None:
+    """A discriminator property must be sent even when the model gives it a default.
+
+    (`Schedule.kind` defaults per class, so pydantic leaves it optional; the union
+    cannot be resolved without it.)
+    """
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            discriminator = node.get("discriminator")
+            if isinstance(discriminator, dict) and "propertyName" in discriminator:
+                for ref in discriminator.get("mapping", {}).values():
+                    target = components.get(str(ref).rsplit("/", 1)[1])
+                    if isinstance(target, dict):
+                        required = set(target.get("required", []))
+                        target["required"] = sorted({*required, discriminator["propertyName"]})
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(components if root is None else root)
