@@ -26,6 +26,12 @@ def _replace_page(httpserver: HTTPServer, path: str, body: str) -> None:
     httpserver.expect_request(path).respond_with_data(body, content_type="text/html; charset=utf-8")
 
 
+def _next_second() -> None:
+    """A manual fire's id is the job and the second it was asked for: start the next
+    fire in a new second, or the runtime takes it for a duplicate of the previous one."""
+    time.sleep(1.05 - (time.time() % 1))
+
+
 def _sign_in(page: Any, system: LiveSystem) -> None:
     page.goto(f"{system.base_url}/#token={system.admin_token}")
     page.wait_for_selector("#nav:not([hidden])")
@@ -109,6 +115,7 @@ def test_create_run_change_diff_pause_resume_delete(
         "/pricing",
         "<html><body><h1>Pricing</h1><p>Basic plan: 12 EUR</p><p>New: Team plan</p></body></html>",
     )
+    _next_second()
     page.click("#run-now")
     page.wait_for_selector("tr[data-status=changed]")
     added = page.locator("#diff .diff-add .code").all_inner_texts()
@@ -184,8 +191,7 @@ def test_hostile_name_and_diff_are_shown_as_text(
         "/hostile",
         f"<html><body><p>calm</p><p>{XSS}</p><p>&lt;script&gt;alert(2)&lt;/script&gt;</p></body></html>",
     )
-    # A manual fire's id is the job and its second; start the second one in a new second.
-    time.sleep(1.05 - (time.time() % 1))
+    _next_second()
     live_system.api("POST", f"/jobs/{job['job_id']}/run")
     runs = live_system.wait_for_runs(job["job_id"], 2)
     assert runs[0]["status"] == "changed", runs[0]
@@ -223,3 +229,80 @@ def test_only_http_urls_become_links(page: Any, live_system: LiveSystem) -> None
     assert result["bad"] == ["SPAN", None, "javascript:alert(1)"]
     assert result["good"] == ["A", "https://example.com/a"]
     assert result["data"] is None
+
+
+def test_schedules_in_words_and_next_run(page: Any, live_system: LiveSystem) -> None:
+    _sign_in(page, live_system)
+    result = page.evaluate(
+        """async () => {
+            const { describeSchedule, nextRun } = await import('/js/schedule.js');
+            const cron = (expression, timezone) => ({ kind: 'cron', expression, timezone });
+            const words = [
+              { kind: 'rate', every: 5, unit: 'minutes' },
+              { kind: 'rate', every: 1, unit: 'hours' },
+              cron('0 9 * * 1-5', 'Europe/Warsaw'),
+              cron('30 7 * * *', 'UTC'),
+              cron('0 18 * * 6,0', 'America/New_York'),
+              cron('*/15 * * * *', 'UTC'),
+              cron('0 8 1 * *', 'UTC'),
+            ].map(describeSchedule);
+            // Friday 2026-03-27 10:00 UTC: next weekday 09:00 Warsaw is Monday 07:00 UTC
+            // (Warsaw moves to summer time on Sunday the 29th).
+            const now = new Date('2026-03-27T10:00:00Z');
+            const job = (schedule, extra = {}) => ({ schedule, enabled: true, ...extra });
+            return {
+              words,
+              cron: nextRun(job(cron('0 9 * * 1-5', 'Europe/Warsaw')), now).toISOString(),
+              rate: nextRun(job({ kind: 'rate', every: 5, unit: 'minutes' },
+                                { created_at: '2026-03-27T09:58:00Z' }), now).toISOString(),
+              paused: nextRun(job({ kind: 'rate', every: 5, unit: 'minutes' }, { enabled: false }), now),
+              past: nextRun(job({ kind: 'at', at: '2026-03-01T00:00:00Z' }), now),
+            };
+        }"""
+    )
+    assert result["words"] == [
+        "every 5 minutes",
+        "every hour",
+        "weekdays at 09:00 Europe/Warsaw",
+        "every day at 07:30 UTC",
+        "weekends at 18:00 America/New_York",
+        "every 15 minutes",
+        "on day 1 of every month at 08:00 UTC",
+    ]
+    assert result["cron"] == "2026-03-30T07:00:00.000Z"
+    assert result["rate"] == "2026-03-27T10:03:00.000Z"
+    assert result["paused"] is None
+    assert result["past"] is None
+
+
+def test_edit_keeps_the_job_and_saves_changes(
+    page: Any, live_system: LiveSystem, httpserver: HTTPServer
+) -> None:
+    _delete_all(live_system)
+    job = _create_job(
+        live_system,
+        job_type="html_monitor_job",
+        name="Docs",
+        url=httpserver.url_for("/docs"),
+        css_selector="#main",
+        ignore_patterns=["\\d+ visitors"],
+        schedule={"kind": "cron", "expression": "0 9 * * 1-5", "timezone": "Europe/Warsaw"},
+    )
+    _sign_in(page, live_system)
+    page.goto(f"{live_system.base_url}/#/jobs/{job['job_id']}/edit")
+    page.wait_for_selector("form.job-form")
+    assert page.input_value("#f-css_selector") == "#main"
+    assert page.input_value("#f-ignore_patterns") == "\\d+ visitors"
+    assert page.input_value("#f-schedule-timezone") == "Europe/Warsaw"
+    assert page.is_disabled("#f-job_type")
+    page.fill("#f-name", "Docs home")
+    page.fill("#f-ignore_patterns", "\\d+ visitors\nupdated .*")
+    page.click("#save")
+    page.wait_for_selector("#job-title")
+    assert page.inner_text("#job-title") == "Docs home"
+    stored = live_system.api("GET", f"/jobs/{job['job_id']}").json()
+    assert stored["name"] == "Docs home"
+    assert stored["ignore_patterns"] == ["\\d+ visitors", "updated .*"]
+    assert stored["css_selector"] == "#main"
+    assert stored["schedule"]["expression"] == "0 9 * * 1-5"
+    assert stored["version"] == job["version"] + 1
