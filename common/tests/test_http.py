@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import ssl
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from pytest_httpserver import HTTPServer
@@ -252,3 +254,69 @@ def test_connection_refused_is_an_outbound_error(http: OutboundHTTP) -> None:
         port = sock.getsockname()[1]
     with pytest.raises(HTTPConnectionError, match=r"connection to 127\.0\.0\.1 failed"):
         http.request("GET", f"http://127.0.0.1:{port}/")
+
+
+def _self_signed(tmp_path: Path, name: str) -> tuple[Path, Path]:
+    """A self-signed certificate for `name` (it is its own CA), as PEM files."""
+    import datetime as dt
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_path, key_path
+
+
+@pytest.fixture
+def tls_server(tmp_path: Path) -> Iterator[tuple[HTTPServer, Path]]:
+    cert_path, key_path = _self_signed(tmp_path, "secure.invalid")
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert_path, key_path)
+    server = HTTPServer(host="127.0.0.1", port=0, ssl_context=context)
+    server.start()
+    yield server, cert_path
+    server.clear()
+    server.stop()
+
+
+def test_https_to_a_pinned_address_keeps_sni_and_certificate_name(
+    tls_server: tuple[HTTPServer, Path],
+) -> None:
+    server, ca = tls_server
+    client = OutboundHTTP(
+        Settings(allow_private_networks=True),
+        resolver=lambda host, port: ["127.0.0.1"],
+        verify=str(ca),
+    )
+    server.expect_request("/tls").respond_with_data("over tls")
+    response = client.request("GET", f"https://secure.invalid:{server.port}/tls")
+    assert response.content == b"over tls"
+    assert server.log[0][0].headers["Host"] == f"secure.invalid:{server.port}"
+    # The certificate is still checked against the name, not the pinned IP.
+    with pytest.raises(HTTPConnectionError, match="TLS error"):
+        client.request("GET", f"https://127.0.0.1:{server.port}/tls")

@@ -288,7 +288,8 @@ class OutboundHTTP:
 
     `resolver` replaces DNS resolution (tests map names to addresses with it);
     `trusted_networks` lists CIDRs the guard lets through even when private (an operator
-    allowlist for one internal host, narrower than `allow_private_networks`).
+    allowlist for one internal host, narrower than `allow_private_networks`); `verify`
+    is True (system CAs) or a CA bundle path.
     """
 
     def __init__(
@@ -299,6 +300,7 @@ class OutboundHTTP:
         trusted_networks: Iterable[str] = (),
         user_agent: str = USER_AGENT,
         pool_maxsize: int = 32,
+        verify: bool | str = True,
     ) -> None:
         self._settings = settings or Settings()
         self._resolve: Resolver = resolver or system_resolver
@@ -306,6 +308,7 @@ class OutboundHTTP:
         self._user_agent = user_agent
         session = requests.Session()
         session.trust_env = False  # a proxy from the environment would bypass pinning
+        session.verify = verify  # True, or the path of a CA bundle (private PKI, tests)
         adapter = _PinnedHostAdapter(pool_connections=16, pool_maxsize=pool_maxsize, max_retries=0)
         session.mount("http://", adapter)
         session.mount("https://", adapter)
@@ -421,7 +424,8 @@ class OutboundHTTP:
                 if response.status_code in _REDIRECT_STATUSES and "location" in response.headers:
                     if len(redirects) >= settings.http_max_redirects:
                         raise TooManyRedirectsError(
-                            f"more than {settings.http_max_redirects} redirects (last: {current})"
+                            f"more than {settings.http_max_redirects} redirects "
+                            f"(last: {_safe_url(current)})"
                         )
                     nxt = urljoin(current, response.headers["location"])
                     if method != "HEAD" and (

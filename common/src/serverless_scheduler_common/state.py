@@ -15,6 +15,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
 
+from .settings import Settings
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS plugin_state (
     namespace TEXT NOT NULL,
@@ -48,6 +50,12 @@ class SqliteStateStore:
         self._local = threading.local()
         with self._conn() as conn:
             conn.executescript(_SCHEMA)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> SqliteStateStore:
+        """The store in local mode's `<data_dir>/scheduler.db`."""
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        return cls(settings.data_dir / "scheduler.db")
 
     def _conn(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
@@ -156,6 +164,17 @@ class DynamoDBStateStore:
         self._client = client
         self._table = table_name
         self._clock = clock
+
+    @classmethod
+    def from_settings(cls, settings: Settings, client: Any = None) -> DynamoDBStateStore:
+        """The store in `SCHEDULER_STATE_TABLE`; a client is created when none is given."""
+        if not settings.state_table:
+            raise ValueError("SCHEDULER_STATE_TABLE is not set")
+        if client is None:
+            import boto3  # type: ignore[import-untyped,unused-ignore]
+
+            client = boto3.client("dynamodb", region_name=settings.aws_region)
+        return cls(client, settings.state_table)
 
     @staticmethod
     def _pk(namespace: str, key: str) -> dict[str, str]:

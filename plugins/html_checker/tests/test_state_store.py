@@ -118,3 +118,15 @@ def test_sqlite_state_survives_reopen(tmp_path: Path) -> None:
     assert reopened.get("ns", "k") == {"v": 1}
     assert reopened.claim("ns", "c") is True
     assert SqliteStateStore(tmp_path / "scheduler.db").claim("ns", "c") is False
+
+
+def test_stores_from_settings(tmp_path: Path) -> None:
+    from serverless_scheduler_common.settings import Settings
+
+    local = SqliteStateStore.from_settings(Settings(data_dir=tmp_path / "data"))
+    local.put("ns", "k", {"v": 1})
+    assert (tmp_path / "data" / "scheduler.db").exists()
+    with pytest.raises(ValueError, match="SCHEDULER_STATE_TABLE"):
+        DynamoDBStateStore.from_settings(Settings(), client=object())
+    store = DynamoDBStateStore.from_settings(Settings(state_table="t"), client=object())
+    assert store.aws_service == "dynamodb"

@@ -43,6 +43,9 @@ log = logging.getLogger(__name__)
 NAMESPACE = "html_checker"
 #: Changes kept per job in the history.
 HISTORY_KEEP = 50
+_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]{1,100}")
+_RESERVED_HEADERS = frozenset({"host", "content-length", "transfer-encoding", "connection"})
+_APPRISE_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]{0,30}://\S+$")
 #: Claims for sent notifications expire after this long (duplicates arrive within hours).
 CLAIM_TTL_S = 7 * 86_400
 
@@ -70,6 +73,31 @@ class HTMLMonitorJob(ScheduledJob):
                 re.compile(pattern)
             except re.error as exc:
                 raise ValueError(f"ignore_patterns[{i}] is not a valid regex: {exc}") from exc
+        return value
+
+    @field_validator("headers")
+    @classmethod
+    def _headers_are_sendable(cls, value: dict[str, str]) -> dict[str, str]:
+        if len(value) > 30:
+            raise ValueError("headers: at most 30 headers")
+        for name, header_value in value.items():
+            if not _HEADER_NAME.fullmatch(name):
+                raise ValueError(f"headers: {name[:40]!r} is not a valid header name")
+            if name.lower() in _RESERVED_HEADERS:
+                raise ValueError(f"headers: {name!r} is set by the checker and cannot be given")
+            if any(ch in header_value for ch in "\r\n\x00") or len(header_value) > 4096:
+                raise ValueError(
+                    f"headers[{name!r}]: value must be one line of at most 4096 characters"
+                )
+        return value
+
+    @field_validator("notify")
+    @classmethod
+    def _notify_are_apprise_urls(cls, value: list[str]) -> list[str]:
+        for i, url in enumerate(value):
+            # The URL itself is a secret: the message names the position, not the value.
+            if not _APPRISE_URL.match(url) or len(url) > 2048:
+                raise ValueError(f"notify[{i}] is not an apprise URL (scheme://...)")
         return value
 
 
