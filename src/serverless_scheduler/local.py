@@ -1,34 +1,230 @@
-"""Local mode composition root: one process serves the API and runs the scheduler."""
+"""Local mode composition root: one process runs the whole system on one machine.
+
+SQLite (one WAL file in the data directory) replaces DynamoDB, the outbox replaces the
+stream, the timer engine replaces EventBridge Scheduler and the in-process dispatcher
+replaces SNS/SQS. `build_local_system` wires the parts; `serve` runs them with uvicorn.
+"""
 
 from __future__ import annotations
 
+import json
 import logging
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
-from serverless_scheduler_common import Settings
+import pluggy
+from fastapi import FastAPI
+
+from serverless_scheduler_common import Run, Settings
+from serverless_scheduler_common.notify import AppriseNotifier
+from serverless_scheduler_common.plugins import build_registry, get_plugin_manager
+from serverless_scheduler_common.registry import JobTypeRegistry
+from serverless_scheduler_common.runtime.dispatcher import LocalDispatcher
+from serverless_scheduler_common.runtime.local import create_local_dispatcher
+from serverless_scheduler_common.runtime.sqlite import db_path_for
+from serverless_scheduler_common.state import SqliteStateStore
+from serverless_scheduler_items.app import create_app
+from serverless_scheduler_items.auth import SqliteTokenStore
+from serverless_scheduler_items.sqlite_repository import (
+    SqliteJobRepository,
+    SqliteOutboxChangeFeed,
+)
+from serverless_scheduler_schedulers.local_engine import (
+    ChangeFeedPump,
+    LocalScheduleBackend,
+    TimerEngine,
+)
 
 log = logging.getLogger(__name__)
+
+ADMIN_USER = "admin"
+
+
+@dataclass
+class LocalSystem:
+    """Every part of local mode, wired; `start()` and `stop()` run and halt them."""
+
+    settings: Settings
+    app: FastAPI
+    pm: pluggy.PluginManager
+    registry: JobTypeRegistry
+    repo: SqliteJobRepository
+    feed: SqliteOutboxChangeFeed
+    backend: LocalScheduleBackend
+    engine: TimerEngine
+    pump: ChangeFeedPump
+    dispatcher: LocalDispatcher
+    tokens: SqliteTokenStore
+    admin_token: str | None = None
+    _started: bool = field(default=False, repr=False)
+
+    def start(self) -> None:
+        """Resume from SQLite: queued fires, unapplied changes, then the timers."""
+        if self._started:
+            return
+        self.dispatcher.start()
+        applied = self.pump.drain()
+        if applied:
+            log.info("applied %d job changes left from the last run", applied)
+        self.pump.start()
+        self.engine.start()
+        self._started = True
+        log.info("local mode started: %d job types", len(self.registry))
+
+    def stop(self) -> None:
+        """Stop firing, apply what is pending, finish in-flight runs (the rest stays queued)."""
+        if not self._started:
+            return
+        self.engine.stop()
+        self.pump.stop()
+        self.dispatcher.stop(drain=True)
+        self._started = False
+        log.info("local mode stopped")
+
+
+def build_local_system(settings: Settings, *, plugins: list[object] | None = None) -> LocalSystem:
+    """Wire local mode over `<data_dir>/scheduler.db` with the installed plugins.
+
+    On the first start (no API token yet) an admin token is created and kept in
+    `admin_token` so the caller can show it once.
+    """
+    db = db_path_for(settings.data_dir)
+    pm = get_plugin_manager(settings=settings, plugins=plugins)
+    registry = build_registry(pm)
+    repo = SqliteJobRepository(db)
+    feed = SqliteOutboxChangeFeed(db)
+    dispatcher = create_local_dispatcher(
+        settings,
+        jobs=repo,
+        pm=pm,
+        registry=registry,
+        state=SqliteStateStore(db),
+        notifier=AppriseNotifier(settings),
+    )
+    runs = dispatcher.runtime.runs
+    backend = LocalScheduleBackend(db)
+
+    def record_missed(owner_id: str, job_id: str, scheduled_time: datetime) -> None:
+        now = datetime.now(UTC)
+        runs.record(
+            owner_id,
+            Run(
+                job_id=job_id,
+                fire_id=f"{job_id}@{scheduled_time.astimezone(UTC):%Y-%m-%dT%H:%M:%SZ}",
+                scheduled_time=scheduled_time,
+                started_at=now,
+                finished_at=now,
+                status="skipped",
+                summary="missed: older than the catch-up window",
+            ),
+        )
+
+    engine = TimerEngine(backend, dispatcher, on_missed=record_missed)
+    pump = ChangeFeedPump(feed, backend, registry=registry)
+    tokens = SqliteTokenStore(db)
+    admin_token = tokens.create(ADMIN_USER) if tokens.count() == 0 else None
+    app = create_app(
+        settings=settings,
+        repo=repo,
+        runs=runs,
+        publisher=dispatcher,
+        authenticator=tokens,
+        registry=registry,
+        plugin_manager=pm,
+    )
+    return LocalSystem(
+        settings=settings,
+        app=app,
+        pm=pm,
+        registry=registry,
+        repo=repo,
+        feed=feed,
+        backend=backend,
+        engine=engine,
+        pump=pump,
+        dispatcher=dispatcher,
+        tokens=tokens,
+        admin_token=admin_token,
+    )
+
+
+class JsonLogFormatter(logging.Formatter):
+    """One JSON object per line (for log shippers)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry)
+
+
+def configure_logging(settings: Settings) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    if settings.log_json:
+        handler.setFormatter(JsonLogFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(settings.log_level.upper())
 
 
 def serve(
     *, host: str | None, port: int | None, data_dir: str | None, log_json: bool = False
 ) -> int:
+    """Run local mode until Ctrl-C; in-flight runs finish, queued fires stay for next time."""
     import uvicorn
 
-    from serverless_scheduler_items.app import create_app
-
-    overrides: dict[str, object] = {}
+    overrides: dict[str, Any] = {}
     if host:
         overrides["host"] = host
     if port:
         overrides["port"] = port
     if data_dir:
         overrides["data_dir"] = Path(data_dir)
-    settings = Settings(**overrides)  # type: ignore[arg-type]
-    logging.basicConfig(
-        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    if log_json:
+        overrides["log_json"] = True
+    settings = Settings(**overrides)
+    configure_logging(settings)
+    system = build_local_system(settings)
+    url = f"http://{settings.host}:{settings.port}/"
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # uvicorn re-raises SIGINT/SIGTERM after its shutdown, so the system must stop
+        # inside the lifespan, not after `uvicorn.run` returns.
+        system.start()
+        try:
+            yield
+        finally:
+            system.stop()
+
+    system.app.router.lifespan_context = lifespan
+    if system.admin_token:
+        print(
+            f"\nServerless Scheduler is running at {url}\n"
+            f"Admin API token (shown once, keep it): {system.admin_token}\n"
+            f"Open the web UI signed in: {url}#token={system.admin_token}\n"
+            f"More tokens: serverless-scheduler token create --user NAME\n",
+            flush=True,
+        )
+    else:
+        print(f"\nServerless Scheduler is running at {url}\n", flush=True)
+    uvicorn.run(
+        system.app,
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        access_log=False,
     )
-    app = create_app(settings=settings)
-    print(f"Serverless Scheduler local mode: http://{settings.host}:{settings.port}/", flush=True)
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level="info")
     return 0
