@@ -291,3 +291,15 @@ def test_missing_state_store_is_a_clear_error(checker: Any) -> None:
 
     with pytest.raises(RuntimeError, match="needs a StateStore"):
         check(job, checker.fired(job), context)
+
+
+def test_hook_is_reached_through_the_plugin_manager(checker: Any, pages: Any) -> None:
+    from serverless_scheduler_common.plugins import build_registry, consumer_for, get_plugin_manager
+
+    pm = get_plugin_manager(settings=Settings())
+    registry = build_registry(pm)
+    job = registry.parse_job(checker.job(pages.set("/p", page())).snapshot())
+    assert isinstance(job, HTMLMonitorJob)
+    hook = consumer_for(pm, registry, "html_monitor_job")
+    outcome = hook(job=job, fired=checker.fired(job), context=checker.context)
+    assert outcome.summary == "baseline recorded"
