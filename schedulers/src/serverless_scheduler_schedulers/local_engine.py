@@ -59,12 +59,21 @@ CREATE TABLE IF NOT EXISTS schedules (
     job            TEXT    NOT NULL,
     period_s       REAL,
     armed_at       REAL    NOT NULL,
-    last_fire_at   REAL,
     done           INTEGER NOT NULL DEFAULT 0,
     missed         INTEGER NOT NULL DEFAULT 0,
     last_missed_at REAL,
     PRIMARY KEY (owner_id, job_id)
-)
+);
+-- Last fire per schedule, apart from the wide rows so batched writes touch few pages.
+CREATE TABLE IF NOT EXISTS schedule_fires (
+    id           INTEGER PRIMARY KEY,
+    last_fire_at REAL    NOT NULL
+);
+"""
+
+_RECORD_FIRE = """
+INSERT INTO schedule_fires (id, last_fire_at) VALUES (?, ?)
+ON CONFLICT (id) DO UPDATE SET last_fire_at = max(last_fire_at, excluded.last_fire_at)
 """
 
 # A newer version re-arms the schedule (no catch-up of time before the edit) and clears
@@ -83,7 +92,7 @@ ON CONFLICT (owner_id, job_id) DO UPDATE SET
     job = excluded.job,
     period_s = excluded.period_s
 WHERE schedules.deleted = 0 OR excluded.version > schedules.version
-RETURNING rowid, armed_at, last_fire_at, done
+RETURNING rowid, armed_at, done
 """
 
 
@@ -162,7 +171,7 @@ class LocalScheduleBackend:
         self._lock = threading.RLock()
         self._conn = _connect(db_path)
         with self._lock:
-            self._conn.execute(_SCHEMA)
+            self._conn.executescript(_SCHEMA)
         self._listeners: list[Callable[[ScheduleEvent], None]] = []
 
     def close(self) -> None:
@@ -231,7 +240,11 @@ class LocalScheduleBackend:
                             job.version,
                         )
                         continue
-                    rowid, armed_at, last_fire_at, done = got
+                    rowid, armed_at, done = got
+                    fire = cur.execute(
+                        "SELECT last_fire_at FROM schedule_fires WHERE id = ?", (rowid,)
+                    ).fetchone()
+                    last_fire_at = fire[0] if fire else None
                     row = _row_from_snapshot(
                         rowid,
                         snap,
@@ -305,8 +318,9 @@ class LocalScheduleBackend:
         """Bookkeeping of one schedule: last fire, missed fires, done (None: unknown)."""
         with self._lock:
             got = self._conn.execute(
-                "SELECT last_fire_at, missed, last_missed_at, done, deleted FROM schedules "
-                "WHERE owner_id = ? AND job_id = ?",
+                "SELECT f.last_fire_at, s.missed, s.last_missed_at, s.done, s.deleted "
+                "FROM schedules s LEFT JOIN schedule_fires f ON f.id = s.rowid "
+                "WHERE s.owner_id = ? AND s.job_id = ?",
                 (owner_id, job_id),
             ).fetchone()
         if got is None:
@@ -324,8 +338,9 @@ class LocalScheduleBackend:
         """Every enabled, not deleted, not done schedule."""
         with self._lock:
             rows = self._conn.execute(
-                "SELECT rowid, job, period_s, armed_at, last_fire_at, done FROM schedules "
-                "WHERE deleted = 0 AND enabled = 1 AND done = 0"
+                "SELECT s.rowid, s.job, s.period_s, s.armed_at, f.last_fire_at, s.done "
+                "FROM schedules s LEFT JOIN schedule_fires f ON f.id = s.rowid "
+                "WHERE s.deleted = 0 AND s.enabled = 1 AND s.done = 0"
             ).fetchall()
         out: list[ScheduleRow] = []
         for rowid, job, period_s, armed_at, last_fire_at, done in rows:
@@ -352,11 +367,11 @@ class LocalScheduleBackend:
             cur = self._conn.cursor()
             cur.execute("BEGIN")
             try:
-                cur.executemany("UPDATE schedules SET last_fire_at = ? WHERE rowid = ?", fired)
+                cur.executemany(_RECORD_FIRE, [(r, t) for t, r in fired])
+                cur.executemany(_RECORD_FIRE, [(r, t) for t, r in missed])
                 cur.executemany(
-                    "UPDATE schedules SET missed = missed + 1, last_missed_at = ?, "
-                    "last_fire_at = max(coalesce(last_fire_at, 0), ?) WHERE rowid = ?",
-                    [(t, t, r) for t, r in missed],
+                    "UPDATE schedules SET missed = missed + 1, last_missed_at = ? WHERE rowid = ?",
+                    missed,
                 )
                 cur.executemany(
                     "UPDATE schedules SET done = 1 WHERE rowid = ?", [(r,) for r in done]

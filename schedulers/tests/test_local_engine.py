@@ -1,0 +1,217 @@
+"""The local timer engine in virtual time: rate, cron across DST, at, pause, misfires."""
+
+from __future__ import annotations
+
+import itertools
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from serverless_scheduler_schedulers.local_engine import (
+    LocalScheduleBackend,
+    TimerEngine,
+)
+from serverless_scheduler_schedulers.sync import apply_change
+
+T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def db(tmp_path: Any) -> Any:
+    return tmp_path / "scheduler.db"
+
+
+@pytest.fixture
+def backend(db: Any, clock: Any) -> LocalScheduleBackend:
+    return LocalScheduleBackend(db, clock=clock)
+
+
+@pytest.fixture
+def engine(backend: LocalScheduleBackend, publisher: Any, clock: Any) -> TimerEngine:
+    eng = TimerEngine(backend, publisher, clock=clock)
+    eng.load()
+    return eng
+
+
+def run_until(engine: TimerEngine, clock: Any, until: datetime, step: timedelta) -> None:
+    while clock.now() < until:
+        clock.set(min(until, clock.now() + step))
+        engine.run_due(clock.now())
+
+
+def times(publisher: Any, job_id: str | None = None) -> list[datetime]:
+    return [f.scheduled_time for f in publisher.fired if job_id is None or f.job_id == job_id]
+
+
+def test_rate_fires_on_its_grid(
+    engine: Any, backend: Any, publisher: Any, clock: Any, make_job: Any
+) -> None:
+    backend.upsert(make_job())
+    engine.run_due(T0 + timedelta(minutes=4, seconds=59))
+    assert publisher.fired == []
+    run_until(engine, clock, T0 + timedelta(hours=1), timedelta(seconds=20))
+    assert times(publisher) == [T0 + timedelta(minutes=5 * k) for k in range(1, 13)]
+    fired = publisher.fired[0]
+    assert fired.fire_id == "job1@2026-03-01T12:05:00Z"
+    assert fired.job_type == "ping_job" and fired.job["url"] == "https://example.invalid/"
+    assert fired.model_dump() == type(fired).model_validate(fired.model_dump()).model_dump()
+    engine.flush()
+    record = backend.fire_record("alice", "job1")
+    assert record["last_fire_at"] == (T0 + timedelta(hours=1)).timestamp()
+
+
+def test_cron_across_dst(
+    engine: Any, backend: Any, publisher: Any, clock: Any, make_job: Any
+) -> None:
+    clock.set(datetime(2026, 3, 27, 0, 0, tzinfo=UTC))
+    cron = {"kind": "cron", "expression": "0 9 * * *", "timezone": "Europe/Warsaw"}
+    backend.upsert(make_job(schedule=cron))
+    run_until(engine, clock, datetime(2026, 3, 31, 12, 0, tzinfo=UTC), timedelta(minutes=30))
+    assert times(publisher) == [
+        datetime(2026, 3, 27, 8, 0, tzinfo=UTC),  # 09:00 CET
+        datetime(2026, 3, 28, 8, 0, tzinfo=UTC),
+        datetime(2026, 3, 29, 7, 0, tzinfo=UTC),  # 09:00 CEST after the switch
+        datetime(2026, 3, 30, 7, 0, tzinfo=UTC),
+        datetime(2026, 3, 31, 7, 0, tzinfo=UTC),
+    ]
+
+
+def test_at_fires_once_and_is_done(
+    engine: Any, backend: Any, publisher: Any, clock: Any, make_job: Any
+) -> None:
+    backend.upsert(make_job("once", schedule={"kind": "at", "at": "2026-03-01T13:30:00+01:00"}))
+    backend.upsert(make_job("late", schedule={"kind": "at", "at": "2026-03-01T09:00:00Z"}))
+    run_until(engine, clock, T0 + timedelta(hours=2), timedelta(minutes=1))
+    assert times(publisher) == [T0 + timedelta(minutes=30)]
+    engine.flush()
+    assert backend.is_done("alice", "once")
+    late = backend.fire_record("alice", "late")
+    assert late["done"] and late["missed"] == 1  # too late: skipped and recorded
+    # a restart does not fire it again
+    engine2 = TimerEngine(backend, publisher, clock=clock)
+    assert engine2.load() == 0
+
+
+def test_start_end_and_deterministic_jitter(
+    engine: Any, backend: Any, publisher: Any, clock: Any, make_job: Any
+) -> None:
+    window = {"kind": "rate", "every": 1, "unit": "minutes",
+              "start_at": "2026-03-01T12:10:00Z", "end_at": "2026-03-01T12:13:00Z"}  # fmt: skip
+    backend.upsert(make_job("w", schedule=window))
+    backend.upsert(
+        make_job("j", schedule={"kind": "rate", "every": 5, "unit": "minutes", "jitter_s": 120})
+    )
+    fired_at: list[datetime] = []
+    while clock.now() < T0 + timedelta(minutes=30):
+        clock.set(clock.now() + timedelta(seconds=1))
+        before = len(times(publisher, "j"))
+        engine.run_due(clock.now())
+        if len(times(publisher, "j")) > before:
+            fired_at.append(clock.now())
+    assert times(publisher, "w") == [T0 + timedelta(minutes=m) for m in (10, 11, 12, 13)]
+    nominal = times(publisher, "j")
+    assert nominal == [T0 + timedelta(minutes=5 * k) for k in range(1, 6)]
+    delays = {(a - n).total_seconds() for a, n in zip(fired_at, nominal, strict=True)}
+    assert len(delays) == 1 and 0 < delays.pop() <= 121  # same offset every time
+    other = TimerEngine(backend, publisher, clock=clock)  # a restart keeps the offset
+    other.load()
+    assert other._entries[("alice", "j")].offset == engine._entries[("alice", "j")].offset
+
+
+def test_pause_and_resume(
+    engine: Any,
+    backend: Any,
+    publisher: Any,
+    clock: Any,
+    make_job: Any,
+    changes: Any,
+    registry: Any,
+) -> None:
+    apply_change(changes(make_job(version=1), "insert"), backend, registry)
+    run_until(engine, clock, T0 + timedelta(minutes=10), timedelta(minutes=1))
+    assert len(publisher.fired) == 2
+    apply_change(changes(make_job(version=2, enabled=False)), backend, registry)
+    run_until(engine, clock, T0 + timedelta(minutes=42), timedelta(minutes=1))
+    assert len(publisher.fired) == 2  # paused: nothing fires, nothing is caught up later
+    apply_change(changes(make_job(version=3)), backend, registry)
+    run_until(engine, clock, T0 + timedelta(minutes=50), timedelta(minutes=1))
+    assert times(publisher)[2:] == [T0 + timedelta(minutes=45), T0 + timedelta(minutes=50)]
+
+
+@pytest.mark.parametrize("restart", [True, False], ids=["restart", "pause"])
+def test_misfire_after_one_hour_stop(
+    restart: bool, backend: Any, publisher: Any, clock: Any, make_job: Any
+) -> None:
+    missed: list[tuple[str, datetime]] = []
+    engine = TimerEngine(
+        backend, publisher, clock=clock, on_missed=lambda o, j, t: missed.append((j, t))
+    )
+    engine.load()
+    backend.upsert(make_job("coalesce"))  # every 5 min, window = one period
+    backend.upsert(make_job("strict", policy={"catchup_window_s": 10}))
+    hourly = {"kind": "cron", "expression": "0 * * * *", "timezone": "UTC"}
+    backend.upsert(make_job("hourly", schedule=hourly, policy={"catchup_window_s": 60}))
+    run_until(engine, clock, T0 + timedelta(minutes=10), timedelta(minutes=1))
+    assert len(times(publisher, "coalesce")) == 2
+    engine.flush()
+
+    clock.set(T0 + timedelta(hours=1, minutes=10, seconds=30))  # stopped for an hour
+    if restart:
+        engine = TimerEngine(
+            backend, publisher, clock=clock, on_missed=lambda o, j, t: missed.append((j, t))
+        )
+        engine.load()
+    engine.run_due(clock.now())
+    # newest missed fire (13:10) is 30 s old, inside the 5-minute window: one run
+    assert times(publisher, "coalesce")[2:] == [T0 + timedelta(hours=1, minutes=10)]
+    # 30 s is outside a 10 s window: skipped and recorded, not run
+    assert times(publisher, "strict")[2:] == []
+    # the 13:00 hourly fire is 10 minutes old: outside 60 s, skipped
+    assert times(publisher, "hourly") == []
+    assert ("strict", T0 + timedelta(hours=1, minutes=10)) in missed
+    assert ("hourly", T0 + timedelta(hours=1)) in missed
+    engine.flush()
+    assert backend.fire_record("alice", "strict")["missed"] == 1
+    clock.set(T0 + timedelta(hours=1, minutes=11))  # back on whole minutes
+    run_until(engine, clock, T0 + timedelta(hours=2), timedelta(minutes=1))
+    assert times(publisher, "coalesce")[3] == T0 + timedelta(hours=1, minutes=15)
+    assert times(publisher, "strict")[2] == T0 + timedelta(hours=1, minutes=15)
+    assert times(publisher, "hourly") == [T0 + timedelta(hours=2)]
+
+
+def test_delete_and_update_rearm(
+    engine: Any, backend: Any, publisher: Any, clock: Any, make_job: Any
+) -> None:
+    backend.upsert(make_job("a"))
+    backend.upsert(make_job("b"))
+    run_until(engine, clock, T0 + timedelta(minutes=5), timedelta(minutes=1))
+    backend.delete("alice", "a")
+    backend.upsert(
+        make_job("b", version=2, schedule={"kind": "rate", "every": 1, "unit": "minutes"})
+    )
+    run_until(engine, clock, T0 + timedelta(minutes=8), timedelta(minutes=1))
+    assert times(publisher, "a") == [T0 + timedelta(minutes=5)]
+    assert times(publisher, "b")[1:] == [T0 + timedelta(minutes=m) for m in (6, 7, 8)]
+
+
+def test_engine_thread_fires_in_real_time(db: Any, publisher: Any, make_job: Any) -> None:
+    backend = LocalScheduleBackend(db)
+    engine = TimerEngine(backend, publisher, flush_interval_s=0.1)
+    engine.start()
+    try:
+        now = datetime.now(UTC)
+        job = make_job(
+            schedule={"kind": "rate", "every": 1, "unit": "minutes", "start_at": now.isoformat()}
+        )
+        backend.upsert_many([job], period_s=0.05)
+        deadline = time.monotonic() + 5
+        while len(publisher.fired) < 5 and time.monotonic() < deadline:
+            time.sleep(0.02)
+    finally:
+        engine.stop()
+    assert len(publisher.fired) >= 5
+    stamps = [f.scheduled_time for f in publisher.fired[:5]]
+    assert all(b > a for a, b in itertools.pairwise(stamps))
+    assert backend.fire_record("alice", "job1")["last_fire_at"] is not None
