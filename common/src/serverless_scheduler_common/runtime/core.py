@@ -178,10 +178,12 @@ class ConsumerRuntime:
                 fired, started, RunOutcome(status="error", summary=summary, detail=detail)
             )
             return HandleResult("retry", run, summary)
-        self.ledger.mark_done(fired.fire_id)
         if outcome.status != "error":
             self.ledger.reset_failures(jkey)
+        # Record before marking done: a crash in between re-runs the fire (at least
+        # once) rather than leave a completed fire without its run.
         run = self._record(fired, started, outcome)
+        self.ledger.mark_done(fired.fire_id)
         return HandleResult("done", run)
 
     def _count_failure(self, job: ScheduledJob, jkey: str) -> str:
