@@ -67,64 +67,11 @@ class LiveSystem:
             time.sleep(0.1)
 
 
-class _InterimSystem:
-    """Local-mode wiring used until `serverless_scheduler.local.build_local_system` exists."""
-
-    def __init__(self, settings: Settings) -> None:
-        from serverless_scheduler_common.plugins import build_registry, get_plugin_manager
-        from serverless_scheduler_common.runtime.core import ConsumerRuntime
-        from serverless_scheduler_common.runtime.dispatcher import LocalDispatcher
-        from serverless_scheduler_common.runtime.sqlite import (
-            SqliteDeadLetterStore,
-            SqliteFireLedger,
-            SqliteFireQueue,
-            SqliteRunRepository,
-        )
-        from serverless_scheduler_common.state import SqliteStateStore
-        from serverless_scheduler_items.app import create_app
-        from serverless_scheduler_items.auth import SqliteTokenStore
-        from serverless_scheduler_items.sqlite_repository import SqliteJobRepository
-
-        db = Path(settings.data_dir) / "scheduler.db"
-        pm = get_plugin_manager(settings=settings)
-        registry = build_registry(pm)
-        runs = SqliteRunRepository(db)
-        tokens = SqliteTokenStore(db)
-        self.admin_token = tokens.create("admin")
-        runtime = ConsumerRuntime(
-            settings=settings,
-            pm=pm,
-            registry=registry,
-            runs=runs,
-            ledger=SqliteFireLedger(db),
-            state=SqliteStateStore(db),
-        )
-        self._dispatcher = LocalDispatcher(runtime, SqliteFireQueue(db), SqliteDeadLetterStore(db))
-        self.app = create_app(
-            settings=settings,
-            repo=SqliteJobRepository(db),
-            runs=runs,
-            publisher=self._dispatcher,
-            authenticator=tokens,
-            registry=registry,
-            plugin_manager=pm,
-        )
-
-    def start(self) -> None:
-        self._dispatcher.start()
-
-    def stop(self) -> None:
-        self._dispatcher.stop(drain=False, timeout=5)
-
-
 @pytest.fixture(scope="module")
 def live_system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveSystem]:
     import uvicorn
 
-    try:
-        from serverless_scheduler.local import build_local_system
-    except ImportError:
-        build_local_system = None
+    from serverless_scheduler.local import build_local_system
 
     data_dir = tmp_path_factory.mktemp("ui-data")
     settings = Settings(
@@ -133,7 +80,8 @@ def live_system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveSystem
         max_attempts=1,
         dispatcher_workers=2,
     )
-    system = build_local_system(settings) if build_local_system else _InterimSystem(settings)
+    system = build_local_system(settings)
+    assert system.admin_token, "a fresh data directory gets an admin token"
     system.start()
     port = _free_port()
     server = uvicorn.Server(
