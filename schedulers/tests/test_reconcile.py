@@ -1,0 +1,226 @@
+"""Reconciler and fault tests: crash between store write and sync, drift behind our back."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from serverless_scheduler_common.events import JobChange
+from serverless_scheduler_common.settings import Settings
+from serverless_scheduler_schedulers import lambda_reconcile
+from serverless_scheduler_schedulers.eventbridge import EventBridgeScheduleBackend, schedule_name
+from serverless_scheduler_schedulers.local_engine import ChangeFeedPump, LocalScheduleBackend
+from serverless_scheduler_schedulers.reconcile import reconcile
+
+
+def _eb(aws: dict[str, Any]) -> EventBridgeScheduleBackend:
+    return EventBridgeScheduleBackend(
+        aws["scheduler"],
+        group_name=aws["group_name"],
+        topic_arn=aws["topic_arn"],
+        role_arn=aws["role_arn"],
+        dlq_arn=aws["dlq_arn"],
+    )
+
+
+def test_eventbridge_drift_behind_our_back_is_repaired(
+    aws: dict[str, Any], make_job: Any, registry: Any
+) -> None:
+    """Fault (d) on AWS: deleted, altered, orphaned and foreign schedules."""
+    backend = _eb(aws)
+    jobs = [make_job(f"j{i}") for i in range(4)]
+    for job in [*jobs, make_job("gone")]:
+        backend.upsert(job)
+    client, group = aws["scheduler"], aws["group_name"]
+    client.delete_schedule(Name=schedule_name("alice", "j0"), GroupName=group)
+    altered = client.get_schedule(Name=schedule_name("alice", "j1"), GroupName=group)
+    client.update_schedule(
+        Name=altered["Name"],
+        GroupName=group,
+        ScheduleExpression="rate(1 hours)",
+        FlexibleTimeWindow={"Mode": "OFF"},
+        Target={"Arn": aws["topic_arn"], "RoleArn": aws["role_arn"], "Input": "{}"},
+        Description=altered["Description"],
+    )
+    client.update_schedule(  # paused by hand
+        **{
+            k: v
+            for k, v in client.get_schedule(
+                Name=schedule_name("alice", "j2"), GroupName=group
+            ).items()
+            if k
+            in (
+                "Name",
+                "GroupName",
+                "ScheduleExpression",
+                "FlexibleTimeWindow",
+                "Target",
+                "Description",
+            )
+        },
+        State="DISABLED",
+    )
+    client.create_schedule(
+        Name="made-by-hand",
+        GroupName=group,
+        ScheduleExpression="rate(5 minutes)",
+        FlexibleTimeWindow={"Mode": "OFF"},
+        Target={"Arn": aws["topic_arn"], "RoleArn": aws["role_arn"]},
+    )
+    past_at = make_job("once", schedule={"kind": "at", "at": "2026-01-02T00:00:00Z"})
+    snapshots = [j.snapshot() for j in [*jobs, past_at]]
+
+    report = reconcile(snapshots, backend, registry)
+    assert (report.created, report.updated, report.deleted) == (1, 2, 2), report.as_dict()
+    assert (report.unchanged, report.done, report.errors) == (1, 1, [])
+    again = reconcile(snapshots, backend, registry)
+    assert again.repaired == 0 and again.unchanged == 4
+    names = {s["Name"] for s in client.list_schedules(GroupName=group)["Schedules"]}
+    assert names == {schedule_name("alice", f"j{i}") for i in range(4)}
+
+
+def test_local_drift_is_repaired(tmp_path: Path, make_job: Any, registry: Any) -> None:
+    """Fault (d) locally: a row deleted, a row edited, an orphan row."""
+    db = tmp_path / "scheduler.db"
+    backend = LocalScheduleBackend(db)
+    jobs = [make_job(f"j{i}") for i in range(3)]
+    backend.upsert_many([*jobs, make_job("orphan")])
+    with sqlite3.connect(db) as conn:
+        conn.execute("DELETE FROM schedules WHERE job_id = 'j0'")
+        row = json.loads(conn.execute("SELECT job FROM schedules WHERE job_id='j1'").fetchone()[0])
+        row["schedule"]["every"] = 1
+        conn.execute("UPDATE schedules SET job = ? WHERE job_id = 'j1'", (json.dumps(row),))
+    report = reconcile([j.snapshot() for j in jobs], backend, registry)
+    assert (report.created, report.updated, report.deleted, report.unchanged) == (1, 1, 1, 1)
+    assert reconcile([j.snapshot() for j in jobs], backend, registry).repaired == 0
+    state = backend.get("alice", "j1")
+    assert state is not None and state.definition["schedule"]["every"] == 5
+
+
+class TinyStore:
+    """A jobs table and its outbox written in one transaction (like the items store)."""
+
+    def __init__(self, path: Path) -> None:
+        self.conn = sqlite3.connect(path, isolation_level=None)
+        self.conn.executescript(
+            "CREATE TABLE IF NOT EXISTS jobs (job_id TEXT PRIMARY KEY, data TEXT);"
+            "CREATE TABLE IF NOT EXISTS outbox (pos INTEGER PRIMARY KEY, change TEXT);"
+        )
+
+    def write(self, change: JobChange) -> None:
+        self.conn.execute("BEGIN")
+        if change.new is not None:
+            self.conn.execute(
+                "INSERT OR REPLACE INTO jobs VALUES (?, ?)", (change.job_id, json.dumps(change.new))
+            )
+        else:
+            self.conn.execute("DELETE FROM jobs WHERE job_id = ?", (change.job_id,))
+        self.conn.execute("INSERT INTO outbox (change) VALUES (?)", (change.model_dump_json(),))
+        self.conn.execute("COMMIT")
+
+    def jobs(self) -> list[dict[str, Any]]:
+        return [json.loads(r[0]) for r in self.conn.execute("SELECT data FROM jobs")]
+
+    def poll(self, limit: int = 100) -> Sequence[tuple[int, JobChange]]:
+        rows = self.conn.execute("SELECT pos, change FROM outbox ORDER BY pos LIMIT ?", (limit,))
+        return [(pos, JobChange.model_validate_json(c)) for pos, c in rows]
+
+    def ack(self, positions: Sequence[int]) -> None:
+        self.conn.executemany("DELETE FROM outbox WHERE pos = ?", [(p,) for p in positions])
+
+
+class Killed(BaseException):
+    """The process dies (nothing in the sync path may swallow it)."""
+
+
+class DiesOnUpsert(LocalScheduleBackend):
+    def upsert(self, job: Any) -> None:
+        raise Killed
+
+
+def test_killed_between_store_write_and_sync(
+    tmp_path: Path, make_job: Any, changes: Any, registry: Any
+) -> None:
+    """Fault (c): the next run drains the outbox; a lost change is left to the reconciler."""
+    db = tmp_path / "scheduler.db"
+    store = TinyStore(db)
+    store.write(changes(make_job("a"), "insert"))
+    with pytest.raises(Killed):
+        ChangeFeedPump(store, DiesOnUpsert(db), registry=registry).drain()
+    # next start: a fresh process drains what was not acknowledged
+    backend = LocalScheduleBackend(db)
+    assert backend.get("alice", "a") is None
+    assert ChangeFeedPump(store, backend, registry=registry).drain() == 1
+    assert backend.get("alice", "a") is not None
+    assert store.poll() == []
+
+    # a change that never reached the feed (e.g. an expired stream record)
+    store.write(changes(make_job("b"), "insert"))
+    store.ack([p for p, _ in store.poll()])
+    store.write(changes(make_job("a", version=2), "remove"))
+    store.ack([p for p, _ in store.poll()])
+    report = reconcile(store.jobs(), backend, registry)
+    assert (report.created, report.deleted) == (1, 1)
+    assert [s.job_id for s in backend.list()] == ["b"]
+
+
+def test_pump_skips_poison_changes_and_keeps_transient_ones(
+    tmp_path: Path, make_job: Any, changes: Any
+) -> None:
+    store = TinyStore(tmp_path / "s.db")
+    bad = JobChange(kind="insert", owner_id="alice", job_id="x", version=1, new={"job_id": "x"})
+    store.write(bad)
+    store.write(changes(make_job("ok"), "insert"))
+    backend = LocalScheduleBackend(tmp_path / "s.db")
+    assert ChangeFeedPump(store, backend).drain() == 2
+    assert [s.job_id for s in backend.list()] == ["ok"]
+
+
+def test_reconcile_lambda_with_moto(aws: dict[str, Any], make_job: Any) -> None:
+    import boto3
+
+    ddb = boto3.client("dynamodb", region_name="eu-west-1")
+    ddb.create_table(
+        TableName="jobs",
+        KeySchema=[
+            {"AttributeName": "owner_id", "KeyType": "HASH"},
+            {"AttributeName": "job_id", "KeyType": "RANGE"},
+        ],
+        AttributeDefinitions=[
+            {"AttributeName": "owner_id", "AttributeType": "S"},
+            {"AttributeName": "job_id", "AttributeType": "S"},
+        ],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    table = boto3.resource("dynamodb", region_name="eu-west-1").Table("jobs")
+    future = (datetime.now(UTC) + timedelta(days=1)).isoformat()
+    for job in [make_job("a"), make_job("b", schedule={"kind": "at", "at": future})]:
+        table.put_item(Item=json.loads(json.dumps(job.snapshot()), parse_float=Decimal))
+    settings = Settings(
+        jobs_table="jobs",
+        schedule_group=aws["group_name"],
+        topic_arn=aws["topic_arn"],
+        scheduler_role_arn=aws["role_arn"],
+        scheduler_dlq_arn=aws["dlq_arn"],
+    )
+    run = lambda_reconcile.build(settings, scheduler_client=aws["scheduler"], dynamodb_client=ddb)
+    lambda_reconcile._run = run
+    try:
+        first = lambda_reconcile.handler({}, None)
+        second = lambda_reconcile.handler({}, None)
+    finally:
+        lambda_reconcile._run = None
+    assert (first["created"], first["repaired"]) == (2, 2)
+    assert (second["repaired"], second["unchanged"]) == (0, 2)
+
+
+def test_handlers_name_missing_settings() -> None:
+    with pytest.raises(RuntimeError, match="SCHEDULER_JOBS_TABLE"):
+        lambda_reconcile.build(Settings())

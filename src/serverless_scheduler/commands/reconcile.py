@@ -1,0 +1,38 @@
+"""`serverless-scheduler reconcile`: repair drift between local jobs and schedules."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+
+def register(sub: Any) -> None:
+    parser = sub.add_parser(
+        "reconcile", help="compare local jobs with their schedules and repair drift"
+    )
+    parser.add_argument("--data-dir", default=None, help="data directory (default ./.data)")
+    parser.add_argument(
+        "--dry-run", action="store_true", help="report what would be repaired, change nothing"
+    )
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from serverless_scheduler_common import Settings, default_registry
+    from serverless_scheduler_items.sqlite_repository import SqliteJobRepository
+    from serverless_scheduler_schedulers.local_engine import LocalScheduleBackend
+    from serverless_scheduler_schedulers.reconcile import reconcile
+
+    settings = Settings(data_dir=Path(args.data_dir)) if args.data_dir else Settings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    db_path = settings.data_dir / "scheduler.db"
+    jobs = SqliteJobRepository(db_path)
+    backend = LocalScheduleBackend(db_path)
+    try:
+        report = reconcile(jobs.list_all(), backend, default_registry(), dry_run=args.dry_run)
+    finally:
+        backend.close()
+    print(json.dumps(report.as_dict()))
+    return 1 if report.errors else 0
