@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import json
 import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -32,8 +33,19 @@ def lambda_env(aws: None, monkeypatch: pytest.MonkeyPatch) -> Any:
 
     from serverless_scheduler_items.dynamodb_repository import jobs_table_definition
 
-    boto3.client("dynamodb", region_name="us-east-1").create_table(
-        **jobs_table_definition("jobs-dev")
+    dynamodb = boto3.client("dynamodb", region_name="us-east-1")
+    dynamodb.create_table(**jobs_table_definition("jobs-dev"))
+    dynamodb.create_table(  # the runs table as Terraform defines it
+        TableName="runs-dev",
+        KeySchema=[
+            {"AttributeName": "pk", "KeyType": "HASH"},
+            {"AttributeName": "sk", "KeyType": "RANGE"},
+        ],
+        AttributeDefinitions=[
+            {"AttributeName": "pk", "AttributeType": "S"},
+            {"AttributeName": "sk", "AttributeType": "S"},
+        ],
+        BillingMode="PAY_PER_REQUEST",
     )
     sns = boto3.client("sns", region_name="us-east-1")
     sqs = boto3.client("sqs", region_name="us-east-1")
@@ -50,6 +62,7 @@ def lambda_env(aws: None, monkeypatch: pytest.MonkeyPatch) -> Any:
     )
     monkeypatch.setenv("SCHEDULER_JOBS_TABLE", "jobs-dev")
     monkeypatch.setenv("SCHEDULER_TOPIC_ARN", topic)
+    monkeypatch.setenv("SCHEDULER_RUNS_TABLE", "runs-dev")
     monkeypatch.setenv("SCHEDULER_AWS_REGION", "us-east-1")
     sys.modules.pop("serverless_scheduler_items.lambda_handler", None)
     module = importlib.import_module("serverless_scheduler_items.lambda_handler")
@@ -118,3 +131,35 @@ def test_a_request_without_jwt_claims_is_401(lambda_env: Any) -> None:
     status, body, _ = invoke(handler, load_event("apigw_list_jobs_no_claims.json"))
     assert status == 401
     assert body == {"detail": "missing or invalid credentials"}
+
+
+def test_run_history_is_read_from_the_runs_table(lambda_env: Any) -> None:
+    import boto3
+
+    from serverless_scheduler_common import Run
+    from serverless_scheduler_common.runtime.dynamodb import DynamoDBRunRepository
+
+    handler, _, _ = lambda_env
+    _, job, _ = invoke(handler, load_event("apigw_create_job.json"))
+    runs = DynamoDBRunRepository(boto3.client("dynamodb", region_name="us-east-1"), "runs-dev")
+    start = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
+    for i in range(3):
+        runs.record(
+            ALICE_SUB,
+            Run(
+                job_id=job["job_id"],
+                fire_id=f"fire-{i}",
+                scheduled_time=start + timedelta(days=i),
+                started_at=start + timedelta(days=i),
+                status="changed" if i == 2 else "ok",
+                summary=f"run {i}",
+            ),
+        )
+    status, page, _ = invoke(handler, load_event("apigw_list_runs.json", job["job_id"]))
+    assert status == 200, page
+    assert [r["summary"] for r in page["items"]] == ["run 2", "run 1", "run 0"]
+    assert page["items"][0]["status"] == "changed"
+    status, _, _ = invoke(
+        handler, load_event("apigw_list_runs.json", job["job_id"], sub="someone-else")
+    )
+    assert status == 404

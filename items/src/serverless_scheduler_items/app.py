@@ -138,6 +138,14 @@ def _parse_if_match(value: str | None) -> int | None:
     return int(match.group(1))
 
 
+def _aws_error_code(exc: Exception) -> str | None:
+    response = getattr(exc, "response", None)
+    if isinstance(response, dict):
+        code = response.get("Error", {}).get("Code")
+        return str(code) if code else None
+    return None
+
+
 def _etag(version: int) -> str:
     return f'"{version}"'
 
@@ -514,6 +522,11 @@ def create_app(
             page = runs.list(caller.owner_id, job_id, limit=limit, cursor=cursor)
         except ValueError as exc:
             raise HTTPException(400, f"cursor: {exc}") from None
+        except Exception as exc:
+            # DynamoDB refuses a start key that does not belong to the query's job.
+            if cursor and _aws_error_code(exc) == "ValidationException":
+                raise HTTPException(400, "cursor: not a cursor returned by this API") from None
+            raise
         items = [r.model_dump(mode="json") if isinstance(r, Run) else r for r in page.items]
         return AsciiJSONResponse({"items": items, "next_cursor": page.next_cursor})
 
