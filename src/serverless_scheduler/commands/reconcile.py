@@ -34,5 +34,6 @@ def run(args: argparse.Namespace) -> int:
         report = reconcile(jobs.list_all(), backend, default_registry(), dry_run=args.dry_run)
     finally:
         backend.close()
+        jobs.close()
     print(json.dumps(report.as_dict()))
     return 1 if report.errors else 0
