@@ -12,6 +12,7 @@ import importlib.machinery
 import importlib.util
 import re
 import shutil
+import sys
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -213,6 +214,7 @@ def load_build_script() -> ModuleType:
     spec = importlib.util.spec_from_loader(loader.name, loader)
     assert spec is not None
     module = importlib.util.module_from_spec(spec)
+    sys.modules[loader.name] = module  # dataclasses look their module up while building
     loader.exec_module(module)
     return module
 

@@ -15,12 +15,13 @@ locals {
   policy_statements = [
     {
       sid       = "JobsReadWrite"
-      actions   = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:Query"]
+      actions   = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:Query", "dynamodb:Scan"]
       resources = [aws_dynamodb_table.jobs.arn]
     },
     {
-      sid       = "RunsRead"
-      actions   = ["dynamodb:GetItem", "dynamodb:Query"]
+      # The run repository adapter also prunes and records runs; the API only reads.
+      sid       = "Runs"
+      actions   = ["dynamodb:GetItem", "dynamodb:Query", "dynamodb:PutItem", "dynamodb:DeleteItem"]
       resources = [aws_dynamodb_table.runs.arn]
     },
     {

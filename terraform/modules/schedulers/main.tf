@@ -43,6 +43,7 @@ locals {
       resources = [var.jobs_table_stream_arn]
     },
     {
+      # The stream's on-failure destination, and where malformed records are parked.
       sid       = "StreamFailureDestination"
       actions   = ["sqs:SendMessage"]
       resources = [aws_sqs_queue.stream_failures.arn]
@@ -52,7 +53,7 @@ locals {
   reconcile_policy_statements = concat(local.schedule_statements, [
     {
       sid       = "ReadJobs"
-      actions   = ["dynamodb:Scan", "dynamodb:GetItem", "dynamodb:Query"]
+      actions   = ["dynamodb:Scan"]
       resources = [var.jobs_table_arn]
     },
   ])
@@ -143,7 +144,7 @@ module "sync" {
   architecture       = var.lambda_architecture
   memory_size        = 256
   timeout            = 60
-  environment        = local.environment
+  environment        = merge(local.environment, { SCHEDULER_DEAD_LETTER_QUEUE_URL = aws_sqs_queue.stream_failures.url })
   policy_statements  = local.sync_policy_statements
   log_retention_days = var.log_retention_days
   tags               = var.tags
