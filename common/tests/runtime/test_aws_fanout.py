@@ -253,6 +253,23 @@ def test_sns_attribute_and_direct_sns_event(aws: dict[str, Any], rig_factory: An
         lambda_consumer.handle_event(event, runtime)
 
 
+def test_invalid_snapshot_goes_straight_to_the_dlq(aws: dict[str, Any], rig_factory: Any) -> None:
+    from .conftest import fire_of, make_job  # type: ignore[import-not-found]
+
+    rig = rig_factory()
+    dlq_url = aws["queues"]["alpha_job"]["dlq"]
+    lambda_consumer.configure(
+        _runtime(aws, [rig.alpha]), SqsDeadLetterStore(aws["sqs"], dlq_url, visibility_s=0)
+    )
+    good = fire_of(make_job("x"))
+    bad = good.model_copy(update={"job": {**good.job, "schedule": {"kind": "weekly"}}})
+    event = {"Records": [{"messageId": "m1", "body": bad.model_dump_json(), "attributes": {}}]}
+    assert lambda_consumer.handler(event, None) == {"batchItemFailures": []}
+    [letter] = SqsDeadLetterStore(aws["sqs"], dlq_url, visibility_s=0).list()
+    assert letter.fire_id == bad.fire_id
+    assert rig.alpha.calls == []
+
+
 def test_garbage_record_is_a_batch_failure(aws: dict[str, Any], rig_factory: Any) -> None:
     rig = rig_factory()
     runtime = _runtime(aws, [rig.alpha])
@@ -314,3 +331,37 @@ def test_dynamodb_runs_retention_and_pages(aws: dict[str, Any]) -> None:
     assert [r.summary for r in first.items] == ["run 4", "run 3"]
     rest = repo.list("alice", "j1", limit=2, cursor=first.next_cursor)
     assert [r.summary for r in rest.items] == ["run 2"]
+
+
+def test_handler_wires_itself_from_settings(
+    aws: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Cold start: no configure(); tables and DLQ come from SCHEDULER_* settings."""
+    from datetime import UTC, datetime
+
+    from serverless_scheduler_common import JobFired
+
+    monkeypatch.setenv("SCHEDULER_RUNS_TABLE", "runs")
+    monkeypatch.setenv("SCHEDULER_IDEMPOTENCY_TABLE", "idempotency")
+    monkeypatch.setenv("SCHEDULER_JOBS_TABLE", "jobs")
+    monkeypatch.setenv("SCHEDULER_AWS_REGION", REGION)
+    monkeypatch.setenv("SCHEDULER_DEAD_LETTER_QUEUE_URL", aws["queues"]["beta_job"]["dlq"])
+    lambda_consumer.configure(None)
+    fired = JobFired(
+        job_type="example_job",
+        job_id="e1",
+        owner_id="alice",
+        scheduled_time=datetime(2026, 2, 1, tzinfo=UTC),
+        job={
+            "job_type": "example_job",
+            "job_id": "e1",
+            "owner_id": "alice",
+            "name": "hello",
+            "schedule": {"kind": "rate", "every": 5, "unit": "minutes"},
+            "message": "from the cold start",
+        },
+    )
+    event = {"Records": [{"messageId": "m1", "body": fired.model_dump_json(), "attributes": {}}]}
+    assert lambda_consumer.handler(event, None) == {"batchItemFailures": []}
+    [run] = DynamoDBRunRepository(aws["ddb"], "runs").list("alice", "e1").items
+    assert (run.status, run.summary) == ("ok", "logged: from the cold start")
