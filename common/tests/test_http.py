@@ -320,3 +320,14 @@ def test_https_to_a_pinned_address_keeps_sni_and_certificate_name(
     # The certificate is still checked against the name, not the pinned IP.
     with pytest.raises(HTTPConnectionError, match="TLS error"):
         client.request("GET", f"https://127.0.0.1:{server.port}/tls")
+
+
+def test_next_checked_address_is_tried_when_the_first_refuses(httpserver: HTTPServer) -> None:
+    # Nothing listens on 127.0.0.3 at the server's port: the first address refuses.
+    client = OutboundHTTP(
+        Settings(allow_private_networks=True),
+        resolver=lambda host, port: ["127.0.0.3", "127.0.0.1"],
+    )
+    httpserver.expect_request("/multi").respond_with_data("second address")
+    response = client.request("GET", f"http://multi.invalid:{httpserver.port}/multi")
+    assert response.content == b"second address"

@@ -276,10 +276,9 @@ def _host_without_port(host_header: str) -> str:
 
 @dataclass(frozen=True)
 class _Target:
-    url: str  # URL with the pinned IP as host
+    urls: tuple[str, ...]  # the URL with each checked IP as host, in resolver order
     host_header: str
     hostname: str
-    address: str
 
 
 # -- the facility ----------------------------------------------------------------------------
@@ -365,14 +364,16 @@ class OutboundHTTP:
                 self.check_address(address)
             except BlockedDestinationError as exc:
                 raise BlockedDestinationError(f"host {host!r}: {exc}") from None
-        address = addresses[0]
-        ip = ipaddress.ip_address(address.split("%", 1)[0])
-        netloc_ip = f"[{ip}]" if ip.version == 6 else str(ip)
+        pinned: list[str] = []
+        for address in addresses:
+            ip = ipaddress.ip_address(address.split("%", 1)[0])
+            netloc_ip = f"[{ip}]" if ip.version == 6 else str(ip)
+            path = parts.path or "/"
+            pinned.append(urlunsplit((scheme, f"{netloc_ip}:{port}", path, parts.query, "")))
         default_port = 443 if scheme == "https" else 80
         host_for_header = f"[{host}]" if ":" in host else host
         host_header = host_for_header if port == default_port else f"{host_for_header}:{port}"
-        pinned = urlunsplit((scheme, f"{netloc_ip}:{port}", parts.path or "/", parts.query, ""))
-        return _Target(url=pinned, host_header=host_header, hostname=host, address=str(ip))
+        return _Target(urls=tuple(pinned), host_header=host_header, hostname=host)
 
     # -- the request -----------------------------------------------------------------------
     def request(
@@ -475,15 +476,24 @@ class OutboundHTTP:
         all_headers = dict(headers)
         all_headers["Host"] = target.host_header
         try:
-            return self._session.request(
-                method,
-                target.url,
-                headers=all_headers,
-                data=data,
-                timeout=(timeout, timeout),
-                allow_redirects=False,
-                stream=True,
-            )
+            for index, url in enumerate(target.urls):
+                try:
+                    return self._session.request(
+                        method,
+                        url,
+                        headers=all_headers,
+                        data=data,
+                        timeout=(timeout, timeout),
+                        allow_redirects=False,
+                        stream=True,
+                    )
+                except requests.ConnectionError as exc:
+                    # Refused or unreachable: nothing was sent, so the next checked
+                    # address of the same name may be tried (IPv6 first, then IPv4...).
+                    last = index == len(target.urls) - 1
+                    if last or isinstance(exc, requests.Timeout) or not _never_connected(exc):
+                        raise
+            raise AssertionError("unreachable: a target has at least one address")
         except requests.Timeout as exc:
             raise HTTPTimeoutError(
                 f"timed out after {timeout:g}s contacting {target.hostname}"
@@ -523,6 +533,24 @@ class OutboundHTTP:
         except requests.RequestException as exc:
             raise HTTPConnectionError(f"reading the response failed: {exc}") from exc
         return b"".join(chunks)
+
+
+def _never_connected(exc: BaseException) -> bool:
+    """True when the error chain shows the TCP connection was never established."""
+    from urllib3.exceptions import NewConnectionError
+
+    seen: BaseException | None = exc
+    while seen is not None:
+        reason = getattr(seen, "reason", None)
+        if isinstance(seen, NewConnectionError) or isinstance(reason, NewConnectionError):
+            return True
+        for arg in getattr(seen, "args", ()):
+            if isinstance(arg, BaseException) and isinstance(
+                getattr(arg, "reason", None), NewConnectionError
+            ):
+                return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 def _origin(url: str) -> tuple[str, str, int | None]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,15 +15,19 @@ from serverless_scheduler_common.notify import AppriseNotifier, NotificationErro
 from serverless_scheduler_common.state import SqliteStateStore
 
 
-@pytest.fixture
-def hook_server() -> Any:
-    from pytest_httpserver import HTTPServer as Server
-
-    server = Server(host="127.0.0.1", port=0)
+@pytest.fixture(scope="module")
+def _hook_server_process() -> Iterator[HTTPServer]:
+    server = HTTPServer(host="127.0.0.1", port=0)
     server.start()
     yield server
-    server.clear()
     server.stop()
+
+
+@pytest.fixture
+def hook_server(_hook_server_process: HTTPServer) -> Iterator[HTTPServer]:
+    _hook_server_process.clear()
+    yield _hook_server_process
+    _hook_server_process.clear()
 
 
 def _posts(server: HTTPServer) -> list[dict[str, Any]]:
