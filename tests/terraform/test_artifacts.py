@@ -125,7 +125,7 @@ def test_every_terraform_function_is_a_built_function(
     instances: dict[tuple[str, str], Any], build_script: ModuleType
 ) -> None:
     addresses = set(FUNCTION_ADDRESSES.values())
-    for (env, address), inst in instances.items():
+    for env, address in instances:
         assert address in addresses, f"{env}: {address} is not mapped to a built function"
     for name, address in FUNCTION_ADDRESSES.items():
         for env in ("dev", "prod"):

@@ -11,5 +11,9 @@ from serverless_scheduler_common.settings import Settings
 
 from .aws import build_aws_app
 
+#: Settings this handler needs at start-up; Terraform sets SCHEDULER_<FIELD> for each
+#: (checked by tests/terraform/test_artifacts.py, see docs/deploy.md).
+REQUIRED_SETTINGS: tuple[str, ...] = ("jobs_table", "runs_table", "topic_arn")
+
 app = build_aws_app(Settings())
 handler = Mangum(app, lifespan="off")

@@ -16,6 +16,15 @@ from .streams import StreamSync
 
 log = logging.getLogger(__name__)
 
+#: Settings this handler needs at start-up; Terraform sets SCHEDULER_<FIELD> for each
+#: (checked by tests/terraform/test_artifacts.py, see docs/deploy.md).
+REQUIRED_SETTINGS: tuple[str, ...] = (
+    "schedule_group",
+    "topic_arn",
+    "scheduler_role_arn",
+    "scheduler_dlq_arn",
+)
+
 _service: StreamSync | None = None
 
 
