@@ -30,10 +30,6 @@ log = logging.getLogger(__name__)
 #: (checked by tests/terraform/test_artifacts.py, see docs/deploy.md).
 REQUIRED_SETTINGS: tuple[str, ...] = ("runs_table", "idempotency_table", "jobs_table")
 
-#: Settings this handler needs at start-up; Terraform sets SCHEDULER_<FIELD> for each
-#: (checked by tests/terraform/test_artifacts.py, see docs/deploy.md).
-REQUIRED_SETTINGS: tuple[str, ...] = ("runs_table", "idempotency_table", "jobs_table")
-
 _runtime: ConsumerRuntime | None = None
 _dead_letters: DeadLetterStore | None = None
 
