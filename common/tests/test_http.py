@@ -331,3 +331,34 @@ def test_next_checked_address_is_tried_when_the_first_refuses(httpserver: HTTPSe
     httpserver.expect_request("/multi").respond_with_data("second address")
     response = client.request("GET", f"http://multi.invalid:{httpserver.port}/multi")
     assert response.content == b"second address"
+
+
+def test_decompressed_size_counts_against_the_limit(
+    http: OutboundHTTP, httpserver: HTTPServer
+) -> None:
+    import gzip
+
+    bomb = gzip.compress(b"\0" * 2_000_000)  # ~2 KB on the wire, 2 MB unpacked
+    httpserver.expect_request("/gz").respond_with_data(
+        bomb, content_type="text/html", headers={"Content-Encoding": "gzip"}
+    )
+    with pytest.raises(ResponseTooLargeError):
+        http.request("GET", httpserver.url_for("/gz"), max_bytes=100_000)
+
+
+def test_slow_drip_body_hits_the_overall_deadline(
+    http: OutboundHTTP, httpserver: HTTPServer
+) -> None:
+    def drip(request: Request) -> Response:
+        def chunks() -> Iterator[bytes]:
+            for _ in range(40):
+                time.sleep(0.05)  # each read is quick, the whole body is not
+                yield b"x" * 10
+
+        return Response(chunks(), content_type="text/html")
+
+    httpserver.expect_request("/drip").respond_with_handler(drip)
+    started = time.monotonic()
+    with pytest.raises(HTTPTimeoutError, match="too long"):
+        http.request("GET", httpserver.url_for("/drip"), timeout_s=0.2)
+    assert time.monotonic() - started < 1.5

@@ -510,12 +510,19 @@ class OutboundHTTP:
         declared = response.headers.get("content-length", "")
         if declared.isdigit() and int(declared) > limit:
             raise ResponseTooLargeError(
-                f"response is larger than the limit of {limit} bytes ({int(declared)} bytes declared)"
+                f"response is larger than the limit of {limit} bytes "
+                f"({int(declared)} bytes declared)"
             )
+        from urllib3.exceptions import HTTPError as Urllib3Error
+        from urllib3.exceptions import ReadTimeoutError
+
         chunks: list[bytes] = []
         size = 0
+        raw = response.raw
         try:
-            for chunk in response.iter_content(_CHUNK):
+            # read1 returns whatever one socket read brings (decompressed), so the size
+            # cap and the overall deadline are checked as data trickles in.
+            while chunk := raw.read1(_CHUNK, decode_content=True):
                 size += len(chunk)
                 if size > limit:
                     raise ResponseTooLargeError(
@@ -524,14 +531,10 @@ class OutboundHTTP:
                 if time.monotonic() > deadline:
                     raise HTTPTimeoutError("reading the response took too long; aborted")
                 chunks.append(chunk)
-        except requests.exceptions.ConnectionError as exc:
-            if "timed out" in str(exc).lower() or "Read timed out" in repr(exc):
-                raise HTTPTimeoutError("timed out reading the response") from exc
-            raise HTTPConnectionError(f"connection broke while reading: {exc}") from exc
-        except requests.Timeout as exc:
+        except (ReadTimeoutError, TimeoutError) as exc:
             raise HTTPTimeoutError("timed out reading the response") from exc
-        except requests.RequestException as exc:
-            raise HTTPConnectionError(f"reading the response failed: {exc}") from exc
+        except (Urllib3Error, OSError) as exc:
+            raise HTTPConnectionError(f"reading the response failed: {type(exc).__name__}") from exc
         return b"".join(chunks)
 
 
