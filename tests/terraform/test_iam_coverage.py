@@ -24,6 +24,7 @@ _COMMON_RUNTIME = [
     "serverless_scheduler_common.runtime.dynamodb:DynamoDBRunRepository",
     "serverless_scheduler_common.runtime.dynamodb:DynamoDBFireLedger",
     "serverless_scheduler_common.runtime.dynamodb:DynamoDBJobControl",
+    "serverless_scheduler_common.runtime.sqs:SqsDeadLetterStore",
 ]
 
 #: The AWS adapters each function's handler wires (module:Class).
@@ -46,11 +47,7 @@ FUNCTION_ADAPTERS: dict[str, list[str]] = {
 }
 
 #: AWS adapters no Lambda function wires, with the reason.
-NOT_IN_LAMBDA = {
-    # Operators list and redrive dead letters from the CLI with their own credentials;
-    # on Lambda, SQS itself moves failed messages to the DLQ (redrive policy).
-    "serverless_scheduler_common.runtime.sqs:SqsDeadLetterStore",
-}
+NOT_IN_LAMBDA: set[str] = set()
 
 #: Operations whose IAM action is named differently from the API operation.
 IAM_ALIASES = {

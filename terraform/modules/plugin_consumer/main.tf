@@ -17,8 +17,9 @@ locals {
       resources = [aws_sqs_queue.this.arn]
     },
     {
+      # Invalid fires go straight to the DLQ; the same adapter lists and redrives it.
       sid       = "DeadLetter"
-      actions   = ["sqs:SendMessage"]
+      actions   = ["sqs:SendMessage", "sqs:ReceiveMessage", "sqs:DeleteMessage"]
       resources = [aws_sqs_queue.dlq.arn]
     },
     {
