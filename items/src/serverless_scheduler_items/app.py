@@ -32,6 +32,7 @@ from serverless_scheduler_common.errors import (
     VersionConflictError,
 )
 from serverless_scheduler_common.events import JobFired
+from serverless_scheduler_common.ids import new_id
 from serverless_scheduler_common.ports import JobRepository, Publisher, RunRepository
 from serverless_scheduler_common.registry import JobTypeRegistry
 from serverless_scheduler_common.runs import Run
@@ -489,6 +490,8 @@ def create_app(
             scheduled_time=datetime.now(UTC),
             job=snapshot,
             manual=True,
+            # Each "run now" is its own fire: two clicks in one second must run twice.
+            fire_id=f"{job_id}@manual-{new_id()}",
         )
         publisher.publish(fired)
         log.info("manual fire %s of job %s", fired.fire_id, job_id)
