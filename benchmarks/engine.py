@@ -200,6 +200,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         fires_measured = publisher.total - fired0
         time.sleep(0.5)  # fires due inside the window but late still count (as late)
         engine.stop()
+        backlog = inner.backlog() if inner is not None else 0
         if inner is not None:
             inner.stop(drain=False, timeout=5)
 
@@ -220,6 +221,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "cpu_s": round(cpu_s, 3),
             "cpu_us_per_fire": round(cpu_s / max(1, fires_measured) * 1e6, 2),
             "rss_mb": round(rss_mb, 1),
+            "dispatcher_backlog": backlog,
         }
         print(json.dumps(result))
     return 0

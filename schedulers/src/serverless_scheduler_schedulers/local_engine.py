@@ -547,6 +547,7 @@ class TimerEngine:
         publish_batch: int = 1000,
         max_sleep_s: float = 1.0,
         min_sleep_s: float = 0.002,
+        max_pending_batches: int = 64,
         on_missed: Callable[[str, str, datetime], None] | None = None,
     ) -> None:
         self._backend = backend
@@ -573,6 +574,15 @@ class TimerEngine:
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
+        # Publishing runs in its own thread while the engine runs threaded, so a slow
+        # publisher (SQLite queue writes release the GIL) does not delay the timer; fires
+        # are marked as fired only once the publisher has taken them (at least once).
+        self._handoff: deque[tuple[list[JobFired], list[tuple[int, float]]]] = deque()
+        self._pub_cond = threading.Condition()
+        self._pub_thread: threading.Thread | None = None
+        self._pub_stopping = False
+        self._max_pending = max_pending_batches
+        self._dirty_lock = threading.Lock()
         self.stats = EngineStats()
         backend.subscribe(self._on_change)
 
@@ -589,20 +599,33 @@ class TimerEngine:
         return len(self._entries)
 
     def start(self) -> None:
+        """Arm the live schedules, then run the timer and the publishing threads."""
         if self._thread is not None:
             return
         if not self._loaded:
             self.load()
         self._stopping.clear()
+        self._pub_stopping = False
+        self._pub_thread = threading.Thread(
+            target=self._publish_loop, name="timer-engine-publish", daemon=True
+        )
+        self._pub_thread.start()
         self._thread = threading.Thread(target=self._loop, name="timer-engine", daemon=True)
         self._thread.start()
 
     def stop(self, timeout: float = 10.0) -> None:
+        """Stop firing, hand over every fire already taken, record them, then return."""
         self._stopping.set()
         self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout)
             self._thread = None
+        if self._pub_thread is not None:
+            with self._pub_cond:
+                self._pub_stopping = True
+                self._pub_cond.notify_all()
+            self._pub_thread.join(timeout)
+            self._pub_thread = None
         self.flush()
 
     def wake(self) -> None:
@@ -680,9 +703,9 @@ class TimerEngine:
         if self._changes:
             self._apply_changes()
         heap = self._heap
-        dirty = self._dirty
         stamps = self._stamps
         batch: list[JobFired] = []
+        marks: list[tuple[int, float]] = []
         seq = self._seq
         heappop, heapreplace = heapq.heappop, heapq.heapreplace
         fromts = datetime.fromtimestamp
@@ -721,12 +744,12 @@ class TimerEngine:
                 batch.append(
                     _fast_fired(entry.template, fromts(nominal, utc), entry.stamp_prefix + stamp)
                 )
-                dirty[entry.rowid] = nominal
+                marks.append((entry.rowid, nominal))
                 entry.last = nominal
                 fired += 1
                 if len(batch) >= self._publish_batch:
-                    self._publish(batch)
-                    batch = []
+                    self._publish(batch, marks)
+                    batch, marks = [], []
             if nxt is None:
                 heappop(heap)
                 entry.alive = False
@@ -736,7 +759,7 @@ class TimerEngine:
             else:
                 heapreplace(heap, (nxt + entry.offset, next(seq), nxt, entry))
         if batch:
-            self._publish(batch)
+            self._publish(batch, marks)
         self.stats.fired += fired
         if time.monotonic() - self._last_flush >= self._flush_interval:
             self.flush()
@@ -758,7 +781,19 @@ class TimerEngine:
         if self._on_missed is not None:
             self._on_missed(entry.key[0], entry.key[1], datetime.fromtimestamp(nominal, UTC))
 
-    def _publish(self, batch: list[JobFired]) -> None:
+    def _publish(self, batch: list[JobFired], marks: list[tuple[int, float]]) -> None:
+        pub_thread = self._pub_thread
+        if pub_thread is None or threading.current_thread() is not self._thread:
+            self._publish_now(batch, marks)
+            return
+        with self._pub_cond:
+            # Back-pressure: never let more than `max_pending_batches` pile up.
+            while len(self._handoff) >= self._max_pending and pub_thread.is_alive():
+                self._pub_cond.wait(0.01)
+            self._handoff.append((batch, marks))
+            self._pub_cond.notify_all()
+
+    def _publish_now(self, batch: list[JobFired], marks: list[tuple[int, float]]) -> None:
         try:
             if self._publish_many is not None:
                 self._publish_many(batch)
@@ -768,21 +803,40 @@ class TimerEngine:
         except Exception:
             self.stats.publish_errors += len(batch)
             log.exception("publishing %d fires failed", len(batch))
+            return
+        with self._dirty_lock:
+            dirty = self._dirty
+            for rowid, nominal in marks:
+                dirty[rowid] = nominal
+
+    def _publish_loop(self) -> None:
+        while True:
+            with self._pub_cond:
+                while not self._handoff and not self._pub_stopping:
+                    self._pub_cond.wait(0.5)
+                if not self._handoff:
+                    return
+                batch, marks = self._handoff.popleft()
+                self._pub_cond.notify_all()
+            self._publish_now(batch, marks)
 
     def flush(self) -> None:
         """Write pending last-fired, missed and done marks to SQLite in one transaction."""
         self._last_flush = time.monotonic()
         if not (self._dirty or self._missed or self._done):
             return
-        fired = [(t, r) for r, t in self._dirty.items()]
+        with self._dirty_lock:
+            dirty, self._dirty = self._dirty, {}
+        fired = [(t, r) for r, t in dirty.items()]
         missed, done = self._missed, self._done
-        self._dirty, self._missed, self._done = {}, [], []
+        self._missed, self._done = [], []
         try:
             self._backend.record_fires(fired, missed, done)
         except sqlite3.Error:
             log.exception("recording %d fires failed; will retry", len(fired))
-            for t, r in fired:
-                self._dirty.setdefault(r, t)
+            with self._dirty_lock:
+                for t, r in fired:
+                    self._dirty.setdefault(r, t)
             self._missed.extend(missed)
             self._done.extend(done)
 
