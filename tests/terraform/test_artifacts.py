@@ -203,6 +203,7 @@ def test_artifacts_hold_nothing_machine_specific(artifacts: dict[str, Path]) -> 
     for name, root in artifacts.items():
         assert not list(root.glob("*.dist-info/direct_url.json")), name
         assert not (root / "bin").exists(), name
+        assert not (root / ".lock").exists(), name
         eps = (root / "serverless_scheduler_common-0.1.0.dist-info").exists()
         assert eps, f"{name}: workspace packages must ship their metadata"
         for so in root.rglob("*.so"):
