@@ -256,9 +256,9 @@ def test_failed_notification_is_retried_and_then_sent_once(checker: Any, pages: 
     checker.notifier.fail_next = 1
     with pytest.raises(RuntimeError, match="notification service down"):
         checker.run(job, fired)
-    snapshot = checker.store.get(NAMESPACE, key(job))
-    assert snapshot["pending"]["failures"] == 1
-    assert "notification service down" in snapshot["pending"]["last_error"]
+    pending = checker.store.get(NAMESPACE, key(job) + "#pending")
+    assert pending["failures"] == 1
+    assert "notification service down" in pending["last_error"]
     retried = checker.run(job, fired)  # the runtime's retry of the same fire
     assert retried.status == "changed"
     assert len(checker.notifier.sent) == 1

@@ -113,8 +113,9 @@ def html_to_lines(fragment: str) -> list[str]:
     fragment = _COMMENT_RE.sub("", fragment)
     fragment = _BLOCK_RE.sub("\n", fragment)
     text = html_lib.unescape(_TAG_RE.sub("", fragment))
-    lines = (" ".join(line.split()) for line in text.split("\n"))
-    return [line for line in lines if line]
+    # A block-heavy page yields several empty pieces per line: skip them with C-level
+    # checks before collapsing whitespace (measured faster than regex collapsing).
+    return [" ".join(piece.split()) for piece in text.split("\n") if piece and not piece.isspace()]
 
 
 def pretty_html_lines(fragment: str) -> list[str]:

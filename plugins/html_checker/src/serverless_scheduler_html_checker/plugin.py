@@ -6,8 +6,8 @@ the snapshot and a history entry, then notify once per fire.
 
 Idempotency per `fired.fire_id`: the snapshot remembers the last fire it handled and
 its outcome (a duplicate delivery returns that outcome without fetching), and a change
-that still has to be announced is stored as `pending` together with the new snapshot
-before any notification is sent. Each send is guarded by `state.claim(...)`, so
+that still has to be announced is stored as a small `pending` record before the new
+snapshot and before any notification is sent. Each send is guarded by `state.claim(...)`, so
 concurrent duplicates notify once; a failed send records the failure and raises, and
 the runtime's retry resumes the pending notification with a fresh claim.
 """
@@ -140,21 +140,21 @@ def _notification(job: HTMLMonitorJob, summary: str, diff: str) -> dict[str, str
     return {"title": title, "body": body, "html": html}
 
 
+def _pending_key(key: str) -> str:
+    return key + "#pending"
+
+
 def _send_pending(
     job: HTMLMonitorJob,
     fired: JobFired,
     context: RunContext,
     state: StateStore,
     key: str,
-    snapshot: dict[str, Any],
+    pending: dict[str, Any],
 ) -> None:
-    """Send the pending notification of this fire at most once per attempt round."""
-    pending = snapshot.get("pending")
-    if not pending:
-        return
+    """Send this fire's pending notification: once per claim, failures recorded."""
     if context.notifier is None or not job.notify:
-        snapshot["pending"] = None
-        state.put(NAMESPACE, key, snapshot)
+        state.put(NAMESPACE, _pending_key(key), {})
         return
     claim_key = f"notify:{fired.fire_id}:{pending['hash']}:{pending.get('failures', 0)}"
     if not state.claim(NAMESPACE, claim_key, ttl_s=CLAIM_TTL_S):
@@ -167,11 +167,9 @@ def _send_pending(
     except Exception as exc:
         pending["failures"] = int(pending.get("failures", 0)) + 1
         pending["last_error"] = f"{type(exc).__name__}: {exc}"[:500]
-        state.put(NAMESPACE, key, snapshot)
+        state.put(NAMESPACE, _pending_key(key), pending)
         raise
-    snapshot["pending"] = None
-    snapshot["notified_fire_id"] = fired.fire_id
-    state.put(NAMESPACE, key, snapshot)
+    state.put(NAMESPACE, _pending_key(key), {"notified_fire_id": fired.fire_id})
 
 
 def check(job: HTMLMonitorJob, fired: JobFired, context: RunContext) -> RunOutcome:
@@ -186,9 +184,11 @@ def check(job: HTMLMonitorJob, fired: JobFired, context: RunContext) -> RunOutco
         snapshot = None  # selector, mode or patterns changed: start a new baseline
 
     if snapshot is not None and snapshot.get("last_fire_id") == fired.fire_id:
-        pending = snapshot.get("pending")
+        # A duplicate delivery or a retry of a fire that already ran: finish its
+        # notification if that is still pending, and report the same outcome.
+        pending = state.get(NAMESPACE, _pending_key(key))
         if pending and pending.get("fire_id") == fired.fire_id:
-            _send_pending(job, fired, context, state, key, snapshot)
+            _send_pending(job, fired, context, state, key, pending)
         return RunOutcome.model_validate(snapshot["last_outcome"])
 
     http = http_for(context.settings)
@@ -229,7 +229,6 @@ def check(job: HTMLMonitorJob, fired: JobFired, context: RunContext) -> RunOutco
         "validators": response.validators(),
         "checked_at": now,
         "last_fire_id": fired.fire_id,
-        "pending": None,
     }
     if snapshot is None:
         outcome = RunOutcome(status="ok", summary="baseline recorded")
@@ -244,12 +243,7 @@ def check(job: HTMLMonitorJob, fired: JobFired, context: RunContext) -> RunOutco
         state.put(
             NAMESPACE,
             key,
-            {
-                **snapshot,
-                **base,
-                "pending": snapshot.get("pending"),
-                "last_outcome": _outcome_dict(outcome),
-            },
+            {**snapshot, **base, "last_outcome": _outcome_dict(outcome)},
         )
         return outcome
 
@@ -271,23 +265,21 @@ def check(job: HTMLMonitorJob, fired: JobFired, context: RunContext) -> RunOutco
     triggered = not job.trigger_text or job.trigger_text.casefold() in (
         "\n".join(normalised.lines).casefold()
     )
-    pending = None
+    pending: dict[str, Any] | None = None
     if triggered and job.notify and context.notifier is not None:
         pending = {
             "fire_id": fired.fire_id,
             "hash": normalised.content_hash,
             **_notification(job, diff.summary, diff.text),
         }
+        # Pending first, snapshot second: a crash in between re-detects the change on
+        # retry (same fire, same pending); the reverse order could lose the notification.
+        state.put(NAMESPACE, _pending_key(key), pending)
     elif not triggered:
         log.info("job %s changed without its trigger text; not notifying", job.job_id)
-    new_snapshot = {
-        **base,
-        "changed_at": now,
-        "pending": pending,
-        "last_outcome": _outcome_dict(outcome),
-    }
-    state.put(NAMESPACE, key, new_snapshot)
-    _send_pending(job, fired, context, state, key, new_snapshot)
+    state.put(NAMESPACE, key, {**base, "changed_at": now, "last_outcome": _outcome_dict(outcome)})
+    if pending is not None:
+        _send_pending(job, fired, context, state, key, pending)
     return outcome
 
 
