@@ -11,6 +11,7 @@ import json
 import sqlite3
 import threading
 import time
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
@@ -146,13 +147,47 @@ class SqliteStateStore:
             raise
 
 
+#: Values larger than this are stored zlib-compressed (page text compresses 4-10x).
+_COMPRESS_ABOVE = 32 * 1024
+#: DynamoDB refuses items over 400 KB; leave room for the keys.
+_MAX_ITEM_BYTES = 390 * 1024
+
+
+class StateValueTooLargeError(ValueError):
+    """A value does not fit one DynamoDB item even compressed."""
+
+
+def _encode_value(value: dict[str, Any], what: str) -> dict[str, Any]:
+    """The value attribute: JSON text (`v`), or compressed JSON (`z`) when large."""
+    text = json.dumps(value, separators=(",", ":"))
+    if len(text) <= _COMPRESS_ABOVE:
+        return {"v": {"S": text}}
+    packed = zlib.compress(text.encode("utf-8"), 6)
+    if len(packed) > _MAX_ITEM_BYTES:
+        raise StateValueTooLargeError(
+            f"state for {what} is {len(packed) // 1024} KB compressed, over DynamoDB's "
+            "400 KB item limit; narrow the job with a css_selector or xpath"
+        )
+    return {"z": {"B": packed}}
+
+
+def _decode_value(item: dict[str, Any]) -> dict[str, Any]:
+    if "z" in item:
+        data: dict[str, Any] = json.loads(zlib.decompress(item["z"]["B"]).decode("utf-8"))
+        return data
+    plain: dict[str, Any] = json.loads(item["v"]["S"])
+    return plain
+
+
 class DynamoDBStateStore:
     """StateStore in one DynamoDB table (resource-free: low-level client, typed attributes).
 
     Key schema: partition key `pk` (S) = namespace + key, sort key `sk` (S):
     `state` for the snapshot, `hist#<20-digit seq>` for history entries, `claim` for the
     once-only claim (a conditional put). Values are stored as a JSON string attribute
-    `v`, which keeps large diffs cheap to write and avoids Decimal round trips.
+    `v` (no Decimal round trips), or zlib-compressed JSON in the binary attribute `z`
+    above 32 KB; a value that does not fit even compressed raises
+    StateValueTooLargeError naming the job.
     An `expires_at` number attribute is set on claims with a TTL (enable table TTL on it).
     """
 
@@ -187,21 +222,19 @@ class DynamoDBStateStore:
             ConsistentRead=True,
         )
         item = reply.get("Item")
-        return json.loads(item["v"]["S"]) if item else None
+        return _decode_value(item) if item else None
 
     def put(self, namespace: str, key: str, value: dict[str, Any]) -> None:
+        encoded = _encode_value(value, f"{namespace}/{key}")
         self._client.put_item(
             TableName=self._table,
-            Item={
-                "pk": self._pk(namespace, key),
-                "sk": {"S": "state"},
-                "v": {"S": json.dumps(value, separators=(",", ":"))},
-            },
+            Item={"pk": self._pk(namespace, key), "sk": {"S": "state"}, **encoded},
         )
 
     def append_history(self, namespace: str, key: str, entry: dict[str, Any], *, keep: int) -> None:
         # Sequence from the clock (microseconds), bumped past the newest entry, keeps
         # entries ordered without a counter item.
+        encoded = _encode_value(entry, f"{namespace}/{key} history")
         existing = self._history_keys(namespace, key)
         seq = int(self._clock() * 1_000_000)
         if existing:
@@ -211,7 +244,7 @@ class DynamoDBStateStore:
             Item={
                 "pk": self._pk(namespace, key),
                 "sk": {"S": f"hist#{seq:020d}"},
-                "v": {"S": json.dumps(entry, separators=(",", ":"))},
+                **encoded,
             },
         )
         stale = existing[keep - 1 :] if keep > 0 else [{"S": f"hist#{seq:020d}"}, *existing]
@@ -251,7 +284,7 @@ class DynamoDBStateStore:
             Limit=max(limit, 1),
             ConsistentRead=True,
         )
-        return [json.loads(item["v"]["S"]) for item in reply.get("Items", [])][:limit]
+        return [_decode_value(item) for item in reply.get("Items", [])][:limit]
 
     def claim(self, namespace: str, key: str, *, ttl_s: int | None = None) -> bool:
         now = self._clock()
@@ -286,4 +319,4 @@ class DynamoDBStateStore:
         )
 
 
-__all__ = ["DynamoDBStateStore", "SqliteStateStore"]
+__all__ = ["DynamoDBStateStore", "SqliteStateStore", "StateValueTooLargeError"]

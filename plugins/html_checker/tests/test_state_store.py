@@ -130,3 +130,27 @@ def test_stores_from_settings(tmp_path: Path) -> None:
         DynamoDBStateStore.from_settings(Settings(), client=object())
     store = DynamoDBStateStore.from_settings(Settings(state_table="t"), client=object())
     assert store.aws_service == "dynamodb"
+
+
+def test_large_values_roundtrip(store: StateStore) -> None:
+    # ~900 KB of page-like text: over DynamoDB's item limit unless compressed.
+    lines = [f"Section {i}: price {i * 7 % 1000} EUR, stock level {i % 13}" for i in range(18_000)]
+    store.put("ns", "big", {"lines": lines})
+    assert store.get("ns", "big") == {"lines": lines}
+    store.append_history("ns", "big", {"diff": "\n".join(lines[:5000])}, keep=2)
+    assert store.history("ns", "big")[0]["diff"].startswith("Section 0:")
+
+
+def test_dynamodb_refuses_incompressible_values_with_a_clear_error() -> None:
+    import os
+
+    from serverless_scheduler_common.state import StateValueTooLargeError
+
+    class NoCalls:
+        def __getattr__(self, name: str) -> Any:
+            raise AssertionError(f"no AWS call expected, got {name}")
+
+    store = DynamoDBStateStore(NoCalls(), "t")
+    noise = os.urandom(600_000).hex()
+    with pytest.raises(StateValueTooLargeError, match=r"alice/job1.*css_selector"):
+        store.put("alice", "job1", {"lines": [noise]})
