@@ -4,7 +4,8 @@ The monitors watch local pages and notify a local apprise `json://` endpoint. Af
 baseline round, every page changes and every monitor is run; the process is SIGKILLed
 while those runs are going (and right after more jobs were accepted). After a restart:
 no job and no schedule is lost, every fire is completed (or re-run), and no fire that
-had completed before the kill notifies a second time.
+had completed before the kill notifies a second time. Notifications are at least once:
+only a fire in flight at the kill may notify twice (sent, then killed before recording it).
 """
 
 from __future__ import annotations
@@ -148,11 +149,11 @@ def test_sigkill_mid_run_loses_nothing_and_notifies_once(
 
     # The notification body starts with the page's URL (one changed fire per page here).
     per_page = Counter(str(note["message"]).split("\n", 1)[0] for note in inbox.received)
-    assert set(per_page) <= set(jobs.values())
-    assert max(per_page.values()) == 1, "a fire notified twice"
+    assert set(per_page) == set(jobs.values()), "a notification was lost"
     for jid, fire in second.items():
         if fire in completed_before:
             assert per_page[jobs[jid]] == 1, (jid, "completed before the kill")
-    # A notification can only be lost for a check in flight at the kill (at most once).
-    assert len(inbox.received) >= MONITORS - WORKERS, (notified_before, len(inbox.received))
+    # Only a check in flight at the kill (one per worker at most) may notify twice.
+    twice = [page for page, n in per_page.items() if n > 1]
+    assert max(per_page.values()) <= 2 and len(twice) <= WORKERS, (notified_before, twice)
     assert server.interrupt() in (0, 130), server.logs()

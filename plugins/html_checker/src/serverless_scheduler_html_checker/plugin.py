@@ -7,9 +7,12 @@ the snapshot and a history entry, then notify once per fire.
 Idempotency per `fired.fire_id`: the snapshot remembers the last fire it handled and
 its outcome (a duplicate delivery returns that outcome without fetching), and a change
 that still has to be announced is stored as a small `pending` record before the new
-snapshot and before any notification is sent. Each send is guarded by `state.claim(...)`, so
-concurrent duplicates notify once; a failed send records the failure and raises, and
-the runtime's retry resumes the pending notification with a fresh claim.
+snapshot and before any notification is sent; it is cleared only after the send
+succeeded. Delivery is therefore at least once: a crash between a successful send and
+clearing `pending` re-sends on the retry, but a crash never loses a notification, and a
+fire that completed never notifies again. Concurrent deliveries of one fire cannot both
+send: the runtime runs a fire under its per-job (or per-fire) lock. A failed send records
+the failure and raises, and the runtime's retry resumes the pending notification.
 """
 
 from __future__ import annotations
@@ -46,8 +49,6 @@ HISTORY_KEEP = 50
 _HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]{1,100}")
 _RESERVED_HEADERS = frozenset({"host", "content-length", "transfer-encoding", "connection"})
 _APPRISE_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]{0,30}://\S+$")
-#: Claims for sent notifications expire after this long (duplicates arrive within hours).
-CLAIM_TTL_S = 7 * 86_400
 
 
 class HTMLMonitorJob(ScheduledJob):
@@ -152,13 +153,9 @@ def _send_pending(
     key: str,
     pending: dict[str, Any],
 ) -> None:
-    """Send this fire's pending notification: once per claim, failures recorded."""
+    """Send this fire's pending notification; clear it only once the send succeeded."""
     if context.notifier is None or not job.notify:
         state.put(NAMESPACE, _pending_key(key), {})
-        return
-    claim_key = f"notify:{fired.fire_id}:{pending['hash']}:{pending.get('failures', 0)}"
-    if not state.claim(NAMESPACE, claim_key, ttl_s=CLAIM_TTL_S):
-        log.info("job %s: notification for fire %s already sent", job.job_id, fired.fire_id)
         return
     try:
         context.notifier.notify(
