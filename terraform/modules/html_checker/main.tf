@@ -5,18 +5,11 @@ locals {
   state_statements = [
     {
       sid       = "PageState"
-      actions   = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:Query", "dynamodb:BatchWriteItem"]
+      actions   = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query", "dynamodb:BatchWriteItem"]
       resources = [aws_dynamodb_table.state.arn]
     },
   ]
 
-  ses_statements = [
-    for arn in aws_sesv2_email_identity.this[*].arn : {
-      sid       = "SendEmail"
-      actions   = ["ses:SendEmail", "ses:SendRawEmail"]
-      resources = [arn]
-    }
-  ]
 }
 
 resource "aws_dynamodb_table" "state" {
@@ -82,5 +75,7 @@ module "consumer" {
     SCHEDULER_STATE_TABLE = aws_dynamodb_table.state.name
   }
 
-  extra_policy_statements = concat(local.state_statements, local.ses_statements)
+  # No ses:* grant: apprise's ses:// notifications sign with the keys in their URL, not
+  # with this role (the identity above is what lets those keys send from the address).
+  extra_policy_statements = local.state_statements
 }

@@ -14,14 +14,16 @@ locals {
 
   policy_statements = [
     {
+      # Conditional put/delete keep versions; the API lists by owner (Query), never scans.
       sid       = "JobsReadWrite"
-      actions   = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:Query", "dynamodb:Scan"]
+      actions   = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:DeleteItem", "dynamodb:Query"]
       resources = [aws_dynamodb_table.jobs.arn]
     },
     {
       # The run repository adapter also prunes and records runs; the API only reads.
-      sid       = "Runs"
-      actions   = ["dynamodb:GetItem", "dynamodb:Query", "dynamodb:PutItem", "dynamodb:DeleteItem"]
+      # The API only reads run history (consumers write it).
+      sid       = "RunsRead"
+      actions   = ["dynamodb:Query"]
       resources = [aws_dynamodb_table.runs.arn]
     },
     {

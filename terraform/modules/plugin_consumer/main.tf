@@ -29,7 +29,7 @@ locals {
     },
     {
       sid       = "RunHistory"
-      actions   = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:Query", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem"]
+      actions   = ["dynamodb:PutItem", "dynamodb:Query", "dynamodb:DeleteItem"]
       resources = [var.runs_table_arn]
     },
     {

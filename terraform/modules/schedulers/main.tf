@@ -24,12 +24,7 @@ locals {
       resources = [local.schedule_arn_pattern]
     },
     {
-      # ListSchedules has no resource-level permissions.
-      sid       = "ListSchedules"
-      actions   = ["scheduler:ListSchedules"]
-      resources = ["*"]
-    },
-    {
+      # CreateSchedule/UpdateSchedule hand this role to the schedule's target.
       sid       = "PassSchedulerRole"
       actions   = ["iam:PassRole"]
       resources = [aws_iam_role.scheduler.arn]
@@ -51,6 +46,12 @@ locals {
   ])
 
   reconcile_policy_statements = concat(local.schedule_statements, [
+    {
+      # Only the reconciler lists schedules; ListSchedules has no resource-level permissions.
+      sid       = "ListSchedules"
+      actions   = ["scheduler:ListSchedules"]
+      resources = ["*"]
+    },
     {
       sid       = "ReadJobs"
       actions   = ["dynamodb:Scan"]
