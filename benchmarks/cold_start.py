@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib.machinery
 import importlib.util
 import json
+import shutil
 import statistics
 import subprocess
 import sys
@@ -61,6 +62,7 @@ def main() -> int:
     for name, function in build.FUNCTIONS.items():  # type: ignore[attr-defined]
         zip_path = build.build(name, out_dir=out)  # type: ignore[attr-defined]
         target = out / name
+        shutil.rmtree(target, ignore_errors=True)  # a stale tree would hide what the zip holds
         with zipfile.ZipFile(zip_path) as zf:
             zf.extractall(target)
         module = function.handler.rpartition(".")[0]

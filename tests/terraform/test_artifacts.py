@@ -39,13 +39,19 @@ FUNCTION_ADDRESSES = {
 #: wires them as Lambda would (clients, plugin manager from the artifact's entry points).
 EMPTY_EVENT_SAFE = {"html_checker", "webhook"}
 
+#: Functions that wire lazily through `build()` on the first event; calling it creates
+#: their AWS clients (from the artifact's botocore models) without calling AWS.
+LAZY_BUILD = {"sync", "reconcile"}
+
 _PROBE = r"""
 import importlib, json, sys
 sys.path.insert(0, sys.argv[1])
 module_name, _, attr = sys.argv[2].rpartition(".")
 module = importlib.import_module(module_name)
 handler = getattr(module, attr)
+from serverless_scheduler_common.plugins import default_registry
 out = {
+    "job_types": sorted(default_registry().known()),
     "callable": callable(handler),
     "file": module.__file__,
     "required": list(getattr(module, "REQUIRED_SETTINGS", ["<missing REQUIRED_SETTINGS>"])),
@@ -56,6 +62,10 @@ out = {
 }
 if sys.argv[3] == "invoke":
     out["reply"] = handler({"Records": []}, None)
+if sys.argv[3] == "build":
+    out["built"] = type(module.build()).__name__
+import botocore.session
+out["aws_models"] = sorted(botocore.session.get_session().get_available_services())
 print(json.dumps(out))
 """
 
@@ -92,7 +102,7 @@ def _lambda_env(keys: set[str]) -> dict[str, str]:
 
 
 def _probe(
-    artifact: Path, handler: str, env_keys: set[str], *, invoke: bool = False
+    artifact: Path, handler: str, env_keys: set[str], *, mode: str = "import"
 ) -> dict[str, Any]:
     # -I: no user site, no PYTHON* env; -S: not even the venv's site-packages.
     proc = subprocess.run(
@@ -104,7 +114,7 @@ def _probe(
             _PROBE,
             str(artifact),
             handler,
-            str(invoke and "invoke"),
+            mode,
         ],
         capture_output=True,
         text=True,
@@ -147,7 +157,7 @@ def test_handler_resolves_inside_its_artifact_with_its_terraform_environment(
     handler = build_script.FUNCTIONS[name].handler
     for env in ("dev", "prod"):
         inst = instances[(env, FUNCTION_ADDRESSES[name])]
-        result = _probe(artifacts[name], handler, inst.environment_keys, invoke=False)
+        result = _probe(artifacts[name], handler, inst.environment_keys)
         assert result["callable"], f"{handler} is not callable"
         assert result["file"].startswith(str(artifacts[name])), "imported from outside the zip"
         assert result["outside"] == [], f"modules loaded from site-packages: {result['outside']}"
@@ -177,9 +187,55 @@ def test_consumer_wires_its_plugin_from_the_artifact(
 ) -> None:
     inst = instances[("prod", FUNCTION_ADDRESSES[name])]
     result = _probe(
-        artifacts[name], build_script.FUNCTIONS[name].handler, inst.environment_keys, invoke=True
+        artifacts[name], build_script.FUNCTIONS[name].handler, inst.environment_keys, mode="invoke"
     )
     assert result["reply"] == {"batchItemFailures": []}
+    assert result["job_types"], f"{name}: its plugin registers no job type"
+
+
+@pytest.mark.parametrize("name", sorted(LAZY_BUILD))
+def test_lazy_handlers_create_their_clients_from_the_artifact(
+    name: str,
+    artifacts: dict[str, Path],
+    instances: dict[tuple[str, str], Any],
+    build_script: ModuleType,
+) -> None:
+    inst = instances[("prod", FUNCTION_ADDRESSES[name])]
+    result = _probe(
+        artifacts[name], build_script.FUNCTIONS[name].handler, inst.environment_keys, mode="build"
+    )
+    assert result["built"] in {"StreamSync", "function"}
+    assert "scheduler" in result["aws_models"]
+
+
+def test_items_api_knows_every_deployed_plugins_job_types(
+    artifacts: dict[str, Path],
+    instances: dict[tuple[str, str], Any],
+    build_script: ModuleType,
+) -> None:
+    """The API validates job bodies against the registry, so it must carry every plugin."""
+
+    def job_types(name: str) -> set[str]:
+        inst = instances[("prod", FUNCTION_ADDRESSES[name])]
+        handler = build_script.FUNCTIONS[name].handler
+        return set(_probe(artifacts[name], handler, inst.environment_keys)["job_types"])
+
+    api = job_types("items")
+    for name in EMPTY_EVENT_SAFE:
+        consumer = job_types(name)
+        assert consumer, name
+        assert consumer <= api, f"items lacks the job types of {name}: {sorted(consumer - api)}"
+
+
+def test_artifacts_carry_only_the_aws_models_their_adapters_use(
+    artifacts: dict[str, Path], build_script: ModuleType
+) -> None:
+    for name, root in artifacts.items():
+        kept = {p.name for p in (root / "botocore" / "data").iterdir() if p.is_dir()}
+        wanted = build_script.aws_services(build_script.FUNCTIONS[name])
+        assert kept == wanted, f"{name}: ships {sorted(kept)}, needs {sorted(wanted)}"
+        assert len(kept) <= 8, f"{name}: unused AWS models shipped: {sorted(kept)}"
+        assert (root / "botocore" / "data" / "endpoints.json").exists(), name
 
 
 def test_artifacts_ship_unchecked_hash_bytecode_for_every_module(

@@ -7,6 +7,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
+from serverless_scheduler_common.plugins import build_registry, get_plugin_manager
 from serverless_scheduler_common.runtime.dynamodb import DynamoDBRunRepository
 from serverless_scheduler_common.runtime.sns import SnsPublisher
 from serverless_scheduler_common.settings import Settings
@@ -40,10 +41,14 @@ def build_aws_app(
     if settings.topic_arn:
         sns = sns or boto3.client("sns", region_name=settings.aws_region)
         publisher = SnsPublisher(sns, settings.topic_arn)
+    # One plugin manager for job types and UI hints: the entry-point scan runs once.
+    pm = get_plugin_manager(settings=settings)
     return create_app(
         settings=settings,
         repo=DynamoDBJobRepository(dynamodb, settings.jobs_table),
         runs=runs,
         publisher=publisher,
         authenticator=JWTClaimsAuthenticator(),
+        registry=build_registry(pm),
+        plugin_manager=pm,
     )
