@@ -1,4 +1,8 @@
-"""Fixtures of the end-to-end tests: a threaded local page server and `serve` processes."""
+"""Fixtures shared by the end-to-end and reliability tests.
+
+`ls` is `tests/e2e/local_server.py` (loaded by path: test folders are not packages),
+`pages` a threaded page server on 127.0.0.1, `serve` a factory of local-mode processes.
+"""
 
 from __future__ import annotations
 
@@ -18,7 +22,9 @@ def load_local_server() -> ModuleType:
     name = "serverless_scheduler_tests_local_server"
     if name in sys.modules:
         return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name("local_server.py"))
+    spec = importlib.util.spec_from_file_location(
+        name, Path(__file__).parent / "e2e" / "local_server.py"
+    )
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
