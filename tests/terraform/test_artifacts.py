@@ -62,6 +62,9 @@ out = {
 }
 if sys.argv[3] == "invoke":
     out["reply"] = handler({"Records": []}, None)
+    runtime = module._runtime
+    out["state"] = type(runtime.state).__name__
+    out["notifier"] = type(runtime.notifier).__name__
 if sys.argv[3] == "build":
     out["built"] = type(module.build()).__name__
 import botocore.session
@@ -191,6 +194,11 @@ def test_consumer_wires_its_plugin_from_the_artifact(
     )
     assert result["reply"] == {"batchItemFailures": []}
     assert result["job_types"], f"{name}: its plugin registers no job type"
+    assert result["notifier"] == "AppriseNotifier"
+    # Plugins get a DynamoDB state store exactly when Terraform gives them a state table.
+    has_table = "SCHEDULER_STATE_TABLE" in inst.environment_keys
+    assert result["state"] == ("DynamoDBStateStore" if has_table else "NoneType"), name
+    assert has_table == (name == "html_checker")
 
 
 @pytest.mark.parametrize("name", sorted(LAZY_BUILD))
