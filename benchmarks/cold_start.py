@@ -3,8 +3,13 @@
 Builds every function with utils/build (into build/bench-lambda), then for each one
 starts a fresh interpreter that sees only the unzipped artifact (`-I -S`), imports the
 handler module and reports the median wall time of the import over a few runs.
-Prints one JSON object {function: ms}; targets: sync and reconcile < 150 ms,
-items < 400 ms, plugin consumers < 300 ms.
+Prints one JSON object {function: ms, ..., "first_event_ms": {function: ms}}; targets
+(on the import): sync and reconcile < 150 ms, items < 400 ms, plugin consumers < 300 ms.
+
+`first_event_ms` adds what the first event costs on top of the import: the lazily wired
+functions create their AWS clients and load plugins then (sync and reconcile through
+`build()`, consumers on an empty batch); items wires at import, so both figures match.
+Together they are the Python part of a cold start (the runtime's own start-up aside).
 """
 
 from __future__ import annotations
@@ -22,11 +27,20 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 RUNS = 5
 TARGETS_MS = {"sync": 150, "reconcile": 150, "items": 400, "html_checker": 300, "webhook": 300}
+#: What the first event does after the import, per handler module (see the docstring).
+FIRST_EVENT = {
+    "serverless_scheduler_items.lambda_handler": "none",
+    "serverless_scheduler_schedulers.lambda_sync": "build",
+    "serverless_scheduler_schedulers.lambda_reconcile": "build",
+    "serverless_scheduler_common.runtime.lambda_consumer": "invoke",
+}
 
 _PROBE = (
-    "import sys, time; sys.path.insert(0, sys.argv[1]); t = time.perf_counter();"
-    "import importlib; importlib.import_module(sys.argv[2]);"
-    "print((time.perf_counter() - t) * 1000)"
+    "import sys, time, importlib; sys.path.insert(0, sys.argv[1]); t = time.perf_counter();"
+    "m = importlib.import_module(sys.argv[2]); t1 = time.perf_counter();"
+    "_ = m.build() if sys.argv[3] == 'build' else None;"
+    "_ = m.handler({'Records': []}, None) if sys.argv[3] == 'invoke' else None;"
+    "print((t1 - t) * 1000, (time.perf_counter() - t) * 1000)"
 )
 
 
@@ -42,10 +56,17 @@ def _load_build() -> object:
     return module
 
 
-def _env(names: list[str]) -> dict[str, str]:
-    env = {f"SCHEDULER_{n.upper()}": f"bench-{n}" for n in names}
+def _env() -> dict[str, str]:
+    """Settings shaped like the ones Terraform gives the functions."""
+    env = {
+        f"SCHEDULER_{n.upper()}": f"bench-{n}"
+        for n in ("jobs_table", "runs_table", "idempotency_table", "schedule_group")
+    }
     env.update(
         {
+            "SCHEDULER_TOPIC_ARN": "arn:aws:sns:eu-central-1:123456789012:bench",
+            "SCHEDULER_SCHEDULER_ROLE_ARN": "arn:aws:iam::123456789012:role/bench",
+            "SCHEDULER_SCHEDULER_DLQ_ARN": "arn:aws:sqs:eu-central-1:123456789012:bench",
             "AWS_DEFAULT_REGION": "eu-central-1",
             "AWS_ACCESS_KEY_ID": "bench",
             "AWS_SECRET_ACCESS_KEY": "bench",
@@ -58,7 +79,8 @@ def _env(names: list[str]) -> dict[str, str]:
 def main() -> int:
     build = _load_build()
     out = ROOT / "build" / "bench-lambda"
-    results: dict[str, float] = {}
+    results: dict[str, object] = {}
+    first_event: dict[str, float] = {}
     for name, function in build.FUNCTIONS.items():  # type: ignore[attr-defined]
         zip_path = build.build(name, out_dir=out)  # type: ignore[attr-defined]
         target = out / name
@@ -66,33 +88,29 @@ def main() -> int:
         with zipfile.ZipFile(zip_path) as zf:
             zf.extractall(target)
         module = function.handler.rpartition(".")[0]
-        env = _env(
-            [
-                "jobs_table",
-                "runs_table",
-                "topic_arn",
-                "idempotency_table",
-                "schedule_group",
-                "scheduler_role_arn",
-                "scheduler_dlq_arn",
-            ]
-        )
-        times = []
+        mode = FIRST_EVENT.get(module, "none")
+        imports, totals = [], []
         for _ in range(RUNS):
             proc = subprocess.run(
-                [sys.executable, "-I", "-S", "-c", _PROBE, str(target), module],
+                [sys.executable, "-I", "-S", "-c", _PROBE, str(target), module, mode],
                 capture_output=True,
                 text=True,
-                env=env,
+                env=_env(),
                 check=False,
             )
             if proc.returncode != 0:
                 sys.stderr.write(f"{name}: import failed\n{proc.stderr}\n")
                 return 1
-            times.append(float(proc.stdout.strip().splitlines()[-1]))
-        results[name] = round(statistics.median(times), 1)
+            imported, total = map(float, proc.stdout.strip().splitlines()[-1].split())
+            imports.append(imported)
+            totals.append(total)
+        results[name] = round(statistics.median(imports), 1)
+        first_event[name] = round(statistics.median(totals), 1)
+    results["first_event_ms"] = first_event
     sys.stdout.write(json.dumps(results) + "\n")
-    over = {n: ms for n, ms in results.items() if ms > TARGETS_MS.get(n, 300)}
+    over = {
+        n: ms for n, ms in results.items() if isinstance(ms, float) and ms > TARGETS_MS.get(n, 300)
+    }
     if over:
         sys.stderr.write(f"over target: {over}\n")
     return 0
