@@ -14,12 +14,16 @@ One call of `ConsumerRuntime.handle` is one delivery attempt of one fire:
    pauses the job, records why, and notifies the owner through the plugin's notifier.
 
 Callers (the local dispatcher, the Lambda handler) own the retry schedule and the
-dead-letter queue; this module owns the decisions.
+dead-letter queue; this module owns the decisions. A caller that handles fires in
+batches passes a `FireBatch`: the runs and done marks of its deliveries are collected
+there and written by the caller in one transaction (runs before, or with, done marks).
 """
 
 from __future__ import annotations
 
 import logging
+import random
+import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -61,6 +65,52 @@ class HandleResult:
     error: str = ""
 
 
+@dataclass
+class FireBatch:
+    """Writes of several deliveries, committed together by the caller.
+
+    `known_done` is what the caller already knows about completion (fire_ids among the
+    batch that were done when it was read, e.g. `SqliteFireLedger.done_among`); with it
+    set, `is_done` asks no store. `runs` and `done` are what the deliveries produced:
+    the caller must store the runs no later than it marks `done`.
+    """
+
+    known_done: set[str] | None = None
+    runs: list[tuple[str, Run]] = field(default_factory=list)
+    done: list[str] = field(default_factory=list)
+    _done_now: set[str] = field(default_factory=set, repr=False)
+
+    def mark_done(self, fire_id: str) -> None:
+        self.done.append(fire_id)
+        self._done_now.add(fire_id)
+
+
+_CROCKFORD = "0123456789abcdefghjkmnpqrstvwxyz"
+_PAIRS = [hi + lo for hi in _CROCKFORD for lo in _CROCKFORD]  # 10 bits -> 2 characters
+_SHIFTS = range(70, -10, -10)
+_random_bits = random.SystemRandom().getrandbits(64)
+_rng = random.Random(_random_bits)
+_prefix: tuple[int, str] = (-1, "")
+
+
+def run_id() -> str:
+    """A new run id, the shape of `ids.new_id`: 48-bit milliseconds and 80 random bits in
+    26 lower-case Crockford base32 characters, so ids sort by creation time.
+
+    Runs are created once per fire, so this is on the hot path: the time part is reused
+    within a millisecond and the random part comes from a generator seeded once from the
+    OS (run ids must be unique, not secret).
+    """
+    global _prefix
+    millis = time.time_ns() // 1_000_000
+    cached_ms, prefix = _prefix
+    if cached_ms != millis:
+        prefix = "".join(_PAIRS[(millis >> shift) & 1023] for shift in range(40, -10, -10))
+        _prefix = (millis, prefix)
+    bits = _rng.getrandbits(80)
+    return prefix + "".join([_PAIRS[(bits >> shift) & 1023] for shift in _SHIFTS])
+
+
 def job_key(owner_id: str, job_id: str) -> str:
     return f"{owner_id}/{job_id}"
 
@@ -88,11 +138,17 @@ class ConsumerRuntime:
     notifier: Notifier | None = None
     clock: Callable[[], datetime] = _utcnow
     _consumers: dict[str, Any] = field(default_factory=dict, repr=False)
+    _loggers: dict[str, logging.Logger] = field(default_factory=dict, repr=False)
 
     # -- public ------------------------------------------------------------------------
-    def handle(self, fired: JobFired, *, attempt: int = 1) -> HandleResult:
-        """Process one delivery attempt of `fired` (attempts count from 1)."""
-        if self.ledger.is_done(fired.fire_id):
+    def handle(
+        self, fired: JobFired, *, attempt: int = 1, batch: FireBatch | None = None
+    ) -> HandleResult:
+        """Process one delivery attempt of `fired` (attempts count from 1).
+
+        With `batch`, the run and the done mark are added to it instead of written.
+        """
+        if self._is_done(fired.fire_id, batch):
             log.info("fire %s already completed; duplicate delivery ignored", fired.fire_id)
             return HandleResult("done")
         try:
@@ -100,7 +156,9 @@ class ConsumerRuntime:
         except (ValidationError, ValueError, TypeError) as exc:
             message = f"invalid job snapshot for {fired.job_type!r}: {_describe(exc)}"
             log.error("fire %s: %s", fired.fire_id, message)
-            run = self._record(fired, self.clock(), RunOutcome(status="error", summary=message))
+            run = self._record(
+                fired, self.clock(), RunOutcome(status="error", summary=message), batch
+            )
             return HandleResult("dead", run, message)
 
         jkey = job_key(fired.owner_id, fired.job_id)
@@ -108,13 +166,13 @@ class ConsumerRuntime:
         lock = jkey if overlap in ("skip", "buffer_one") else f"fire:{fired.fire_id}"
         ttl = self.settings.run_lock_ttl_s
         if not self.ledger.acquire(lock, fired.fire_id, ttl_s=ttl):
-            return self._busy(fired, jkey, overlap)
+            return self._busy(fired, jkey, overlap, batch)
         try:
             if overlap == "buffer_one":
                 self.ledger.release_buffer(jkey, fired.fire_id)
-            if self.ledger.is_done(fired.fire_id):  # finished while we waited for the lock
-                return HandleResult("done")
-            return self._run(job, fired, jkey, attempt)
+            if batch is None and self.ledger.is_done(fired.fire_id):
+                return HandleResult("done")  # finished while we waited for the lock
+            return self._run(job, fired, jkey, attempt, batch)
         finally:
             self.ledger.release(lock, fired.fire_id)
 
@@ -127,6 +185,21 @@ class ConsumerRuntime:
         return caller
 
     # -- steps -------------------------------------------------------------------------
+    def _is_done(self, fire_id: str, batch: FireBatch | None) -> bool:
+        if batch is None:
+            return self.ledger.is_done(fire_id)
+        if fire_id in batch._done_now:
+            return True
+        if batch.known_done is None:
+            return self.ledger.is_done(fire_id)
+        return fire_id in batch.known_done
+
+    def _mark_done(self, fire_id: str, batch: FireBatch | None) -> None:
+        if batch is None:
+            self.ledger.mark_done(fire_id)
+        else:
+            batch.mark_done(fire_id)
+
     def _parse(self, fired: JobFired) -> ScheduledJob:
         snapshot = dict(fired.job)
         snapshot.setdefault("job_type", fired.job_type)
@@ -136,7 +209,9 @@ class ConsumerRuntime:
             )
         return self.registry.parse_job(snapshot)
 
-    def _busy(self, fired: JobFired, jkey: str, overlap: str) -> HandleResult:
+    def _busy(
+        self, fired: JobFired, jkey: str, overlap: str, batch: FireBatch | None
+    ) -> HandleResult:
         if overlap == "allow_all":
             # The same fire is being handled by another worker: look again later.
             return HandleResult("defer")
@@ -147,18 +222,27 @@ class ConsumerRuntime:
         summary = "skipped: the previous run of this job is still in progress"
         if overlap == "buffer_one":
             summary = "skipped: the previous run is in progress and one fire is already queued"
-        run = self._record(fired, self.clock(), RunOutcome(status="skipped", summary=summary))
-        self.ledger.mark_done(fired.fire_id)
+        run = self._record(
+            fired, self.clock(), RunOutcome(status="skipped", summary=summary), batch
+        )
+        self._mark_done(fired.fire_id, batch)
         return HandleResult("done", run)
 
-    def _run(self, job: ScheduledJob, fired: JobFired, jkey: str, attempt: int) -> HandleResult:
+    def _run(
+        self,
+        job: ScheduledJob,
+        fired: JobFired,
+        jkey: str,
+        attempt: int,
+        batch: FireBatch | None,
+    ) -> HandleResult:
         started = self.clock()
         context = RunContext(
             settings=self.settings,
             state=self.state,
             notifier=self.notifier,
             attempt=attempt,
-            logger=logging.getLogger(f"plugin.{self.registry.owner_of(job.job_type)}"),
+            logger=self._plugin_logger(job.job_type),
         )
         try:
             outcome = self.consumer(job.job_type)(job=job, fired=fired, context=context)
@@ -175,15 +259,15 @@ class ConsumerRuntime:
             if last:
                 summary += self._count_failure(job, jkey)
             run = self._record(
-                fired, started, RunOutcome(status="error", summary=summary, detail=detail)
+                fired, started, RunOutcome(status="error", summary=summary, detail=detail), batch
             )
             return HandleResult("retry", run, summary)
         if outcome.status != "error":
             self.ledger.reset_failures(jkey)
         # Record before marking done: a crash in between re-runs the fire (at least
         # once) rather than leave a completed fire without its run.
-        run = self._record(fired, started, outcome)
-        self.ledger.mark_done(fired.fire_id)
+        run = self._record(fired, started, outcome, batch)
+        self._mark_done(fired.fire_id, batch)
         return HandleResult("done", run)
 
     def _count_failure(self, job: ScheduledJob, jkey: str) -> str:
@@ -218,8 +302,24 @@ class ConsumerRuntime:
         except Exception:
             log.exception("could not notify the owner of job %s", job.job_id)
 
-    def _record(self, fired: JobFired, started: datetime, outcome: RunOutcome) -> Run:
-        run = Run(
+    def _plugin_logger(self, job_type: str) -> logging.Logger:
+        logger = self._loggers.get(job_type)
+        if logger is None:
+            logger = logging.getLogger(f"plugin.{self.registry.owner_of(job_type)}")
+            self._loggers[job_type] = logger
+        return logger
+
+    def _record(
+        self,
+        fired: JobFired,
+        started: datetime,
+        outcome: RunOutcome,
+        batch: FireBatch | None = None,
+    ) -> Run:
+        # Every value comes from validated models (the fire, the outcome, the clock):
+        # build the run without validating it again.
+        run = Run.model_construct(
+            run_id=run_id(),
             job_id=fired.job_id,
             fire_id=fired.fire_id,
             scheduled_time=fired.scheduled_time,
@@ -229,6 +329,9 @@ class ConsumerRuntime:
             summary=outcome.summary[:MAX_SUMMARY_CHARS],
             detail=cap_detail(outcome.detail),
         )
+        if batch is not None:
+            batch.runs.append((fired.owner_id, run))
+            return run
         try:
             self.runs.record(fired.owner_id, run)
         except Exception:

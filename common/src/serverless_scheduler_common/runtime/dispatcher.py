@@ -1,11 +1,21 @@
-"""Local mode's distribution layer: a durable queue and a bounded worker pool.
+"""Local mode's distribution layer: a durable queue, a bounded memory queue, a worker pool.
 
-`publish` only persists the fire (one SQLite transaction; `publish_many` writes a whole
-batch in one) and wakes a worker, so the timer engine is never slowed by plugins.
-Workers run fires through `ConsumerRuntime`; failures are retried with exponential
-backoff and a cap, then moved to the dead-letter store. A fire leaves the queue table
-only once handled, so after a crash (even `kill -9`) `start()` runs every unfinished
-fire again; completed fire_ids are deduplicated by the runtime's ledger.
+`publish_many` persists a batch of fires in one SQLite transaction and only then returns
+(a `kill -9` afterwards loses none of them). The fires it accepted wait in a bounded
+in-memory queue; when that is full, `publish_many` first waits for room (back-pressure:
+the timer engine slows down and its lateness shows it) and, past `publish_wait_s`,
+accepts the fires into the table only; they are loaded from there as room frees up.
+
+Workers take fires in batches and run each through `ConsumerRuntime` with a
+`FireBatch`; a batch's runs, done marks and dequeues are then written in one
+transaction. Because plugin code shares one interpreter lock, more threads only help
+while consumers wait (network, sleep): normally one worker takes everything, and another
+joins only when the oldest ready fire has waited `spread_after_s`, or takes over the not
+yet started fires of a worker whose current consumer call has run that long (so one
+slow consumer never holds up the fires behind it). Failures are retried with
+exponential backoff and a cap, then moved to the dead-letter store. A fire leaves the
+queue table only once handled, so after a crash `start()` runs every unfinished fire
+again; completed fire_ids are deduplicated by the runtime's ledger.
 """
 
 from __future__ import annotations
@@ -16,16 +26,28 @@ import random
 import threading
 import time
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 
 from ..events import JobFired
 from ..ports import Publisher
-from .core import ConsumerRuntime, HandleResult
+from .core import ConsumerRuntime, FireBatch, HandleResult
 from .ports import DeadLetter, DeadLetterStore
-from .sqlite import QueuedFire, SqliteFireLedger, SqliteFireQueue
+from .sqlite import QueuedFire, SqliteFireLedger, SqliteFireQueue, SqliteRunRepository
 
 log = logging.getLogger(__name__)
+
+
+class _Slot:
+    """One worker's claimed fires (another worker may take over those not started)."""
+
+    __slots__ = ("pending", "started", "taken")
+
+    def __init__(self) -> None:
+        self.pending: deque[QueuedFire] = deque()
+        self.taken: list[QueuedFire] = []
+        self.started = 0.0  # monotonic start of the current consumer call; 0 when idle
 
 
 def backoff_delay(attempt: int, *, base_s: float, max_s: float, jitter: float = 0.1) -> float:
@@ -44,6 +66,14 @@ class LocalDispatcher:
         workers: worker threads (default `settings.dispatcher_workers`).
         defer_s: how soon a fire buffered behind a running one (`buffer_one`) looks again.
         poll_s: how often to look for fires other processes queued (`dlq redrive`).
+        max_backlog: fires held in memory at most (queued, waiting for a retry or running).
+        publish_wait_s: how long `publish_many` waits for room before it accepts fires
+            into the table only.
+        batch_size: most fires one worker takes at once.
+        spread_after_s: how long a consumer call (or, with slow consumers, the oldest
+            ready fire) may wait before another worker joins in.
+        slow_call_s: mean consumer call time from which waiting fires bring in more
+            workers.
     """
 
     def __init__(
@@ -55,21 +85,52 @@ class LocalDispatcher:
         workers: int | None = None,
         defer_s: float = 0.2,
         poll_s: float = 1.0,
+        max_backlog: int = 20_000,
+        publish_wait_s: float = 5.0,
+        batch_size: int = 256,
+        spread_after_s: float = 0.02,
+        slow_call_s: float = 0.001,
     ) -> None:
+        if max_backlog < 1 or batch_size < 1:
+            raise ValueError("max_backlog and batch_size must be at least 1")
         self.runtime = runtime
         self.queue = queue
         self.dead_letters = dead_letters
         self.workers = workers or runtime.settings.dispatcher_workers
         self.defer_s = defer_s
         self.poll_s = poll_s
-        self._cond = threading.Condition()
-        self._ready: deque[QueuedFire] = deque()
+        self.max_backlog = max_backlog
+        self.publish_wait_s = publish_wait_s
+        self.batch_size = batch_size
+        self.spread_after_s = spread_after_s
+        self.slow_call_s = slow_call_s
+        self._call_s = 0.0
+        self._cond = threading.Condition(threading.Lock())
+        # (monotonic time it became ready, fire)
+        self._ready: deque[tuple[float, QueuedFire]] = deque()
+        self._slots: list[_Slot] = []
         self._delayed: list[tuple[float, int, QueuedFire]] = []
-        self._known: set[int] = set()
-        self._max_seq = 0
         self._in_flight = 0
+        self._active = 0
+        # Every queued row with seq <= _loaded_upto has been taken into memory; rows above
+        # it are taken directly by `publish_many` (when they follow on) or by the loader.
+        self._loaded_upto = 0
+        self._spilled = False
+        self._admit_lock = threading.Lock()  # orders inserts with what the loader reads
+        self._load_wake = threading.Event()
         self._running = False
         self._threads: list[threading.Thread] = []
+        self._worker_idents: set[int] = set()
+        self._warned_full = 0.0
+        runs, ledger = runtime.runs, runtime.ledger
+        same_file = (
+            isinstance(runs, SqliteRunRepository)
+            and isinstance(ledger, SqliteFireLedger)
+            and runs.db_path.resolve() == queue.db_path.resolve() == ledger.db_path.resolve()
+        )
+        # One transaction per batch when the run history and the ledger share the file.
+        self._runs_here = runs if same_file and isinstance(runs, SqliteRunRepository) else None
+        self._ledger_here = ledger if same_file and isinstance(ledger, SqliteFireLedger) else None
 
     # -- Publisher -----------------------------------------------------------------------
     def publish(self, fired: JobFired) -> None:
@@ -77,30 +138,54 @@ class LocalDispatcher:
         self.publish_many([fired])
 
     def publish_many(self, fires: Iterable[JobFired]) -> None:
-        """Persist a batch of fires in one transaction, then hand them to the pool."""
-        added = self.queue.add_many(fires)
-        if added:
+        """Persist a batch of fires in one transaction, then hand them to the pool.
+
+        Waits (up to `publish_wait_s`) while the memory queue is full, so a producer
+        faster than the consumers is slowed down instead of filling memory.
+        """
+        batch = list(fires)
+        if not batch:
+            return
+        self._wait_for_room()
+        with self._admit_lock:
+            added = self.queue.add_many(batch)
+            if not added:
+                return
             with self._cond:
-                for item in added:
-                    self._admit(item)
-                self._cond.notify(len(added))
+                follows_on = (
+                    not self._spilled
+                    and added[0].seq == self._loaded_upto + 1
+                    and added[-1].seq - added[0].seq + 1 == len(added)
+                )
+                if follows_on and self._held() < self.max_backlog:
+                    for item in added:
+                        self._admit(item)
+                    self._loaded_upto = added[-1].seq
+                    self._cond.notify()
+                    return
+                self._spilled = True  # the loader reads them from the table
+        self._load_wake.set()
 
     # -- life cycle ----------------------------------------------------------------------
     def start(self) -> None:
         """Load unfinished fires from the queue table and start the workers."""
         if self._running:
             return
-        if isinstance(self.runtime.ledger, SqliteFireLedger):
-            self.runtime.ledger.release_all_locks()
+        release = getattr(self.runtime.ledger, "release_all_locks", None)
+        if callable(release):
+            release()  # the runs that held them belong to a process that is gone
         self._load_new()
         self._running = True
-        for i in range(self.workers):
-            thread = threading.Thread(target=self._work, name=f"dispatcher-{i}", daemon=True)
+        self._slots = [_Slot() for _ in range(self.workers)]
+        for i, slot in enumerate(self._slots):
+            thread = threading.Thread(
+                target=self._work, args=(slot,), name=f"dispatcher-{i}", daemon=True
+            )
             thread.start()
             self._threads.append(thread)
-        poller = threading.Thread(target=self._poll, name="dispatcher-poll", daemon=True)
-        poller.start()
-        self._threads.append(poller)
+        loader = threading.Thread(target=self._poll, name="dispatcher-load", daemon=True)
+        loader.start()
+        self._threads.append(loader)
         log.info("dispatcher started with %d workers, %d queued", self.workers, self.backlog())
 
     def stop(self, drain: bool = True, timeout: float | None = 30.0) -> None:
@@ -113,16 +198,18 @@ class LocalDispatcher:
         with self._cond:
             self._running = False
             self._cond.notify_all()
+        self._load_wake.set()
         for thread in self._threads:
             thread.join(timeout=timeout)
         self._threads.clear()
+        self._worker_idents.clear()
 
     def wait_idle(self, timeout: float | None = None, *, include_delayed: bool = True) -> bool:
         """Block until nothing is running or due (and, by default, nothing is waiting)."""
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._cond:
             while True:
-                busy = bool(self._in_flight or self._ready)
+                busy = bool(self._in_flight or self._ready or self._spilled)
                 if include_delayed:
                     busy = busy or bool(self._delayed)
                 else:
@@ -135,37 +222,66 @@ class LocalDispatcher:
                 self._cond.wait(timeout=0.05 if remaining is None else min(0.05, remaining))
 
     def backlog(self) -> int:
+        """Fires accepted and not yet handled that are held in memory."""
         with self._cond:
-            return len(self._ready) + len(self._delayed) + self._in_flight
+            return self._held()
 
-    # -- internals -----------------------------------------------------------------------
+    # -- admission -------------------------------------------------------------------------
+    def _held(self) -> int:
+        return len(self._ready) + len(self._delayed) + self._in_flight
+
     def _admit(self, item: QueuedFire) -> None:
         """Add a persisted fire to the in-memory schedule (caller holds the condition)."""
-        if item.seq in self._known:
-            return
-        self._known.add(item.seq)
-        self._max_seq = max(self._max_seq, item.seq)
         if item.not_before > time.time():
             heapq.heappush(self._delayed, (item.not_before, item.seq, item))
         else:
-            self._ready.append(item)
+            self._ready.append((time.monotonic(), item))
+
+    def _wait_for_room(self) -> None:
+        if threading.get_ident() in self._worker_idents:
+            return  # a consumer publishing must not wait for its own worker
+        deadline = time.monotonic() + self.publish_wait_s
+        with self._cond:
+            while self._running and self._held() >= self.max_backlog:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    now = time.monotonic()
+                    if now - self._warned_full > 60:
+                        self._warned_full = now
+                        log.warning(
+                            "dispatcher: %d fires in memory for %.1fs; queueing in the table",
+                            self._held(),
+                            self.publish_wait_s,
+                        )
+                    return
+                self._cond.wait(timeout=min(remaining, 0.05))
 
     def _load_new(self) -> None:
-        with self._cond:
-            after = self._max_seq
-        items = self.queue.pending(after_seq=after)
-        if items:
+        """Take queued fires the memory queue has not seen (spilled, other processes)."""
+        with self._admit_lock:
+            with self._cond:
+                after = self._loaded_upto
+                room = self.max_backlog - self._held()
+            if room <= 0:
+                return
+            items, high = self.queue.pending_window(after_seq=after, limit=room)
             with self._cond:
                 for item in items:
                     self._admit(item)
-                self._cond.notify_all()
+                if len(items) < room:
+                    self._loaded_upto = max(after, high)
+                    self._spilled = False
+                else:
+                    self._loaded_upto = items[-1].seq
+                    self._spilled = True
+                if items:
+                    self._cond.notify_all()
 
     def _poll(self) -> None:
         while True:
+            self._load_wake.wait(timeout=self.poll_s)
+            self._load_wake.clear()
             with self._cond:
-                if not self._running:
-                    return
-                self._cond.wait(timeout=self.poll_s)
                 if not self._running:
                     return
             try:
@@ -173,64 +289,177 @@ class LocalDispatcher:
             except Exception:
                 log.exception("dispatcher: could not read the queue table")
 
-    def _next(self) -> QueuedFire | None:
+    # -- workers ---------------------------------------------------------------------------
+    def _claim(self, me: _Slot) -> bool:
+        """Fill `me.pending` with fires to run; False once stopped.
+
+        A second worker only helps while consumers wait (the interpreter lock serialises
+        Python work), so an idle worker joins when another one's current consumer call
+        has run `spread_after_s` (taking over that worker's unstarted fires first), or
+        when the oldest ready fire has waited that long and consumer calls are slow on
+        average (`slow_call_s`, e.g. network checks).
+        """
+        spread = self.spread_after_s
         with self._cond:
             while self._running:
-                now = time.time()
-                while self._delayed and self._delayed[0][0] <= now:
-                    self._ready.append(heapq.heappop(self._delayed)[2])
-                if self._ready:
-                    self._in_flight += 1
-                    return self._ready.popleft()
-                wait = self._delayed[0][0] - now if self._delayed else 1.0
-                self._cond.wait(timeout=max(0.001, min(wait, 1.0)))
-            return None
+                now_wall = time.time()
+                now = time.monotonic()
+                while self._delayed and self._delayed[0][0] <= now_wall:
+                    self._ready.append((now, heapq.heappop(self._delayed)[2]))
+                wait = min(self._delayed[0][0] - now_wall, 1.0) if self._delayed else 1.0
+                stuck = False
+                for other in self._slots:
+                    if other is me or not (other.started or other.pending):
+                        continue
+                    running_for = now - other.started if other.started else 0.0
+                    if running_for < spread:
+                        if other.pending:
+                            wait = min(wait, spread - running_for)
+                        continue
+                    stuck = True
+                    if other.pending:
+                        me.pending.extend(other.pending)
+                        other.pending.clear()
+                        self._active += 1
+                        if len(me.pending) > 1:
+                            self._cond.notify()  # someone watches what is left waiting
+                        return True
+                ready = self._ready
+                if ready:
+                    waited = now - ready[0][0]
+                    slow = waited >= spread and self._call_s >= self.slow_call_s
+                    if self._active == 0 or stuck or slow:
+                        n = min(self.batch_size, len(ready))
+                        me.pending.extend(ready.popleft()[1] for _ in range(n))
+                        self._in_flight += n
+                        self._active += 1
+                        if n > 1 or ready:
+                            self._cond.notify()
+                        return True
+                    wait = min(wait, max(spread - waited, spread / 2))
+                self._cond.wait(timeout=max(0.001, wait))
+            return False
 
-    def _work(self) -> None:
-        while True:
-            item = self._next()
-            if item is None:
-                return
+    def _work(self, me: _Slot) -> None:
+        self._worker_idents.add(threading.get_ident())
+        while self._claim(me):
             try:
-                self._handle(item)
+                self._process(me)
             except Exception:
-                # Only the bookkeeping around the runtime can land here; keep the fire
-                # queued and look at it again later rather than lose it.
-                log.exception("dispatcher: fire seq %d could not be processed", item.seq)
-                self._requeue(item, item.attempt, time.time() + self.runtime.settings.retry_max_s)
-            finally:
+                # Only the bookkeeping around the runtime can land here; keep the fires
+                # queued and look at them again later rather than lose them.
+                log.exception("dispatcher: a batch of fires could not be processed")
+                later = time.time() + self.runtime.settings.retry_max_s
                 with self._cond:
-                    self._in_flight -= 1
-                    self._cond.notify_all()
+                    for item in [*me.taken, *me.pending]:
+                        again = replace(item, not_before=later)
+                        heapq.heappush(self._delayed, (later, item.seq, again))
+                    self._in_flight -= len(me.pending)  # they are waiting again now
+                    me.pending.clear()
+            with self._cond:
+                self._in_flight -= len(me.taken)
+                me.started = 0.0
+                me.taken = []
+                self._active -= 1
+                spilled = self._spilled
+                self._cond.notify_all()
+            if spilled:
+                self._load_wake.set()
 
-    def _handle(self, item: QueuedFire) -> None:
-        fired = JobFired.model_validate_json(item.payload)
-        result = self.runtime.handle(fired, attempt=item.attempt)
-        settings = self.runtime.settings
-        if result.disposition == "done":
-            self._finish(item)
-        elif result.disposition == "defer":
-            self._requeue(item, item.attempt, time.time() + self.defer_s)
-        elif result.disposition == "retry" and item.attempt < settings.max_attempts:
-            delay = backoff_delay(
-                item.attempt, base_s=settings.retry_base_s, max_s=settings.retry_max_s
-            )
-            log.info("fire %s: retry %d in %.2fs", fired.fire_id, item.attempt + 1, delay)
-            self._requeue(item, item.attempt + 1, time.time() + delay)
-        else:
+    def _process(self, me: _Slot) -> None:
+        """Run the fires in `me.pending` (moving them to `me.taken`), then commit them."""
+        runtime = self.runtime
+        settings = runtime.settings
+        cond = self._cond
+        with cond:
+            claimed = list(me.pending)
+        known_done = (
+            self._ledger_here.done_among([self._fire_id(item) for item in claimed])
+            if self._ledger_here is not None
+            else None
+        )
+        batch = FireBatch(known_done=known_done)
+        finished: list[int] = []
+        moved: list[tuple[int, int, float]] = []
+        dead: list[tuple[QueuedFire, JobFired, HandleResult]] = []
+        retry_later: list[QueuedFire] = []
+        taken, pending = me.taken, me.pending
+        while True:
+            with cond:
+                if not pending:
+                    me.started = 0.0
+                    break
+                item = pending.popleft()
+                taken.append(item)
+                me.started = time.monotonic()
+            try:
+                fired = item.parsed()
+            except ValueError:
+                log.exception("dispatcher: queued fire seq %d is unreadable", item.seq)
+                later = time.time() + settings.retry_max_s
+                moved.append((item.seq, item.attempt, later))
+                retry_later.append(replace(item, not_before=later))
+                continue
+            result = runtime.handle(fired, attempt=item.attempt, batch=batch)
+            # Mean consumer call time (a racy float update is fine for a heuristic).
+            self._call_s += (time.monotonic() - me.started - self._call_s) * 0.05
+            if result.disposition == "done":
+                finished.append(item.seq)
+            elif result.disposition == "defer":
+                later = time.time() + self.defer_s
+                moved.append((item.seq, item.attempt, later))
+                retry_later.append(replace(item, not_before=later))
+            elif result.disposition == "retry" and item.attempt < settings.max_attempts:
+                delay = backoff_delay(
+                    item.attempt, base_s=settings.retry_base_s, max_s=settings.retry_max_s
+                )
+                log.info("fire %s: retry %d in %.2fs", fired.fire_id, item.attempt + 1, delay)
+                later = time.time() + delay
+                moved.append((item.seq, item.attempt + 1, later))
+                retry_later.append(replace(item, attempt=item.attempt + 1, not_before=later))
+            else:
+                dead.append((item, fired, result))
+                finished.append(item.seq)
+        for item, fired, result in dead:
             self._dead_letter(item, fired, result)
+        self._commit(batch, finished, moved)
+        if retry_later:
+            with cond:
+                for item in retry_later:
+                    heapq.heappush(self._delayed, (item.not_before, item.seq, item))
 
-    def _finish(self, item: QueuedFire) -> None:
-        self.queue.delete([item.seq])
-        with self._cond:
-            self._known.discard(item.seq)
+    @staticmethod
+    def _fire_id(item: QueuedFire) -> str:
+        if item.fired is not None:
+            return item.fired.fire_id
+        try:
+            return item.parsed().fire_id
+        except ValueError:
+            return ""
 
-    def _requeue(self, item: QueuedFire, attempt: int, not_before: float) -> None:
-        self.queue.reschedule(item.seq, attempt=attempt, not_before=not_before)
-        again = QueuedFire(item.seq, item.payload, attempt, not_before)
-        with self._cond:
-            heapq.heappush(self._delayed, (not_before, item.seq, again))
-            self._cond.notify()
+    def _commit(
+        self, batch: FireBatch, finished: Sequence[int], moved: Sequence[tuple[int, int, float]]
+    ) -> None:
+        """Store the batch's runs, done marks and queue changes (runs first)."""
+        if self._runs_here is not None and self._ledger_here is not None:
+            self.queue.complete(
+                delete=finished,
+                reschedule=moved,
+                runs=batch.runs,
+                run_repository=self._runs_here,
+                done=batch.done,
+                ledger=self._ledger_here,
+            )
+            return
+        runs, ledger = self.runtime.runs, self.runtime.ledger
+        for owner_id, run in batch.runs:
+            try:
+                runs.record(owner_id, run)
+            except Exception:
+                log.exception("could not record run %s of fire %s", run.run_id, run.fire_id)
+        for fire_id in batch.done:
+            ledger.mark_done(fire_id)
+        self.queue.complete(delete=finished, reschedule=moved)
 
     def _dead_letter(self, item: QueuedFire, fired: JobFired, result: HandleResult) -> None:
         log.error(
@@ -248,7 +477,6 @@ class LocalDispatcher:
                 dead_at=datetime.now(UTC),
             )
         )
-        self._finish(item)
 
 
 def redrive(

@@ -3,6 +3,10 @@
 Each adapter opens its own connection (WAL mode, `synchronous=NORMAL`: a committed row
 survives the process being killed) and creates its own tables. Connections are shared
 by the dispatcher's worker threads behind a lock per adapter.
+
+The dispatcher's hot path writes in batches: `SqliteFireQueue.complete` records the runs,
+marks the fires done and dequeues them in one transaction, so a crash either keeps a
+whole batch queued (it runs again) or none of it.
 """
 
 from __future__ import annotations
@@ -10,12 +14,13 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import random
 import sqlite3
 import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -105,17 +110,13 @@ class SqliteRunRepository(_SqliteAdapter):
         self.retention = retention
 
     def record(self, owner_id: str, run: Run) -> None:
-        with self._tx() as conn:
-            conn.execute(
-                "INSERT OR REPLACE INTO runs VALUES (?, ?, ?, ?, ?)",
-                (owner_id, run.job_id, run.run_id, _ts(run.started_at), run.model_dump_json()),
-            )
-            conn.execute(
-                """DELETE FROM runs WHERE owner_id = ? AND job_id = ? AND run_id NOT IN (
-                       SELECT run_id FROM runs WHERE owner_id = ? AND job_id = ?
-                       ORDER BY started_at DESC, run_id DESC LIMIT ?)""",
-                (owner_id, run.job_id, owner_id, run.job_id, self.retention),
-            )
+        self.record_many([(owner_id, run)])
+
+    def record_many(self, runs: Sequence[tuple[str, Run]]) -> None:
+        """Insert or replace several runs in one transaction."""
+        if runs:
+            with self._tx() as conn:
+                write_runs(conn, runs, self.retention)
 
     def list(
         self, owner_id: str, job_id: str, *, limit: int = 50, cursor: str | None = None
@@ -127,6 +128,16 @@ class SqliteRunRepository(_SqliteAdapter):
             started, run_id = _decode_cursor(cursor)
             where = "AND (started_at < ? OR (started_at = ? AND run_id < ?))"
             params += [started, started, run_id]
+        # Pruning is amortised (see `write_runs`): a job may briefly hold a few more rows
+        # than the retention, so the reader stops at the oldest run still retained.
+        oldest = self._query(
+            """SELECT started_at, run_id FROM runs WHERE owner_id = ? AND job_id = ?
+               ORDER BY started_at DESC, run_id DESC LIMIT 1 OFFSET ?""",
+            (owner_id, job_id, self.retention - 1),
+        )
+        if oldest:
+            where += " AND (started_at > ? OR (started_at = ? AND run_id >= ?))"
+            params += [oldest[0][0], oldest[0][0], oldest[0][1]]
         rows = self._query(
             f"""SELECT started_at, run_id, data FROM runs WHERE owner_id = ? AND job_id = ?
                 {where} ORDER BY started_at DESC, run_id DESC LIMIT ?""",
@@ -138,6 +149,36 @@ class SqliteRunRepository(_SqliteAdapter):
             last = rows[limit - 1]
             next_cursor = _encode_cursor(str(last[0]), str(last[1]))
         return Page(items=items, next_cursor=next_cursor)
+
+
+def write_runs(conn: sqlite3.Connection, runs: Sequence[tuple[str, Run]], retention: int) -> None:
+    """Insert runs (inside the caller's transaction) and trim their jobs to `retention`.
+
+    Trimming a job costs an indexed delete, so it is amortised: each insert trims its
+    job with probability 1/slack (slack = retention // 10, at least 1), which keeps a
+    job within about `retention + slack` rows; `SqliteRunRepository.list` never shows
+    more than `retention`.
+    """
+    conn.executemany(
+        "INSERT OR REPLACE INTO runs VALUES (?, ?, ?, ?, ?)",
+        [
+            (owner_id, run.job_id, run.run_id, _ts(run.started_at), run.model_dump_json())
+            for owner_id, run in runs
+        ],
+    )
+    slack = max(1, retention // 10)
+    trim = {
+        (owner_id, run.job_id)
+        for owner_id, run in runs
+        if slack == 1 or random.random() * slack < 1.0
+    }
+    if trim:
+        conn.executemany(
+            """DELETE FROM runs WHERE owner_id = ? AND job_id = ? AND run_id IN (
+                   SELECT run_id FROM runs WHERE owner_id = ? AND job_id = ?
+                   ORDER BY started_at DESC, run_id DESC LIMIT -1 OFFSET ?)""",
+            [(o, j, o, j, retention) for o, j in trim],
+        )
 
 
 def _encode_cursor(started: str, run_id: str) -> str:
@@ -154,66 +195,101 @@ def _decode_cursor(cursor: str) -> tuple[str, str]:
 
 # -- idempotency, in-progress markers, failure counts ---------------------------------------
 class SqliteFireLedger(_SqliteAdapter):
-    """`FireLedger` over SQLite: completed fire_ids are a unique key, locks expire."""
+    """`FireLedger` for local mode: completed fire_ids are a unique key in SQLite.
+
+    Local mode runs one dispatcher per database, so the in-progress markers (with their
+    expiry) and the buffer slots live in memory: a restarted process starts with none,
+    which is what a crash must give anyway. Consecutive-failure counts are stored and
+    cached (a success resets a count without touching the file unless one is set).
+    """
 
     _schema = """
     CREATE TABLE IF NOT EXISTS fires_done (fire_id TEXT PRIMARY KEY, done_at REAL NOT NULL);
-    CREATE TABLE IF NOT EXISTS run_locks (
-        lock_key TEXT PRIMARY KEY, holder TEXT NOT NULL, expires_at REAL NOT NULL
-    );
     CREATE TABLE IF NOT EXISTS job_failures (job_key TEXT PRIMARY KEY, failures INTEGER NOT NULL);
     """
+
+    #: How often (seconds) completed fire_ids older than `done_ttl_s` are dropped.
+    prune_interval_s = 600.0
 
     def __init__(self, db_path: str | Path, *, done_ttl_s: int = 30 * 86_400) -> None:
         super().__init__(db_path)
         self.done_ttl_s = done_ttl_s
-        self._marks = 0
+        self._last_prune = time.monotonic()
+        self._locks: dict[str, tuple[str, float]] = {}
+        self._locks_guard = threading.Lock()
+        self._failures = {
+            str(key): int(str(count))
+            for key, count in self._query("SELECT job_key, failures FROM job_failures")
+        }
 
+    # -- completed fires -------------------------------------------------------------------
     def is_done(self, fire_id: str) -> bool:
         return bool(self._query("SELECT 1 FROM fires_done WHERE fire_id = ?", (fire_id,)))
 
-    def mark_done(self, fire_id: str) -> None:
-        now = time.time()
-        with self._tx() as conn:
-            conn.execute("INSERT OR IGNORE INTO fires_done VALUES (?, ?)", (fire_id, now))
-            self._marks += 1
-            if self._marks % 1000 == 0:  # keep the dedupe window bounded
-                conn.execute("DELETE FROM fires_done WHERE done_at < ?", (now - self.done_ttl_s,))
+    def done_among(self, fire_ids: Sequence[str]) -> set[str]:
+        """The fire_ids among these that already completed (one query per 500)."""
+        found: set[str] = set()
+        ids = list(fire_ids)
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            rows = self._query(f"SELECT fire_id FROM fires_done WHERE fire_id IN ({marks})", chunk)
+            found.update(str(row[0]) for row in rows)
+        return found
 
+    def mark_done(self, fire_id: str) -> None:
+        self.mark_done_many([fire_id])
+
+    def mark_done_many(self, fire_ids: Sequence[str]) -> None:
+        if fire_ids:
+            with self._tx() as conn:
+                self.write_done(conn, fire_ids)
+
+    def write_done(self, conn: sqlite3.Connection, fire_ids: Sequence[str]) -> None:
+        """Mark fires done inside the caller's transaction (on any connection to the file)."""
+        now = time.time()
+        conn.executemany(
+            "INSERT OR IGNORE INTO fires_done VALUES (?, ?)", [(f, now) for f in fire_ids]
+        )
+        if time.monotonic() - self._last_prune >= self.prune_interval_s:
+            self._last_prune = time.monotonic()  # keep the dedupe window bounded
+            conn.execute("DELETE FROM fires_done WHERE done_at < ?", (now - self.done_ttl_s,))
+
+    # -- in-progress markers (process-local) ---------------------------------------------
     def acquire(self, key: str, holder: str, *, ttl_s: int) -> bool:
         now = time.time()
-        with self._tx() as conn:
-            row = conn.execute(
-                "SELECT holder, expires_at FROM run_locks WHERE lock_key = ?", (key,)
-            ).fetchone()
-            if row is not None and row[1] > now:
+        with self._locks_guard:
+            current = self._locks.get(key)
+            if current is not None and current[1] > now:
                 return False
-            conn.execute(
-                "INSERT OR REPLACE INTO run_locks VALUES (?, ?, ?)", (key, holder, now + ttl_s)
-            )
+            self._locks[key] = (holder, now + ttl_s)
             return True
 
     def release(self, key: str, holder: str) -> None:
-        with self._tx() as conn:
-            conn.execute("DELETE FROM run_locks WHERE lock_key = ? AND holder = ?", (key, holder))
+        with self._locks_guard:
+            current = self._locks.get(key)
+            if current is not None and current[0] == holder:
+                del self._locks[key]
 
     def claim_buffer(self, job_key: str, fire_id: str, *, ttl_s: int) -> bool:
         now = time.time()
         key = f"buffer:{job_key}"
-        with self._tx() as conn:
-            row = conn.execute(
-                "SELECT holder, expires_at FROM run_locks WHERE lock_key = ?", (key,)
-            ).fetchone()
-            if row is not None and row[0] != fire_id and row[1] > now:
+        with self._locks_guard:
+            current = self._locks.get(key)
+            if current is not None and current[0] != fire_id and current[1] > now:
                 return False
-            conn.execute(
-                "INSERT OR REPLACE INTO run_locks VALUES (?, ?, ?)", (key, fire_id, now + ttl_s)
-            )
+            self._locks[key] = (fire_id, now + ttl_s)
             return True
 
     def release_buffer(self, job_key: str, fire_id: str) -> None:
         self.release(f"buffer:{job_key}", fire_id)
 
+    def release_all_locks(self) -> None:
+        """Forget every in-progress marker (the runs that held them are gone)."""
+        with self._locks_guard:
+            self._locks.clear()
+
+    # -- consecutive failures ---------------------------------------------------------------
     def add_failure(self, job_key: str) -> int:
         with self._tx() as conn:
             conn.execute(
@@ -224,16 +300,16 @@ class SqliteFireLedger(_SqliteAdapter):
             row = conn.execute(
                 "SELECT failures FROM job_failures WHERE job_key = ?", (job_key,)
             ).fetchone()
-            return int(row[0])
+            count = int(row[0])
+            self._failures[job_key] = count
+            return count
 
     def reset_failures(self, job_key: str) -> None:
+        if job_key not in self._failures:
+            return  # the common case: nothing counted, nothing to write
         with self._tx() as conn:
             conn.execute("DELETE FROM job_failures WHERE job_key = ?", (job_key,))
-
-    def release_all_locks(self) -> None:
-        """Forget every in-progress marker (local mode: the process that held them is gone)."""
-        with self._tx() as conn:
-            conn.execute("DELETE FROM run_locks")
+            self._failures.pop(job_key, None)
 
 
 # -- dead letters ---------------------------------------------------------------------------
@@ -295,19 +371,24 @@ class SqliteDeadLetterStore(_SqliteAdapter):
 # -- the local dispatcher's durable queue ---------------------------------------------------
 @dataclass(frozen=True)
 class QueuedFire:
-    """A persisted, not yet completed fire."""
+    """A persisted, not yet completed fire (`fired` is kept when it was published here)."""
 
     seq: int
     payload: str
     attempt: int
     not_before: float
+    fired: JobFired | None = field(default=None, compare=False, repr=False)
+
+    def parsed(self) -> JobFired:
+        """The fire itself (parsed from the payload when it was loaded from the table)."""
+        return self.fired if self.fired is not None else JobFired.model_validate_json(self.payload)
 
 
 class SqliteFireQueue(_SqliteAdapter):
     """Accepted fires, written before `publish` returns and deleted once handled.
 
     Another process (`dlq redrive`) may add rows; the dispatcher picks them up with
-    `added_since`.
+    `pending(after_seq=...)`. Within one `add_many` the new rows get consecutive `seq`s.
     """
 
     _schema = """
@@ -322,45 +403,102 @@ class SqliteFireQueue(_SqliteAdapter):
 
     def add_many(self, fires: Iterable[JobFired]) -> list[QueuedFire]:
         """Persist fires in one transaction; a fire_id already queued is not added twice."""
-        added: list[QueuedFire] = []
+        fresh: dict[str, JobFired] = {}
+        for fired in fires:
+            fresh.setdefault(fired.fire_id, fired)
+        if not fresh:
+            return []
         with self._tx() as conn:
-            for fired in fires:
-                payload = fired.model_dump_json()
-                row = conn.execute(
-                    """INSERT INTO dispatch_queue (fire_id, payload) VALUES (?, ?)
-                       ON CONFLICT(fire_id) DO NOTHING RETURNING seq""",
-                    (fired.fire_id, payload),
-                ).fetchone()
-                if row is not None:
-                    added.append(QueuedFire(int(row[0]), payload, 1, 0.0))
-        return added
+            ids = list(fresh)
+            for start in range(0, len(ids), 500):
+                chunk = ids[start : start + 500]
+                marks = ",".join("?" * len(chunk))
+                for (fire_id,) in conn.execute(
+                    f"SELECT fire_id FROM dispatch_queue WHERE fire_id IN ({marks})", chunk
+                ):
+                    del fresh[fire_id]
+            if not fresh:
+                return []
+            rows = [(fire_id, fired.model_dump_json()) for fire_id, fired in fresh.items()]
+            conn.executemany("INSERT INTO dispatch_queue (fire_id, payload) VALUES (?, ?)", rows)
+            # One writer at a time and no deletes in between: the rows got consecutive seqs.
+            last = int(conn.execute("SELECT last_insert_rowid()").fetchone()[0])
+        first = last - len(rows) + 1
+        return [
+            QueuedFire(first + i, payload, 1, 0.0, fired)
+            for i, ((_, payload), fired) in enumerate(zip(rows, fresh.values(), strict=True))
+        ]
 
     def publish(self, fired: JobFired) -> None:
         """`Publisher`: queue one fire for whichever dispatcher owns this database."""
         self.add_many([fired])
 
-    def pending(self, *, after_seq: int = 0) -> list[QueuedFire]:
-        rows = self._query(
-            "SELECT seq, payload, attempt, not_before FROM dispatch_queue WHERE seq > ? "
-            "ORDER BY seq",
-            (after_seq,),
-        )
-        return [
-            QueuedFire(int(str(r[0])), str(r[1]), int(str(r[2])), float(str(r[3]))) for r in rows
-        ]
+    def pending(self, *, after_seq: int = 0, limit: int | None = None) -> list[QueuedFire]:
+        """Queued fires with `seq > after_seq` in order (at most `limit`)."""
+        return self.pending_window(after_seq=after_seq, limit=limit)[0]
+
+    def pending_window(
+        self, *, after_seq: int = 0, limit: int | None = None
+    ) -> tuple[list[QueuedFire], int]:
+        """`pending(...)` plus the highest seq ever assigned, read in one snapshot.
+
+        When fewer than `limit` fires come back, every fire up to that seq was seen.
+        """
+        with self._lock:
+            self._conn.execute("BEGIN")
+            try:
+                rows = self._conn.execute(
+                    "SELECT seq, payload, attempt, not_before FROM dispatch_queue "
+                    "WHERE seq > ? ORDER BY seq LIMIT ?",
+                    (after_seq, -1 if limit is None else max(0, limit)),
+                ).fetchall()
+                high = self._conn.execute(
+                    "SELECT seq FROM sqlite_sequence WHERE name = 'dispatch_queue'"
+                ).fetchone()
+            finally:
+                self._conn.execute("COMMIT")
+        items = [QueuedFire(int(r[0]), str(r[1]), int(r[2]), float(r[3])) for r in rows]
+        return items, int(high[0]) if high is not None else 0
 
     def reschedule(self, seq: int, *, attempt: int, not_before: float) -> None:
-        with self._tx() as conn:
-            conn.execute(
-                "UPDATE dispatch_queue SET attempt = ?, not_before = ? WHERE seq = ?",
-                (attempt, not_before, seq),
-            )
+        self.complete(reschedule=[(seq, attempt, not_before)])
 
     def delete(self, seqs: Sequence[int]) -> None:
-        if not seqs:
+        self.complete(delete=seqs)
+
+    def complete(
+        self,
+        *,
+        delete: Sequence[int] = (),
+        reschedule: Sequence[tuple[int, int, float]] = (),
+        runs: Sequence[tuple[str, Run]] = (),
+        run_repository: SqliteRunRepository | None = None,
+        done: Sequence[str] = (),
+        ledger: SqliteFireLedger | None = None,
+    ) -> None:
+        """One transaction: record `runs`, mark `done`, dequeue `delete`, move `reschedule`.
+
+        `runs` need `run_repository` and `done` needs `ledger` (adapters over this same
+        file, which own those tables and their retention rules).
+        """
+        if runs and run_repository is None:
+            raise ValueError("runs: a run_repository over the same database is required")
+        if done and ledger is None:
+            raise ValueError("done: a ledger over the same database is required")
+        if not (delete or reschedule or runs or done):
             return
         with self._tx() as conn:
-            conn.executemany("DELETE FROM dispatch_queue WHERE seq = ?", [(s,) for s in seqs])
+            if runs and run_repository is not None:
+                write_runs(conn, runs, run_repository.retention)
+            if done and ledger is not None:
+                ledger.write_done(conn, done)
+            if reschedule:
+                conn.executemany(
+                    "UPDATE dispatch_queue SET attempt = ?, not_before = ? WHERE seq = ?",
+                    [(attempt, not_before, seq) for seq, attempt, not_before in reschedule],
+                )
+            if delete:
+                conn.executemany("DELETE FROM dispatch_queue WHERE seq = ?", [(s,) for s in delete])
 
     def count(self) -> int:
         return int(str(self._query("SELECT count(*) FROM dispatch_queue")[0][0]))
