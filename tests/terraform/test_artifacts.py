@@ -49,6 +49,7 @@ sys.path.insert(0, sys.argv[1])
 module_name, _, attr = sys.argv[2].rpartition(".")
 module = importlib.import_module(module_name)
 handler = getattr(module, attr)
+import botocore.session
 from serverless_scheduler_common.plugins import default_registry
 out = {
     "job_types": sorted(default_registry().known()),
@@ -67,7 +68,11 @@ if sys.argv[3] == "invoke":
     out["notifier"] = type(runtime.notifier).__name__
 if sys.argv[3] == "build":
     out["built"] = type(module.build()).__name__
-import botocore.session
+    import boto3
+    out["endpoints"] = {
+        s: boto3.client(s).meta.endpoint_url
+        for s in botocore.session.get_session().get_available_services()
+    }
 out["aws_models"] = sorted(botocore.session.get_session().get_available_services())
 print(json.dumps(out))
 """
@@ -214,6 +219,9 @@ def test_lazy_handlers_create_their_clients_from_the_artifact(
     )
     assert result["built"] in {"StreamSync", "function"}
     assert "scheduler" in result["aws_models"]
+    # The pruned endpoints.json still resolves every kept service as the full one does.
+    for service, url in result["endpoints"].items():
+        assert url == f"https://{service}.eu-central-1.amazonaws.com", (name, service, url)
 
 
 def test_items_api_knows_every_deployed_plugins_job_types(
