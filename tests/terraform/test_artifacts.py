@@ -243,6 +243,19 @@ def test_items_api_knows_every_deployed_plugins_job_types(
         assert consumer <= api, f"items lacks the job types of {name}: {sorted(consumer - api)}"
 
 
+def test_pruning_leaves_the_installed_botocore_alone(artifacts: dict[str, Path]) -> None:
+    """uv hard-links installs to its cache: the build must replace files, not edit them."""
+    import botocore
+
+    data = Path(botocore.__file__).parent / "data"
+    doc = json.loads((data / "endpoints.json").read_text())
+    assert len(doc["partitions"][0]["services"]) > 100
+    assert len([p for p in data.iterdir() if p.is_dir()]) > 100
+    for root in artifacts.values():
+        pruned = json.loads((root / "botocore" / "data" / "endpoints.json").read_text())
+        assert len(pruned["partitions"][0]["services"]) < 10
+
+
 def test_artifacts_carry_only_the_aws_models_their_adapters_use(
     artifacts: dict[str, Path], build_script: ModuleType
 ) -> None:
