@@ -88,7 +88,7 @@ class ConsumerClock:
 
 def _dispatcher(data_dir: Path, clock: ConsumerClock) -> Any:
     """The local dispatcher with a no-op consumer plugin that records start lateness."""
-    from serverless_scheduler_common import RunOutcome, hookimpl
+    from serverless_scheduler_common import hookimpl
     from serverless_scheduler_common.plugins import build_registry, get_plugin_manager
     from serverless_scheduler_common.runtime.core import ConsumerRuntime
     from serverless_scheduler_common.runtime.dispatcher import LocalDispatcher
@@ -119,7 +119,7 @@ def _dispatcher(data_dir: Path, clock: ConsumerClock) -> Any:
         @hookimpl
         def serverless_scheduler_handle_job(self, job: Any, fired: Any, context: Any) -> Any:
             clock.started(fired.scheduled_time.timestamp())
-            return RunOutcome(status="ok", summary="noop")
+            return None  # a no-op consumer: the runtime records an ok run
 
     settings = Settings(data_dir=data_dir)
     pm = get_plugin_manager(settings=settings, plugins=[NoopPlugin()], load_entrypoints=False)

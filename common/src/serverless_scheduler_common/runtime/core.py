@@ -50,6 +50,8 @@ Disposition = Literal["done", "retry", "defer", "dead"]
 
 MAX_SUMMARY_CHARS = 500
 
+_OK = RunOutcome(status="ok")  # what a consumer returning None means (never mutated)
+
 
 @dataclass(frozen=True)
 class HandleResult:
@@ -247,7 +249,7 @@ class ConsumerRuntime:
         try:
             outcome = self.consumer(job.job_type)(job=job, fired=fired, context=context)
             if outcome is None:
-                outcome = RunOutcome(status="ok")
+                outcome = _OK
             elif not isinstance(outcome, RunOutcome):
                 outcome = RunOutcome.model_validate(outcome)
         except Exception as exc:

@@ -371,7 +371,11 @@ class SqliteDeadLetterStore(_SqliteAdapter):
 # -- the local dispatcher's durable queue ---------------------------------------------------
 @dataclass(frozen=True)
 class QueuedFire:
-    """A persisted, not yet completed fire (`fired` is kept when it was published here)."""
+    """A persisted, not yet completed fire.
+
+    A fire published by this process keeps `fired` and an empty `payload` (memory: the
+    row holds the text); one loaded from the table has only its `payload`.
+    """
 
     seq: int
     payload: str
@@ -408,25 +412,36 @@ class SqliteFireQueue(_SqliteAdapter):
             fresh.setdefault(fired.fire_id, fired)
         if not fresh:
             return []
+        rows = [(fire_id, fired.model_dump_json()) for fire_id, fired in fresh.items()]
         with self._tx() as conn:
-            ids = list(fresh)
-            for start in range(0, len(ids), 500):
-                chunk = ids[start : start + 500]
-                marks = ",".join("?" * len(chunk))
-                for (fire_id,) in conn.execute(
-                    f"SELECT fire_id FROM dispatch_queue WHERE fire_id IN ({marks})", chunk
-                ):
-                    del fresh[fire_id]
-            if not fresh:
-                return []
-            rows = [(fire_id, fired.model_dump_json()) for fire_id, fired in fresh.items()]
-            conn.executemany("INSERT INTO dispatch_queue (fire_id, payload) VALUES (?, ?)", rows)
-            # One writer at a time and no deletes in between: the rows got consecutive seqs.
+            before = conn.total_changes
+            conn.executemany(
+                "INSERT INTO dispatch_queue (fire_id, payload) VALUES (?, ?) "
+                "ON CONFLICT(fire_id) DO NOTHING",
+                rows,
+            )
+            inserted = conn.total_changes - before
             last = int(conn.execute("SELECT last_insert_rowid()").fetchone()[0])
-        first = last - len(rows) + 1
+            if inserted == 0:
+                return []
+            if inserted != len(rows):
+                # Some were queued already (rare): the new rows are the last `inserted`.
+                seqs = dict(
+                    conn.execute(
+                        "SELECT fire_id, seq FROM dispatch_queue WHERE seq > ? AND seq <= ?",
+                        (last - inserted, last),
+                    ).fetchall()
+                )
+        if inserted == len(rows):
+            # One writer at a time and no deletes in between: the rows got consecutive seqs.
+            first = last - len(rows) + 1
+            return [
+                QueuedFire(first + i, "", 1, 0.0, fired) for i, fired in enumerate(fresh.values())
+            ]
         return [
-            QueuedFire(first + i, payload, 1, 0.0, fired)
-            for i, ((_, payload), fired) in enumerate(zip(rows, fresh.values(), strict=True))
+            QueuedFire(int(seqs[fire_id]), "", 1, 0.0, fresh[fire_id])
+            for fire_id, _ in rows
+            if fire_id in seqs
         ]
 
     def publish(self, fired: JobFired) -> None:
@@ -498,7 +513,20 @@ class SqliteFireQueue(_SqliteAdapter):
                     [(attempt, not_before, seq) for seq, attempt, not_before in reschedule],
                 )
             if delete:
-                conn.executemany("DELETE FROM dispatch_queue WHERE seq = ?", [(s,) for s in delete])
+                conn.executemany(
+                    "DELETE FROM dispatch_queue WHERE seq BETWEEN ? AND ?", _ranges(delete)
+                )
 
     def count(self) -> int:
         return int(str(self._query("SELECT count(*) FROM dispatch_queue")[0][0]))
+
+
+def _ranges(seqs: Sequence[int]) -> list[tuple[int, int]]:
+    """Consecutive runs of seqs as (first, last): a batch is mostly one range."""
+    out: list[tuple[int, int]] = []
+    for seq in sorted(seqs):
+        if out and seq == out[-1][1] + 1:
+            out[-1] = (out[-1][0], seq)
+        else:
+            out.append((seq, seq))
+    return out
