@@ -13,7 +13,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, Literal, NamedTuple
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from croniter import croniter
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 #: EventBridge's FlexibleTimeWindow accepts 1..1440 minutes.
@@ -164,6 +163,8 @@ class CronSchedule(_RecurringBase):
                 f"cron expression needs 5 fields (minute hour day-of-month month "
                 f"day-of-week), got {len(fields)}"
             )
+        from croniter import croniter  # imported on use: it costs cold-start time
+
         if not croniter.is_valid(value):
             raise ValueError(f"{value!r} is not a valid cron expression")
         try:
@@ -187,6 +188,8 @@ class CronSchedule(_RecurringBase):
         start = after.astimezone(tz)
         if self.start_at and self.start_at > after:
             start = (self.start_at - timedelta(microseconds=1)).astimezone(tz)
+        from croniter import croniter
+
         candidate = _utc(croniter(self.expression, start).get_next(datetime))
         return candidate if self._in_window(candidate) else None
 
@@ -194,6 +197,8 @@ class CronSchedule(_RecurringBase):
     def period_s(self) -> int:
         """Shortest gap between two consecutive fires over the next few (for defaults)."""
         now = datetime.now(UTC)
+        from croniter import croniter
+
         it = croniter(self.expression, now.astimezone(ZoneInfo(self.timezone)))
         times = [it.get_next(datetime) for _ in range(6)]
         return int(min((b - a).total_seconds() for a, b in itertools.pairwise(times)))

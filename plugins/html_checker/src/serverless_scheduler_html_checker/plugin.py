@@ -33,11 +33,9 @@ from serverless_scheduler_common import (
     ScheduledJob,
     hookimpl,
 )
-from serverless_scheduler_common.http import OutboundHTTPError
 from serverless_scheduler_common.ports import StateStore
 
 from .diff import line_diff
-from .fetcher import fetch_page, http_for
 from .normalise import content_hash
 
 log = logging.getLogger(__name__)
@@ -171,6 +169,12 @@ def _send_pending(
 
 def check(job: HTMLMonitorJob, fired: JobFired, context: RunContext) -> RunOutcome:
     """One check of one job (the body of the hook; see the module docstring)."""
+    # The fetch path (requests) loads on first use, so the items API, which imports
+    # this module only for the job class, does not pay for it at cold start.
+    from serverless_scheduler_common.http import OutboundHTTPError
+
+    from .fetcher import fetch_page, http_for
+
     state = context.state
     if state is None:
         raise RuntimeError("the html_checker consumer needs a StateStore in its RunContext")

@@ -10,7 +10,7 @@ put in a run's summary or detail, and the API masks them (`secret_fields`).
 from __future__ import annotations
 
 import logging
-from typing import ClassVar, Literal
+from typing import TYPE_CHECKING, ClassVar, Literal
 from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import AnyHttpUrl, Field, field_validator
@@ -23,7 +23,9 @@ from serverless_scheduler_common import (
     ScheduledJob,
     hookimpl,
 )
-from serverless_scheduler_common.http import OutboundHTTP, OutboundHTTPError
+
+if TYPE_CHECKING:
+    from serverless_scheduler_common.http import OutboundHTTP
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +91,8 @@ def redact(text: str, secrets: list[str]) -> str:
 
 def call_webhook(job: WebhookJob, http: OutboundHTTP) -> RunOutcome:
     """Make the job's request once; raise WebhookError unless the status is expected."""
+    from serverless_scheduler_common.http import OutboundHTTPError
+
     shown = f"{job.method} {display_url(str(job.url))}"
     secrets = [v for v in job.headers.values() if v]
     try:
@@ -123,6 +127,9 @@ def serverless_scheduler_handle_job(
 ) -> RunOutcome | None:
     if not isinstance(job, WebhookJob):
         return None
+    # Loaded on use: the items API imports this module only for the job class.
+    from serverless_scheduler_common.http import OutboundHTTP
+
     with OutboundHTTP(context.settings) as http:
         outcome = call_webhook(job, http)
     log.info("webhook job %s fire %s: %s", job.job_id, fired.fire_id, outcome.summary)
