@@ -28,9 +28,9 @@ pytestmark = pytest.mark.terraform
 
 #: Terraform address of each function (the same in every deployment).
 FUNCTION_ADDRESSES = {
-    "items": "module.items.module.function",
-    "sync": "module.schedulers.module.sync",
-    "reconcile": "module.schedulers.module.reconcile",
+    "items": "module.platform.module.items.module.function",
+    "sync": "module.platform.module.schedulers.module.sync",
+    "reconcile": "module.platform.module.schedulers.module.reconcile",
     "html_checker": "module.html_checker.module.consumer.module.function",
     "webhook": "module.webhook.module.consumer.module.function",
 }

@@ -104,9 +104,9 @@ PLATFORM_ACTIONS: dict[str, set[str]] = {
 }
 
 FUNCTION_ADDRESSES = {
-    "items": "module.items.module.function",
-    "sync": "module.schedulers.module.sync",
-    "reconcile": "module.schedulers.module.reconcile",
+    "items": "module.platform.module.items.module.function",
+    "sync": "module.platform.module.schedulers.module.sync",
+    "reconcile": "module.platform.module.schedulers.module.reconcile",
     "html_checker": "module.html_checker.module.consumer.module.function",
     "webhook": "module.webhook.module.consumer.module.function",
 }

@@ -91,6 +91,7 @@ def test_expected_modules_and_deployments_exist(tree: Any) -> None:
         "html_checker",
         "webhook",
         "web",
+        "platform",
     } <= modules
     assert set(tree.deployments) == {"dev", "prod"}
 
@@ -142,6 +143,87 @@ def test_deployments_own_backend_tfvars_and_secret_example(tree: Any) -> None:
         secrets = (path / "secret.tfvars.example").read_text()
         for key in re.findall(r"^([a-z_]+)\s*=", secrets, re.MULTILINE):
             assert key in mod.variables, f"{env}/secret.tfvars.example sets undeclared {key}"
+
+
+#: Files of a deployment that may differ between environments (settings, not code).
+PER_ENVIRONMENT_FILES = {"terraform.tfvars", "backend.hcl.example", "secret.tfvars.example"}
+
+#: What the platform module supplies through `platform`; a plugin never passes these itself.
+CORE_CONSUMER_INPUTS = {
+    "name_prefix",
+    "topic_arn",
+    "jobs_table_name",
+    "jobs_table_arn",
+    "runs_table_name",
+    "runs_table_arn",
+    "lambda_runtime",
+    "lambda_architecture",
+    "log_retention_days",
+    "tags",
+}
+
+
+def _deployment_files(path: Path) -> dict[str, str]:
+    return {
+        f.name: f.read_text()
+        for f in sorted(path.iterdir())
+        if f.is_file() and (f.suffix == ".tf" or f.name in PER_ENVIRONMENT_FILES)
+    }
+
+
+def test_deployments_differ_only_in_their_settings(tree: Any) -> None:
+    """dev and prod share every .tf file byte for byte; only tfvars/backend/secrets differ."""
+    files = {env: _deployment_files(mod.path) for env, mod in tree.deployments.items()}
+    names = {env: set(found) for env, found in files.items()}
+    assert names["dev"] == names["prod"], names
+    assert names["dev"] >= PER_ENVIRONMENT_FILES
+    differing = sorted(
+        name
+        for name in names["dev"] - PER_ENVIRONMENT_FILES
+        if files["dev"][name] != files["prod"][name]
+    )
+    assert not differing, f"dev and prod differ in {differing}: move the shared part to a module"
+    assert files["dev"]["terraform.tfvars"] != files["prod"]["terraform.tfvars"]
+
+
+def test_deployment_is_one_platform_block_and_one_block_per_plugin(tree: Any) -> None:
+    for env, mod in tree.deployments.items():
+        assert not mod.resources and not mod.data, f"{env}: resources belong in a module"
+        assert not mod.locals, f"{env}: locals belong in the platform module"
+        platform = mod.modules.get("platform")
+        assert platform is not None, f"{env}: no platform module block"
+        assert mod.module_source("platform") == (TERRAFORM / "modules" / "platform").resolve()
+        for name, body in mod.modules.items():
+            if name == "platform":
+                continue
+            target = tree.module(mod.module_source(name))
+            assert "platform" in target.variables, f"{env}: {name} is not a plugin module"
+            assert unquote(body["platform"]) == "${module.platform.platform}", (
+                f"{env}: plugin {name} must be given module.platform.platform"
+            )
+            assert "${module.platform.artifacts_dir}/" in unquote(body["package_path"]), (
+                f"{env}: plugin {name} must read its zip from the platform's artifacts_dir"
+            )
+
+
+def test_plugins_give_the_consumer_the_platform_not_its_fields(tree: Any) -> None:
+    consumer = (TERRAFORM / "modules" / "plugin_consumer").resolve()
+    callers = 0
+    for path, mod in tree.dirs.items():
+        for name, body in mod.modules.items():
+            if mod.module_source(name) != consumer:
+                continue
+            callers += 1
+            where = f"{path.name}: module {name}"
+            assert unquote(body.get("platform")) == "${var.platform}", f"{where} lacks platform"
+            repeated = sorted(CORE_CONSUMER_INPUTS & set(body))
+            assert not repeated, f"{where} repeats what platform supplies: {repeated}"
+    assert callers >= 2
+    # The core values feed every consumer resource through local.core, which prefers platform.
+    main = (consumer / "main.tf").read_text()
+    assert "core = var.platform != null ? var.platform :" in main
+    for field in CORE_CONSUMER_INPUTS:
+        assert f"local.core.{field}" in main, f"plugin_consumer never uses platform's {field}"
 
 
 def test_every_reference_is_defined(tree: Any) -> None:

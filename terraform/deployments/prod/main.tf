@@ -1,109 +1,33 @@
-# One environment of Serverless Scheduler: core modules, the web UI and enabled plugins.
-locals {
-  name_prefix   = "${var.project}-${var.environment}"
-  repo_root     = abspath("${path.root}/../../..")
-  artifacts_dir = startswith(var.artifacts_dir, "/") ? var.artifacts_dir : "${local.repo_root}/${var.artifacts_dir}"
+# One environment of Serverless Scheduler: the core platform and the enabled plugins.
+# Everything both environments share lives in ../../modules/platform; what differs is in
+# terraform.tfvars (and <env>.secret.tfvars).
+module "platform" {
+  source = "../../modules/platform"
 
-  tags = {
-    Project     = var.project
-    Environment = var.environment
-    ManagedBy   = "terraform"
-  }
-
-  # Everything a plugin module needs from the core, passed as one value so that
-  # enabling a plugin is one short module block.
-  platform = {
-    name_prefix         = local.name_prefix
-    topic_arn           = module.distribution.topic_arn
-    jobs_table_name     = module.items.jobs_table_name
-    jobs_table_arn      = module.items.jobs_table_arn
-    runs_table_name     = module.items.runs_table_name
-    runs_table_arn      = module.items.runs_table_arn
-    lambda_runtime      = var.lambda_runtime
-    lambda_architecture = var.lambda_architecture
-    log_retention_days  = var.log_retention_days
-    tags                = local.tags
-  }
-}
-
-module "distribution" {
-  source = "../../modules/distribution"
-
-  name_prefix         = local.name_prefix
-  publisher_role_arns = [module.schedulers.scheduler_role_arn, module.items.function_role_arn]
-  tags                = local.tags
-}
-
-module "items" {
-  source = "../../modules/items"
-
-  name_prefix           = local.name_prefix
-  package_path          = "${local.artifacts_dir}/items.zip"
+  project               = var.project
+  environment           = var.environment
   lambda_runtime        = var.lambda_runtime
   lambda_architecture   = var.lambda_architecture
-  topic_arn             = module.distribution.topic_arn
-  topic_kms_key_arn     = module.distribution.kms_key_arn
-  cors_origins          = concat([module.web.url], var.extra_cors_origins)
-  callback_urls         = ["${module.web.url}/"]
-  logout_urls           = ["${module.web.url}/"]
+  artifacts_dir         = var.artifacts_dir
   cognito_domain_prefix = var.cognito_domain_prefix
-  deletion_protection   = var.deletion_protection
+  extra_cors_origins    = var.extra_cors_origins
   log_retention_days    = var.log_retention_days
-  tags                  = local.tags
-}
-
-module "schedulers" {
-  source = "../../modules/schedulers"
-
-  name_prefix            = local.name_prefix
-  sync_package_path      = "${local.artifacts_dir}/sync.zip"
-  reconcile_package_path = "${local.artifacts_dir}/reconcile.zip"
-  lambda_runtime         = var.lambda_runtime
-  lambda_architecture    = var.lambda_architecture
-  jobs_table_name        = module.items.jobs_table_name
-  jobs_table_arn         = module.items.jobs_table_arn
-  jobs_table_stream_arn  = module.items.jobs_table_stream_arn
-  topic_arn              = module.distribution.topic_arn
-  topic_kms_key_arn      = module.distribution.kms_key_arn
-  log_retention_days     = var.log_retention_days
-  tags                   = local.tags
-}
-
-module "web" {
-  source = "../../modules/web"
-
-  name_prefix         = local.name_prefix
-  site_dir            = "${local.repo_root}/items/src/serverless_scheduler_items/static"
-  api_url             = module.items.api_url
-  cognito_domain      = module.items.cognito_domain
-  user_pool_client_id = module.items.user_pool_client_id
-  force_destroy       = !var.deletion_protection
-  tags                = local.tags
-}
-
-resource "aws_cognito_user" "admin" {
-  count        = var.admin_email == null ? 0 : 1
-  user_pool_id = module.items.user_pool_id
-  username     = var.admin_email
-
-  attributes = {
-    email          = var.admin_email
-    email_verified = "true"
-  }
+  deletion_protection   = var.deletion_protection
+  admin_email           = var.admin_email
 }
 
 # -- plugins: one module block each ----------------------------------------------------
 module "html_checker" {
   source = "../../modules/html_checker"
 
-  platform     = local.platform
-  package_path = "${local.artifacts_dir}/html_checker.zip"
+  platform     = module.platform.platform
+  package_path = "${module.platform.artifacts_dir}/html_checker.zip"
   ses_identity = var.ses_identity
 }
 
 module "webhook" {
   source = "../../modules/webhook"
 
-  platform     = local.platform
-  package_path = "${local.artifacts_dir}/webhook.zip"
+  platform     = module.platform.platform
+  package_path = "${module.platform.artifacts_dir}/webhook.zip"
 }

@@ -54,22 +54,13 @@ resource "aws_sesv2_email_identity" "this" {
 module "consumer" {
   source = "../plugin_consumer"
 
-  name_prefix         = var.platform.name_prefix
-  plugin_name         = "html-checker"
-  job_types           = ["html_monitor_job"]
-  package_path        = var.package_path
-  lambda_runtime      = var.platform.lambda_runtime
-  lambda_architecture = var.platform.lambda_architecture
-  memory_size         = 512
-  timeout             = 90
-  max_concurrency     = var.max_concurrency
-  topic_arn           = var.platform.topic_arn
-  jobs_table_name     = var.platform.jobs_table_name
-  jobs_table_arn      = var.platform.jobs_table_arn
-  runs_table_name     = var.platform.runs_table_name
-  runs_table_arn      = var.platform.runs_table_arn
-  log_retention_days  = var.platform.log_retention_days
-  tags                = var.platform.tags
+  platform        = var.platform
+  plugin_name     = "html-checker"
+  job_types       = ["html_monitor_job"]
+  package_path    = var.package_path
+  memory_size     = 512
+  timeout         = 90
+  max_concurrency = var.max_concurrency
 
   environment = {
     SCHEDULER_STATE_TABLE = aws_dynamodb_table.state.name

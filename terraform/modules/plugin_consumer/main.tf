@@ -1,10 +1,30 @@
 # The reusable consumer of one plugin: filtered SNS subscription -> SQS (+ DLQ) -> Lambda.
 locals {
-  name = "${var.name_prefix}-${var.plugin_name}"
+  # The core values: from `platform` (what plugin modules pass), else the single inputs.
+  core = var.platform != null ? var.platform : {
+    name_prefix         = var.name_prefix
+    topic_arn           = var.topic_arn
+    jobs_table_name     = var.jobs_table_name
+    jobs_table_arn      = var.jobs_table_arn
+    runs_table_name     = var.runs_table_name
+    runs_table_arn      = var.runs_table_arn
+    lambda_runtime      = var.lambda_runtime
+    lambda_architecture = var.lambda_architecture
+    log_retention_days  = var.log_retention_days
+    tags                = var.tags
+  }
+  core_complete = alltrue([
+    for value in [
+      local.core.name_prefix, local.core.topic_arn, local.core.jobs_table_name,
+      local.core.jobs_table_arn, local.core.runs_table_name, local.core.runs_table_arn,
+    ] : value != null
+  ])
+
+  name = "${local.core.name_prefix}-${var.plugin_name}"
 
   base_environment = {
-    SCHEDULER_JOBS_TABLE            = var.jobs_table_name
-    SCHEDULER_RUNS_TABLE            = var.runs_table_name
+    SCHEDULER_JOBS_TABLE            = local.core.jobs_table_name
+    SCHEDULER_RUNS_TABLE            = local.core.runs_table_name
     SCHEDULER_IDEMPOTENCY_TABLE     = aws_dynamodb_table.idempotency.name
     SCHEDULER_DEAD_LETTER_QUEUE_URL = aws_sqs_queue.dlq.url
     SCHEDULER_LOG_JSON              = "true"
@@ -30,12 +50,12 @@ locals {
     {
       sid       = "RunHistory"
       actions   = ["dynamodb:PutItem", "dynamodb:Query", "dynamodb:DeleteItem"]
-      resources = [var.runs_table_arn]
+      resources = [local.core.runs_table_arn]
     },
     {
       sid       = "PauseFailingJobs"
       actions   = ["dynamodb:GetItem", "dynamodb:UpdateItem"]
-      resources = [var.jobs_table_arn]
+      resources = [local.core.jobs_table_arn]
     },
   ]
 }
@@ -44,7 +64,14 @@ resource "aws_sqs_queue" "dlq" {
   name                      = "${local.name}-dlq"
   message_retention_seconds = 1209600
   sqs_managed_sse_enabled   = true
-  tags                      = var.tags
+  tags                      = local.core.tags
+
+  lifecycle {
+    precondition {
+      condition     = local.core_complete
+      error_message = "plugin_consumer needs `platform`, or all of name_prefix, topic_arn, jobs_table_name, jobs_table_arn, runs_table_name and runs_table_arn."
+    }
+  }
 }
 
 resource "aws_sqs_queue" "this" {
@@ -58,7 +85,7 @@ resource "aws_sqs_queue" "this" {
     maxReceiveCount     = var.max_receive_count
   })
 
-  tags = var.tags
+  tags = local.core.tags
 }
 
 resource "aws_sqs_queue_redrive_allow_policy" "dlq" {
@@ -84,7 +111,7 @@ data "aws_iam_policy_document" "queue" {
     condition {
       test     = "ArnEquals"
       variable = "aws:SourceArn"
-      values   = [var.topic_arn]
+      values   = [local.core.topic_arn]
     }
   }
 }
@@ -95,7 +122,7 @@ resource "aws_sqs_queue_policy" "this" {
 }
 
 resource "aws_sns_topic_subscription" "this" {
-  topic_arn            = var.topic_arn
+  topic_arn            = local.core.topic_arn
   protocol             = "sqs"
   endpoint             = aws_sqs_queue.this.arn
   raw_message_delivery = true
@@ -129,7 +156,7 @@ resource "aws_dynamodb_table" "idempotency" {
     enabled = true
   }
 
-  tags = var.tags
+  tags = local.core.tags
 }
 
 module "function" {
@@ -139,14 +166,14 @@ module "function" {
   description        = "Consumer of ${join(", ", var.job_types)} fires"
   handler            = "serverless_scheduler_common.runtime.lambda_consumer.handler"
   package_path       = var.package_path
-  runtime            = var.lambda_runtime
-  architecture       = var.lambda_architecture
+  runtime            = local.core.lambda_runtime
+  architecture       = local.core.lambda_architecture
   memory_size        = var.memory_size
   timeout            = var.timeout
   environment        = merge(local.base_environment, var.environment)
   policy_statements  = concat(local.base_policy_statements, var.extra_policy_statements)
-  log_retention_days = var.log_retention_days
-  tags               = var.tags
+  log_retention_days = local.core.log_retention_days
+  tags               = local.core.tags
 }
 
 resource "aws_lambda_event_source_mapping" "this" {

@@ -1,6 +1,24 @@
+variable "platform" {
+  description = "What every plugin needs from the core (the platform module's `platform` output). When set, it supplies name_prefix, topic_arn, the jobs and runs tables, lambda_runtime, lambda_architecture, log_retention_days and tags, and those inputs are ignored."
+  type = object({
+    name_prefix         = string
+    topic_arn           = string
+    jobs_table_name     = string
+    jobs_table_arn      = string
+    runs_table_name     = string
+    runs_table_arn      = string
+    lambda_runtime      = string
+    lambda_architecture = string
+    log_retention_days  = number
+    tags                = map(string)
+  })
+  default = null
+}
+
 variable "name_prefix" {
-  description = "Prefix of every resource name, e.g. scheduler-dev."
+  description = "Prefix of every resource name, e.g. scheduler-dev. Ignored when `platform` is set."
   type        = string
+  default     = null
 }
 
 variable "plugin_name" {
@@ -19,13 +37,13 @@ variable "package_path" {
 }
 
 variable "lambda_runtime" {
-  description = "Lambda runtime the artifact was built for."
+  description = "Lambda runtime the artifact was built for. Ignored when `platform` is set."
   type        = string
   default     = "python3.11"
 }
 
 variable "lambda_architecture" {
-  description = "Lambda architecture the artifact was built for (x86_64 or arm64)."
+  description = "Lambda architecture the artifact was built for (x86_64 or arm64). Ignored when `platform` is set."
   type        = string
   default     = "x86_64"
 }
@@ -43,28 +61,33 @@ variable "timeout" {
 }
 
 variable "topic_arn" {
-  description = "Distribution topic to subscribe to."
+  description = "Distribution topic to subscribe to. Ignored when `platform` is set."
   type        = string
+  default     = null
 }
 
 variable "jobs_table_name" {
-  description = "Name of the jobs table (the runtime pauses a job after repeated failures)."
+  description = "Name of the jobs table (the runtime pauses a job after repeated failures). Ignored when `platform` is set."
   type        = string
+  default     = null
 }
 
 variable "jobs_table_arn" {
-  description = "ARN of the jobs table."
+  description = "ARN of the jobs table. Ignored when `platform` is set."
   type        = string
+  default     = null
 }
 
 variable "runs_table_name" {
-  description = "Name of the run history table."
+  description = "Name of the run history table. Ignored when `platform` is set."
   type        = string
+  default     = null
 }
 
 variable "runs_table_arn" {
-  description = "ARN of the run history table."
+  description = "ARN of the run history table. Ignored when `platform` is set."
   type        = string
+  default     = null
 }
 
 variable "environment" {
@@ -101,15 +124,14 @@ variable "max_receive_count" {
   default     = 5
 }
 
-
 variable "log_retention_days" {
-  description = "Retention of the function's log group, in days."
+  description = "Retention of the function's log group, in days. Ignored when `platform` is set."
   type        = number
   default     = 90
 }
 
 variable "tags" {
-  description = "Tags added to every resource."
+  description = "Tags added to every resource. Ignored when `platform` is set."
   type        = map(string)
   default     = {}
 }

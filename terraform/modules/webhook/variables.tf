@@ -1,5 +1,5 @@
 variable "platform" {
-  description = "What every plugin needs from the core deployment (the deployments pass their `platform` local)."
+  description = "What every plugin needs from the core: the platform module's `platform` output."
   type = object({
     name_prefix         = string
     topic_arn           = string
