@@ -113,6 +113,22 @@ def run_id() -> str:
     return prefix + "".join([_PAIRS[(bits >> shift) & 1023] for shift in _SHIFTS])
 
 
+_NEW = object.__new__
+_SET = object.__setattr__
+_RUN_FIELDS = frozenset(Run.model_fields)
+
+
+def _fast_run(data: dict[str, Any]) -> Run:
+    """A `Run` from values that are already valid, every field given (`model_construct`
+    without its per-field default handling, which costs more than the rest of a fire)."""
+    run = _NEW(Run)
+    _SET(run, "__dict__", data)
+    _SET(run, "__pydantic_fields_set__", set(_RUN_FIELDS))
+    _SET(run, "__pydantic_extra__", None)
+    _SET(run, "__pydantic_private__", None)
+    return run  # type: ignore[no-any-return]
+
+
 def job_key(owner_id: str, job_id: str) -> str:
     return f"{owner_id}/{job_id}"
 
@@ -320,16 +336,18 @@ class ConsumerRuntime:
     ) -> Run:
         # Every value comes from validated models (the fire, the outcome, the clock):
         # build the run without validating it again.
-        run = Run.model_construct(
-            run_id=run_id(),
-            job_id=fired.job_id,
-            fire_id=fired.fire_id,
-            scheduled_time=fired.scheduled_time,
-            started_at=started,
-            finished_at=self.clock(),
-            status=outcome.status,
-            summary=outcome.summary[:MAX_SUMMARY_CHARS],
-            detail=cap_detail(outcome.detail),
+        run = _fast_run(
+            {
+                "run_id": run_id(),
+                "job_id": fired.job_id,
+                "fire_id": fired.fire_id,
+                "scheduled_time": fired.scheduled_time,
+                "started_at": started,
+                "finished_at": self.clock(),
+                "status": outcome.status,
+                "summary": outcome.summary[:MAX_SUMMARY_CHARS],
+                "detail": cap_detail(outcome.detail),
+            }
         )
         if batch is not None:
             batch.runs.append((fired.owner_id, run))

@@ -1,0 +1,72 @@
+"""The hot path's shortcuts give the same results as the validated, general code."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+
+from serverless_scheduler_common import Run
+from serverless_scheduler_common.runtime.core import _fast_run
+from serverless_scheduler_common.runtime.sqlite import SqliteRunRepository, _ts
+
+T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+
+
+def test_fast_run_equals_a_validated_run() -> None:
+    data = {
+        "run_id": "01hzzzzzzzzzzzzzzzzzzzzzzz",
+        "job_id": "j1",
+        "fire_id": "j1@x",
+        "scheduled_time": T0,
+        "started_at": T0,
+        "finished_at": T0 + timedelta(seconds=1),
+        "status": "ok",
+        "summary": "",
+        "detail": None,
+    }
+    fast = _fast_run(dict(data))
+    assert fast == Run.model_validate(data)
+    assert fast.model_dump_json() == Run.model_validate(data).model_dump_json()
+    assert Run.model_validate_json(fast.model_dump_json()) == fast
+
+
+def test_timestamp_text_matches_strftime_and_sorts() -> None:
+    for value in [
+        T0,
+        T0 + timedelta(microseconds=1),
+        datetime(2026, 3, 1, 14, 0, 0, 5, tzinfo=timezone(timedelta(hours=2))),
+    ]:
+        assert _ts(value) == value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    assert _ts(T0) < _ts(T0 + timedelta(microseconds=1))
+
+
+def _run(minute: int) -> Run:
+    when = T0 + timedelta(minutes=minute)
+    return Run(job_id="j1", fire_id=f"f{minute}", scheduled_time=when, started_at=when, status="ok")
+
+
+def test_runs_table_is_one_btree(tmp_path: Path) -> None:
+    db = tmp_path / "scheduler.db"
+    SqliteRunRepository(db)
+    conn = sqlite3.connect(db)
+    indexes = conn.execute(
+        "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'runs'"
+    ).fetchall()
+    assert indexes == []  # WITHOUT ROWID: the primary key is the table
+
+
+def test_file_with_the_earlier_runs_layout_still_works(tmp_path: Path) -> None:
+    db = tmp_path / "scheduler.db"
+    conn = sqlite3.connect(db)
+    conn.executescript(
+        """CREATE TABLE runs (owner_id TEXT NOT NULL, job_id TEXT NOT NULL,
+               run_id TEXT NOT NULL, started_at TEXT NOT NULL, data TEXT NOT NULL,
+               PRIMARY KEY (owner_id, job_id, run_id));
+           CREATE INDEX runs_by_start ON runs (owner_id, job_id, started_at, run_id);"""
+    )
+    conn.close()
+    repo = SqliteRunRepository(db, retention=3)
+    for minute in [2, 0, 5, 1, 4, 3]:
+        repo.record("alice", _run(minute))
+    assert [r.fire_id for r in repo.list("alice", "j1").items] == ["f5", "f4", "f3"]
