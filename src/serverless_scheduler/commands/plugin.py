@@ -189,28 +189,25 @@ def test_bad_input_names_the_field() -> None:
 module "consumer" {{
   source = "{source}"
 
-  name_prefix     = var.platform.name_prefix
-  plugin_name     = "{name}"
-  job_types       = ["{job_type}"]
-  package_path    = var.package_path
-  topic_arn       = var.platform.topic_arn
-  jobs_table_name = var.platform.jobs_table_name
-  jobs_table_arn  = var.platform.jobs_table_arn
-  runs_table_name = var.platform.runs_table_name
-  runs_table_arn  = var.platform.runs_table_arn
-  tags            = var.platform.tags
+  platform     = var.platform
+  plugin_name  = "{name}"
+  job_types    = ["{job_type}"]
+  package_path = var.package_path
 }}
 '''
     files["terraform/variables.tf"] = """variable "platform" {
-  description = "What every plugin needs from the core deployment (the deployments' local.platform)."
+  description = "What every plugin needs from the core: the platform module's `platform` output."
   type = object({
-    name_prefix     = string
-    topic_arn       = string
-    jobs_table_name = string
-    jobs_table_arn  = string
-    runs_table_name = string
-    runs_table_arn  = string
-    tags            = map(string)
+    name_prefix         = string
+    topic_arn           = string
+    jobs_table_name     = string
+    jobs_table_arn      = string
+    runs_table_name     = string
+    runs_table_arn      = string
+    lambda_runtime      = string
+    lambda_architecture = string
+    log_retention_days  = number
+    tags                = map(string)
   })
 }
 
