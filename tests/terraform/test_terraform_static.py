@@ -230,12 +230,7 @@ def test_every_reference_is_defined(tree: Any) -> None:
     problems: list[str] = []
     for path, mod in tree.dirs.items():
         where = path.relative_to(TERRAFORM)
-        # `moved` blocks name addresses of the past; test_moved_blocks_* checks them.
-        texts = [
-            s
-            for _tf, doc in mod.raw
-            for s in strings_in({k: v for k, v in doc.items() if k != "moved"})
-        ]
+        texts = [s for _tf, doc in mod.raw for s in strings_in(doc)]
         for text in texts:
             for name in _VAR_REF.findall(text):
                 if name not in mod.variables:
@@ -259,30 +254,6 @@ def test_every_reference_is_defined(tree: Any) -> None:
                         f"{where}: module.{mname}.{output} is not an output of {target.path.name}"
                     )
     assert not problems, "\n".join(sorted(set(problems)))
-
-
-def _address_exists(tree: Any, mod: Any, address: str) -> bool:
-    """Whether `address` (module.a.module.b, module.a.aws_x.y, aws_x.y) is declared."""
-    parts = address.split(".")
-    while parts[:1] == ["module"] and len(parts) >= 2:
-        if parts[1] not in mod.modules:
-            return False
-        mod = tree.module(mod.module_source(parts[1]))
-        parts = parts[2:]
-    return not parts or ".".join(parts) in mod.resources
-
-
-def test_moved_blocks_lead_from_old_addresses_to_declared_ones(tree: Any) -> None:
-    moves = 0
-    for env, mod in tree.deployments.items():
-        for _tf, doc in mod.raw:
-            for block in doc.get("moved", []):
-                old = unquote(block["from"]).removeprefix("${").removesuffix("}")
-                new = unquote(block["to"]).removeprefix("${").removesuffix("}")
-                moves += 1
-                assert _address_exists(tree, mod, new), f"{env}: moved to unknown {new}"
-                assert not _address_exists(tree, mod, old), f"{env}: {old} still exists"
-    assert moves >= 2 * 5
 
 
 def test_module_calls_match_the_called_modules_variables(tree: Any) -> None:
