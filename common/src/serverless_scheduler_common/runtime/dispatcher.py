@@ -43,9 +43,12 @@ log = logging.getLogger(__name__)
 class _Slot:
     """One worker's claimed fires (another worker may take over those not started)."""
 
-    __slots__ = ("pending", "started", "taken")
+    __slots__ = ("cond", "pending", "started", "taken")
 
-    def __init__(self) -> None:
+    def __init__(self, lock: threading.Lock | None = None) -> None:
+        # The worker waits on its own condition (over the dispatcher's state lock), so
+        # the dispatcher can wake the worker that was busy last (see `_wake_one`).
+        self.cond = threading.Condition(lock or threading.Lock())
         self.pending: deque[QueuedFire] = deque()
         self.taken: list[QueuedFire] = []
         self.started = 0.0  # monotonic start of the current consumer call; 0 when idle
@@ -113,7 +116,14 @@ class LocalDispatcher:
         self.switch_interval_s = switch_interval_s
         self._saved_switch_interval: float | None = None
         self._call_s = 0.0
-        self._cond = threading.Condition(threading.Lock())
+        # One state lock: `_cond` is held to read or change the state; each idle worker
+        # waits on its own slot's condition, publishers waiting for room and
+        # `wait_idle` on `_room`, so finishing a batch wakes them without waking every
+        # idle worker (each wake-up costs a thread switch and the interpreter lock).
+        self._state_lock = threading.Lock()
+        self._cond = threading.Condition(self._state_lock)
+        self._room = threading.Condition(self._state_lock)
+        self._idle: list[_Slot] = []  # waiting workers, the one that waited last on top
         # (monotonic time it became ready, fire)
         self._ready: deque[tuple[float, QueuedFire]] = deque()
         self._slots: list[_Slot] = []
@@ -170,7 +180,7 @@ class LocalDispatcher:
                     for item in added:
                         self._admit(item)
                     self._loaded_upto = added[-1].seq
-                    self._cond.notify()
+                    self._wake_one()
                     return
                 self._spilled = True  # the loader reads them from the table
         self._load_wake.set()
@@ -188,7 +198,7 @@ class LocalDispatcher:
             self._saved_switch_interval = sys.getswitchinterval()
             sys.setswitchinterval(min(self._saved_switch_interval, self.switch_interval_s))
         self._running = True
-        self._slots = [_Slot() for _ in range(self.workers)]
+        self._slots = [_Slot(self._state_lock) for _ in range(self.workers)]
         for i, slot in enumerate(self._slots):
             thread = threading.Thread(
                 target=self._work, args=(slot,), name=f"dispatcher-{i}", daemon=True
@@ -209,7 +219,8 @@ class LocalDispatcher:
             self.wait_idle(timeout=timeout, include_delayed=False)
         with self._cond:
             self._running = False
-            self._cond.notify_all()
+            self._wake_all()
+            self._room.notify_all()
         self._load_wake.set()
         for thread in self._threads:
             thread.join(timeout=timeout)
@@ -234,7 +245,7 @@ class LocalDispatcher:
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if remaining is not None and remaining <= 0:
                     return False
-                self._cond.wait(timeout=0.05 if remaining is None else min(0.05, remaining))
+                self._room.wait(timeout=0.05 if remaining is None else min(0.05, remaining))
 
     def backlog(self) -> int:
         """Fires accepted and not yet handled that are held in memory."""
@@ -269,7 +280,7 @@ class LocalDispatcher:
                             self.publish_wait_s,
                         )
                     return
-                self._cond.wait(timeout=min(remaining, 0.05))
+                self._room.wait(timeout=min(remaining, 0.05))
 
     def _load_new(self) -> None:
         """Take queued fires the memory queue has not seen (spilled, other processes)."""
@@ -290,7 +301,7 @@ class LocalDispatcher:
                     self._loaded_upto = items[-1].seq
                     self._spilled = True
                 if items:
-                    self._cond.notify_all()
+                    self._wake_all()
 
     def _poll(self) -> None:
         while True:
@@ -338,7 +349,7 @@ class LocalDispatcher:
                         self._active += 1
                         self._stop_watching(me)
                         if len(me.pending) > 1:
-                            self._cond.notify()  # someone watches what is left waiting
+                            self._wake_one()  # someone watches what is left waiting
                         return True
                 ready = self._ready
                 if ready:
@@ -351,7 +362,7 @@ class LocalDispatcher:
                         self._active += 1
                         self._stop_watching(me)
                         if n > 1 or ready:
-                            self._cond.notify()
+                            self._wake_one()
                         return True
                     wait = min(wait, max(spread - waited, spread / 2))
                 # One idle worker watches with short waits; the others sleep until woken.
@@ -359,10 +370,29 @@ class LocalDispatcher:
                     self._watcher = me
                 else:
                     wait = min(1.0, self._delayed[0][0] - now_wall) if self._delayed else 1.0
-                self._cond.wait(timeout=max(0.001, wait))
+                self._idle.append(me)
+                me.cond.wait(timeout=max(0.001, wait))
+                if self._idle and self._idle[-1] is me:
+                    self._idle.pop()
+                elif me in self._idle:
+                    self._idle.remove(me)
             if self._watcher is me:
                 self._watcher = None
             return False
+
+    def _wake_one(self) -> None:
+        """Wake the worker that went idle last (caller holds the state lock).
+
+        Its memory and the interpreter's caches are warm, and the other workers keep
+        sleeping: waking them in turn (a condition's order) cost a thread switch per
+        batch.
+        """
+        if self._idle:
+            self._idle.pop().cond.notify()
+
+    def _wake_all(self) -> None:
+        for slot in self._slots:
+            slot.cond.notify_all()
 
     def _stop_watching(self, me: _Slot) -> None:
         if self._watcher is me:
@@ -390,7 +420,7 @@ class LocalDispatcher:
                 me.taken = []
                 self._active -= 1
                 spilled = self._spilled
-                self._cond.notify_all()
+                self._room.notify_all()  # the worker itself claims what is ready next
             if spilled:
                 self._load_wake.set()
 
