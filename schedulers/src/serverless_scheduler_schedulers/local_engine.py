@@ -419,8 +419,7 @@ class _Entry:
         "period",
         "rowid",
         "schedule",
-        "stamp_prefix",
-        "template",
+        "snapshot",
         "window",
     )
 
@@ -443,18 +442,12 @@ class _Entry:
         jitter = 0 if isinstance(schedule, AtSchedule) else schedule.jitter_s
         self.offset = jitter_offset_s(row.owner_id, row.job_id, jitter)
         self.last = row.last_fire_at
-        self.stamp_prefix = row.job_id + "@"
         snap = row.snapshot
         policy = snap.get("policy")
         if isinstance(policy, dict):
             snap["policy"] = _intern_policy(policy)
-        self.template = {
-            "job_type": snap["job_type"],
-            "job_id": row.job_id,
-            "owner_id": row.owner_id,
-            "job": snap,
-            "manual": False,
-        }
+        # Memory: per job only the snapshot is kept; each fire's dict is built from it.
+        self.snapshot = snap
 
     def first_due(self, row: ScheduleRow) -> float | None:
         """First nominal fire time after what already happened (None: nothing left)."""
@@ -505,11 +498,19 @@ _SET = object.__setattr__
 _FIELDS_SET = frozenset(JobFired.model_fields)
 
 
-def _fast_fired(template: dict[str, Any], scheduled: datetime, fire_id: str) -> JobFired:
-    """A `JobFired` from a pre-validated template, without per-fire validation."""
-    data = template.copy()
-    data["scheduled_time"] = scheduled
-    data["fire_id"] = fire_id
+def _fast_fired(
+    key: tuple[str, str], snapshot: dict[str, Any], scheduled: datetime, fire_id: str
+) -> JobFired:
+    """A `JobFired` from a validated job snapshot, without per-fire validation."""
+    data = {
+        "job_type": snapshot["job_type"],
+        "job_id": key[1],
+        "owner_id": key[0],
+        "scheduled_time": scheduled,
+        "job": snapshot,
+        "fire_id": fire_id,
+        "manual": False,
+    }
     fired = _NEW(JobFired)
     _SET(fired, "__dict__", data)
     _SET(fired, "__pydantic_fields_set__", set(_FIELDS_SET))
@@ -742,7 +743,9 @@ class TimerEngine:
                         stamps.clear()
                     stamp = stamps[second] = fromts(second, utc).strftime("%Y-%m-%dT%H:%M:%SZ")
                 batch.append(
-                    _fast_fired(entry.template, fromts(nominal, utc), entry.stamp_prefix + stamp)
+                    _fast_fired(
+                        entry.key, entry.snapshot, fromts(nominal, utc), f"{entry.key[1]}@{stamp}"
+                    )
                 )
                 marks.append((entry.rowid, nominal))
                 entry.last = nominal
