@@ -70,3 +70,49 @@ def test_file_with_the_earlier_runs_layout_still_works(tmp_path: Path) -> None:
     for minute in [2, 0, 5, 1, 4, 3]:
         repo.record("alice", _run(minute))
     assert [r.fire_id for r in repo.list("alice", "j1").items] == ["f5", "f4", "f3"]
+
+
+def test_direct_consumer_call_behaves_like_pluggy() -> None:
+    import pluggy
+    import pytest
+
+    from serverless_scheduler_common.runtime.core import _direct
+
+    spec = pluggy.HookspecMarker("t")
+    impl = pluggy.HookimplMarker("t")
+
+    class Spec:
+        @spec(firstresult=True)
+        def handle(self, job: object, fired: object, context: object) -> object: ...
+
+    calls: list[str] = []
+
+    class Plain:
+        @impl
+        def handle(self, fired: object, job: object) -> object:  # a subset, other order
+            calls.append("plain")
+            if fired == "boom":
+                raise RuntimeError("boom")
+            return (job, fired)
+
+    class Wrapping:
+        @impl(wrapper=True)
+        def handle(self) -> object:
+            calls.append("wrapper")
+            return (yield)
+
+    pm = pluggy.PluginManager("t")
+    pm.add_hookspecs(Spec)
+    pm.register(Plain())
+    direct = _direct(pm.hook.handle)
+    assert direct is not pm.hook.handle
+    assert direct(job="j", fired="f", context=None) == pm.hook.handle(
+        job="j", fired="f", context=None
+    )
+    with pytest.raises(RuntimeError, match="boom"):
+        direct(job="j", fired="boom", context=None)
+    pm.register(Wrapping())
+    assert _direct(pm.hook.handle) is pm.hook.handle  # wrappers keep pluggy's call
+    calls.clear()
+    pm.hook.handle(job="j", fired="f", context=None)
+    assert calls == ["wrapper", "plain"]
