@@ -2,7 +2,8 @@
 
 Start times are spread evenly over one period. Prints one JSON object with jobs,
 period_s, expected_fires_per_s, fires_per_s, lateness_p50_ms, lateness_p99_ms, missed,
-add_jobs_s, cpu_s, cpu_us_per_fire and rss_mb.
+add_jobs_s, cpu_s, cpu_us_per_fire, rss_mb (peak), rss_loaded_mb (once every job is
+armed) and rss_end_mb.
 
 Lateness is measured twice: where the engine hands a batch to the publisher
 (`lateness_*`, the engine's own delay) and, with the real dispatcher, when the no-op
@@ -157,6 +158,15 @@ def _jobs(n: int, period: float, t0: float) -> Iterable[SnapshotJob]:
         )
 
 
+def _rss_now_mb() -> float:
+    """Resident set size now (Linux), 0 where /proc is missing."""
+    try:
+        pages = int(Path("/proc/self/statm").read_text().split()[1])
+    except (OSError, ValueError, IndexError):
+        return 0.0
+    return pages * resource.getpagesize() / 2**20
+
+
 def _pct(values: list[float], q: float) -> float:
     if not values:
         return 0.0
@@ -211,6 +221,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         import gc
 
         gc.freeze()
+        rss_loaded = _rss_now_mb()
 
         lo = time.time() + warmup
         publisher._lo, publisher._hi = lo, lo + args.duration
@@ -249,6 +260,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             "cpu_s": round(cpu_s, 3),
             "cpu_us_per_fire": round(cpu_s / max(1, fires_measured) * 1e6, 2),
             "rss_mb": round(rss_mb, 1),
+            "rss_loaded_mb": round(rss_loaded, 1),
+            "rss_end_mb": round(_rss_now_mb(), 1),
             "dispatcher_backlog": backlog,
         }
         if inner is not None:
