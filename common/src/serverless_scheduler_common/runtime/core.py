@@ -126,7 +126,7 @@ def _fast_run(data: dict[str, Any]) -> Run:
     _SET(run, "__pydantic_fields_set__", set(_RUN_FIELDS))
     _SET(run, "__pydantic_extra__", None)
     _SET(run, "__pydantic_private__", None)
-    return run  # type: ignore[no-any-return]
+    return run
 
 
 def _direct(caller: Any) -> Any:
