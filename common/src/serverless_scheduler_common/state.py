@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from .settings import Settings
+from .sqlite import connect, db_path_for
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS plugin_state (
@@ -55,15 +56,12 @@ class SqliteStateStore:
     @classmethod
     def from_settings(cls, settings: Settings) -> SqliteStateStore:
         """The store in local mode's `<data_dir>/scheduler.db`."""
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
-        return cls(settings.data_dir / "scheduler.db")
+        return cls(db_path_for(settings.data_dir))
 
     def _conn(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
-            conn = sqlite3.connect(self._path, timeout=30, isolation_level=None)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
+            conn = connect(self._path, check_same_thread=True)  # one connection per thread
             self._local.conn = conn
         return conn
 

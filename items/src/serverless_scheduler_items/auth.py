@@ -19,7 +19,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from starlette.requests import HTTPConnection
 
-from .sqlite_repository import open_connection
+from serverless_scheduler_common.sqlite import connect
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +64,7 @@ class SqliteTokenStore:
     """
 
     def __init__(self, db_path: Path) -> None:
-        self._conn = open_connection(Path(db_path))
+        self._conn = connect(Path(db_path))
         self._lock = threading.Lock()
         with self._lock:
             self._conn.execute(

@@ -24,6 +24,7 @@ from serverless_scheduler_common.errors import (
 from serverless_scheduler_common.events import JobChange
 from serverless_scheduler_common.job import ScheduledJob
 from serverless_scheduler_common.ports import Page
+from serverless_scheduler_common.sqlite import connect
 
 from .pagination import decode_cursor, encode_cursor
 
@@ -46,23 +47,12 @@ CREATE TABLE IF NOT EXISTS jobs_outbox (
 """
 
 
-def open_connection(db_path: Path) -> sqlite3.Connection:
-    """A connection in autocommit mode (explicit BEGIN) with WAL and a busy timeout."""
-    db_path = Path(db_path)
-    db_path.parent.mkdir(parents=True, exist_ok=True)
-    conn = sqlite3.connect(db_path, isolation_level=None, check_same_thread=False, timeout=30)
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA synchronous=NORMAL")
-    conn.execute("PRAGMA busy_timeout=30000")
-    return conn
-
-
 class _SqliteStore:
     """One connection guarded by a lock (FastAPI runs sync routes in a thread pool)."""
 
     def __init__(self, db_path: Path) -> None:
         self.db_path = Path(db_path)
-        self._conn = open_connection(self.db_path)
+        self._conn = connect(self.db_path)
         self._lock = threading.Lock()
         with self._lock:
             self._conn.executescript(_SCHEMA)

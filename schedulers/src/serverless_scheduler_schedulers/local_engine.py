@@ -38,6 +38,7 @@ from serverless_scheduler_common.policy import JobPolicy
 from serverless_scheduler_common.ports import ChangeFeed, Clock, Publisher, ScheduleState
 from serverless_scheduler_common.registry import JobTypeRegistry
 from serverless_scheduler_common.schedule import AtSchedule, RateSchedule, Schedule
+from serverless_scheduler_common.sqlite import connect
 
 from .sync import apply_changes
 from .timing import AnySchedule, jitter_offset_s, newest_at_or_before, rate_next_after
@@ -124,14 +125,6 @@ class ScheduleRow:
 ScheduleEvent = tuple[Literal["upsert", "delete"], tuple[str, str], ScheduleRow | None]
 
 
-def _connect(db_path: str | Path) -> sqlite3.Connection:
-    conn = sqlite3.connect(str(db_path), check_same_thread=False, isolation_level=None, timeout=30)
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA synchronous=NORMAL")
-    conn.execute("PRAGMA busy_timeout=30000")
-    return conn
-
-
 def _row_from_snapshot(
     rowid: int,
     snapshot: dict[str, Any],
@@ -169,7 +162,7 @@ class LocalScheduleBackend:
     def __init__(self, db_path: str | Path, *, clock: Clock | None = None) -> None:
         self._clock: Clock = clock or SystemClock()
         self._lock = threading.RLock()
-        self._conn = _connect(db_path)
+        self._conn = connect(db_path)
         with self._lock:
             self._conn.executescript(_SCHEMA)
         self._listeners: list[Callable[[ScheduleEvent], None]] = []

@@ -27,27 +27,12 @@ from pathlib import Path
 from ..events import JobFired
 from ..ports import Page
 from ..runs import Run
+from ..sqlite import DB_FILENAME as DB_FILENAME  # re-exported for local tools
+from ..sqlite import connect
+from ..sqlite import db_path_for as db_path_for  # re-exported for local tools
 from .ports import DeadLetter
 
 log = logging.getLogger(__name__)
-
-DB_FILENAME = "scheduler.db"
-
-
-def db_path_for(data_dir: str | Path) -> Path:
-    """The local-mode database file inside a data directory."""
-    return Path(data_dir) / DB_FILENAME
-
-
-def connect(db_path: str | Path) -> sqlite3.Connection:
-    """Open the shared database file in WAL mode (creating its directory)."""
-    path = Path(db_path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    conn = sqlite3.connect(path, timeout=30, check_same_thread=False, isolation_level=None)
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA synchronous=NORMAL")
-    conn.execute("PRAGMA busy_timeout=30000")
-    return conn
 
 
 class _SqliteAdapter:
