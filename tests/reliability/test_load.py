@@ -35,8 +35,9 @@ pytestmark = pytest.mark.reliability
 MONITORS = 2000
 PERIOD_S = 15.0
 WINDOW_S = 30.0
-#: Hand-off lateness target: the engine sleeps at most 1 s between looks at its heap.
-LATENESS_P99_TARGET_S = 1.0
+#: Hand-off lateness target: the engine's p99 target at its top load (250 ms, README
+#: "Benchmarks"); at this load it is usually under 100 ms, but a shared CI machine can stall.
+LATENESS_P99_TARGET_S = 0.25
 
 TRAFFIC = r"""
 import json, sys, threading, time, httpx
