@@ -29,7 +29,6 @@ import time
 from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
-from datetime import UTC, datetime
 
 from ..events import JobFired
 from ..ports import Publisher
@@ -524,15 +523,8 @@ class LocalDispatcher:
             "fire %s dead-lettered after %d attempts: %s", fired.fire_id, item.attempt, result.error
         )
         self.dead_letters.add(
-            DeadLetter(
-                fire_id=fired.fire_id,
-                job_type=fired.job_type,
-                job_id=fired.job_id,
-                owner_id=fired.owner_id,
-                payload=item.payload or fired.model_dump_json(),
-                error=result.error,
-                attempts=item.attempt,
-                dead_at=datetime.now(UTC),
+            DeadLetter.of(
+                fired, error=result.error, attempts=item.attempt, payload=item.payload or None
             )
         )
 

@@ -13,7 +13,6 @@ SNS event raises when its record failed, so Lambda's asynchronous retries apply.
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
 from typing import Any
 
 from ..events import JobFired
@@ -128,18 +127,7 @@ def _handle_one(
         log.exception("record %s (fire %s) could not be processed", ident, fired.fire_id)
         return False
     if result.disposition == "dead" and dead_letters is not None:
-        dead_letters.add(
-            DeadLetter(
-                fire_id=fired.fire_id,
-                job_type=fired.job_type,
-                job_id=fired.job_id,
-                owner_id=fired.owner_id,
-                payload=fired.model_dump_json(),
-                error=result.error,
-                attempts=attempt,
-                dead_at=datetime.now(UTC),
-            )
-        )
+        dead_letters.add(DeadLetter.of(fired, error=result.error, attempts=attempt))
         return True  # handled: it now waits in the DLQ for `dlq redrive`
     return result.disposition == "done"
 

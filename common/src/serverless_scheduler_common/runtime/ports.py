@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Protocol, runtime_checkable
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    from ..events import JobFired
 
 
 @runtime_checkable
@@ -54,6 +57,28 @@ class DeadLetter:
     error: str
     attempts: int
     dead_at: datetime
+
+    @classmethod
+    def of(
+        cls,
+        fired: JobFired,
+        *,
+        error: str,
+        attempts: int,
+        dead_at: datetime | None = None,
+        payload: str | None = None,
+    ) -> DeadLetter:
+        """The dead letter of one fire (`payload` defaults to the fire's JSON)."""
+        return cls(
+            fire_id=fired.fire_id,
+            job_type=fired.job_type,
+            job_id=fired.job_id,
+            owner_id=fired.owner_id,
+            payload=payload or fired.model_dump_json(),
+            error=error,
+            attempts=attempts,
+            dead_at=dead_at or datetime.now(UTC),
+        )
 
 
 @runtime_checkable

@@ -71,12 +71,8 @@ class SqsDeadLetterStore:
                     continue
                 self._receipts[fired.fire_id] = message["ReceiptHandle"]
                 letters.append(
-                    DeadLetter(
-                        fire_id=fired.fire_id,
-                        job_type=fired.job_type,
-                        job_id=fired.job_id,
-                        owner_id=fired.owner_id,
-                        payload=fired.model_dump_json(),
+                    DeadLetter.of(
+                        fired,
                         error="retries exhausted (see the run history)",
                         attempts=int(attrs.get("ApproximateReceiveCount", "1")),
                         dead_at=datetime.fromtimestamp(sent_ms / 1000, UTC),
