@@ -26,7 +26,7 @@ from serverless_scheduler_common.plugins import build_registry, get_plugin_manag
 from serverless_scheduler_common.registry import JobTypeRegistry
 from serverless_scheduler_common.runtime.dispatcher import LocalDispatcher
 from serverless_scheduler_common.runtime.local import create_local_dispatcher
-from serverless_scheduler_common.runtime.sqlite import db_path_for
+from serverless_scheduler_common.sqlite import db_path_for
 from serverless_scheduler_common.state import SqliteStateStore
 from serverless_scheduler_items.app import create_app
 from serverless_scheduler_items.auth import SqliteTokenStore

@@ -17,7 +17,7 @@ from typing import Any
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
-from serverless_scheduler_common.runtime.sqlite import db_path_for
+from serverless_scheduler_common.sqlite import db_path_for
 from serverless_scheduler_schedulers.local_engine import LocalScheduleBackend
 
 CLEAN_EXIT = (0, 130)

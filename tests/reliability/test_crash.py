@@ -24,7 +24,7 @@ import pytest
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
-from serverless_scheduler_common.runtime.sqlite import db_path_for
+from serverless_scheduler_common.sqlite import db_path_for
 from serverless_scheduler_schedulers.local_engine import LocalScheduleBackend
 
 pytestmark = pytest.mark.reliability

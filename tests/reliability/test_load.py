@@ -28,7 +28,7 @@ import pytest
 from pytest_httpserver import HTTPServer
 
 from serverless_scheduler_common import JobFired, Settings
-from serverless_scheduler_common.runtime.sqlite import db_path_for
+from serverless_scheduler_common.sqlite import db_path_for
 
 pytestmark = pytest.mark.reliability
 

@@ -12,7 +12,8 @@ from serverless_scheduler.cli import main
 from serverless_scheduler_common import JobFired, Settings
 from serverless_scheduler_common.runtime.local import create_local_dispatcher
 from serverless_scheduler_common.runtime.ports import DeadLetter
-from serverless_scheduler_common.runtime.sqlite import SqliteDeadLetterStore, db_path_for
+from serverless_scheduler_common.runtime.sqlite import SqliteDeadLetterStore
+from serverless_scheduler_common.sqlite import db_path_for
 
 
 def _dead_letter(data_dir: Path) -> JobFired:

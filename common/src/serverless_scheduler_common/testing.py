@@ -29,8 +29,9 @@ from .plugins import build_registry, get_plugin_manager
 from .ports import Notifier, StateStore
 from .runs import Run
 from .runtime.core import ConsumerRuntime
-from .runtime.sqlite import SqliteFireLedger, SqliteRunRepository, db_path_for
+from .runtime.sqlite import SqliteFireLedger, SqliteRunRepository
 from .settings import Settings
+from .sqlite import db_path_for
 
 FireJob = Callable[..., Run]
 

@@ -73,8 +73,8 @@ def _stores(args: argparse.Namespace) -> tuple[Any, Any] | None:
     from serverless_scheduler_common.runtime.sqlite import (
         SqliteDeadLetterStore,
         SqliteFireQueue,
-        db_path_for,
     )
+    from serverless_scheduler_common.sqlite import db_path_for
 
     db = db_path_for(settings.data_dir)
     if not db.exists():

@@ -10,6 +10,7 @@ from ..plugins import build_registry, get_plugin_manager
 from ..ports import JobRepository, Notifier, StateStore
 from ..registry import JobTypeRegistry
 from ..settings import Settings
+from ..sqlite import db_path_for
 from .core import ConsumerRuntime
 from .dispatcher import LocalDispatcher
 from .jobcontrol import RepositoryJobControl
@@ -18,7 +19,6 @@ from .sqlite import (
     SqliteFireLedger,
     SqliteFireQueue,
     SqliteRunRepository,
-    db_path_for,
 )
 
 

@@ -27,9 +27,7 @@ from pathlib import Path
 from ..events import JobFired
 from ..ports import Page
 from ..runs import Run
-from ..sqlite import DB_FILENAME as DB_FILENAME  # re-exported for local tools
 from ..sqlite import connect
-from ..sqlite import db_path_for as db_path_for  # re-exported for local tools
 from .ports import DeadLetter
 
 log = logging.getLogger(__name__)
