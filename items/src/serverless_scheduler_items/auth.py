@@ -11,15 +11,13 @@ import hmac
 import logging
 import re
 import secrets
-import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from starlette.requests import HTTPConnection
 
-from serverless_scheduler_common.sqlite import connect
+from serverless_scheduler_common.sqlite import SqliteStore
 
 log = logging.getLogger(__name__)
 
@@ -56,24 +54,20 @@ def _hash(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
-class SqliteTokenStore:
+class SqliteTokenStore(SqliteStore):
     """Local API tokens: stored as SHA-256 hashes, shown in clear only by `create`.
 
     Tokens carry 256 random bits, so a fast hash is enough (there is nothing to
     brute-force); the comparison is constant-time.
     """
 
-    def __init__(self, db_path: Path) -> None:
-        self._conn = connect(Path(db_path))
-        self._lock = threading.Lock()
-        with self._lock:
-            self._conn.execute(
-                "CREATE TABLE IF NOT EXISTS api_tokens ("
-                " token_id TEXT PRIMARY KEY,"
-                " user TEXT NOT NULL,"
-                " secret_sha256 TEXT NOT NULL,"
-                " created_at TEXT NOT NULL)"
-            )
+    _schema = (
+        "CREATE TABLE IF NOT EXISTS api_tokens ("
+        " token_id TEXT PRIMARY KEY,"
+        " user TEXT NOT NULL,"
+        " secret_sha256 TEXT NOT NULL,"
+        " created_at TEXT NOT NULL);"
+    )
 
     def create(self, user: str) -> str:
         """Store a new token for `user` and return it in clear (the only time it is)."""
@@ -124,10 +118,6 @@ class SqliteTokenStore:
         token = bearer_token(request)
         user = self.verify(token) if token else None
         return Identity(owner_id=user) if user else None
-
-    def close(self) -> None:
-        with self._lock:
-            self._conn.close()
 
 
 class JWTClaimsAuthenticator:

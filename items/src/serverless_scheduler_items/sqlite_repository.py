@@ -10,10 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import sqlite3
-import threading
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 from serverless_scheduler_common.errors import (
@@ -24,7 +21,7 @@ from serverless_scheduler_common.errors import (
 from serverless_scheduler_common.events import JobChange
 from serverless_scheduler_common.job import ScheduledJob
 from serverless_scheduler_common.ports import Page
-from serverless_scheduler_common.sqlite import connect
+from serverless_scheduler_common.sqlite import SqliteStore
 
 from .pagination import decode_cursor, encode_cursor
 
@@ -47,30 +44,10 @@ CREATE TABLE IF NOT EXISTS jobs_outbox (
 """
 
 
-class _SqliteStore:
-    """One connection guarded by a lock (FastAPI runs sync routes in a thread pool)."""
+class _SqliteStore(SqliteStore):
+    """The jobs tables; FastAPI runs sync routes in a thread pool, hence the lock."""
 
-    def __init__(self, db_path: Path) -> None:
-        self.db_path = Path(db_path)
-        self._conn = connect(self.db_path)
-        self._lock = threading.Lock()
-        with self._lock:
-            self._conn.executescript(_SCHEMA)
-
-    @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._conn
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
-            self._conn.execute("COMMIT")
-
-    def close(self) -> None:
-        with self._lock:
-            self._conn.close()
+    _schema = _SCHEMA
 
 
 def _dumps(data: dict[str, Any]) -> str:
@@ -92,7 +69,7 @@ class SqliteJobRepository(_SqliteStore):
         snapshot = job.snapshot()
         snapshot["version"] = 1
         stored = type(job).model_validate(snapshot)
-        with self._transaction() as conn:
+        with self._tx() as conn:
             try:
                 conn.execute(
                     "INSERT INTO jobs (owner_id, job_id, version, data) VALUES (?, ?, ?, ?)",
@@ -135,7 +112,7 @@ class SqliteJobRepository(_SqliteStore):
         return Page(items=items, next_cursor=next_cursor)
 
     def update(self, job: ScheduledJob, *, expected_version: int | None = None) -> ScheduledJob:
-        with self._transaction() as conn:
+        with self._tx() as conn:
             row = conn.execute(
                 "SELECT version, data FROM jobs WHERE owner_id = ? AND job_id = ?",
                 (job.owner_id, job.job_id),
@@ -172,7 +149,7 @@ class SqliteJobRepository(_SqliteStore):
         return stored
 
     def delete(self, owner_id: str, job_id: str, *, expected_version: int | None = None) -> None:
-        with self._transaction() as conn:
+        with self._tx() as conn:
             row = conn.execute(
                 "SELECT version, data FROM jobs WHERE owner_id = ? AND job_id = ?",
                 (owner_id, job_id),
@@ -217,7 +194,7 @@ class SqliteOutboxChangeFeed(_SqliteStore):
     def ack(self, positions: Sequence[int]) -> None:
         if not positions:
             return
-        with self._transaction() as conn:
+        with self._tx() as conn:
             conn.executemany(
                 "DELETE FROM jobs_outbox WHERE position = ?", [(int(p),) for p in positions]
             )

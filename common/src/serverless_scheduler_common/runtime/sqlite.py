@@ -18,8 +18,7 @@ import random
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,42 +26,10 @@ from pathlib import Path
 from ..events import JobFired
 from ..ports import Page
 from ..runs import Run
-from ..sqlite import connect
+from ..sqlite import SqliteStore
 from .ports import DeadLetter
 
 log = logging.getLogger(__name__)
-
-
-class _SqliteAdapter:
-    """One connection plus a lock; `_tx()` runs a write transaction."""
-
-    _schema: str = ""
-
-    def __init__(self, db_path: str | Path) -> None:
-        self.db_path = Path(db_path)
-        self._conn = connect(self.db_path)
-        self._lock = threading.RLock()
-        with self._lock:
-            self._conn.executescript(self._schema)
-
-    @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._conn
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
-            self._conn.execute("COMMIT")
-
-    def _query(self, sql: str, params: Sequence[object] = ()) -> list[tuple[object, ...]]:
-        with self._lock:
-            return list(self._conn.execute(sql, params).fetchall())
-
-    def close(self) -> None:
-        with self._lock:
-            self._conn.close()
 
 
 def _ts(value: datetime) -> str:
@@ -74,7 +41,7 @@ def _ts(value: datetime) -> str:
 
 
 # -- run history -------------------------------------------------------------------------
-class SqliteRunRepository(_SqliteAdapter):
+class SqliteRunRepository(SqliteStore):
     """`RunRepository` over SQLite: newest first, the last `retention` runs per job.
 
     The table is one B-tree keyed the way it is read (job, then start time, then
@@ -186,7 +153,7 @@ def _decode_cursor(cursor: str) -> tuple[str, str]:
 
 
 # -- idempotency, in-progress markers, failure counts ---------------------------------------
-class SqliteFireLedger(_SqliteAdapter):
+class SqliteFireLedger(SqliteStore):
     """`FireLedger` for local mode: completed fire_ids are a unique key in SQLite.
 
     Local mode runs one dispatcher per database, so the in-progress markers (with their
@@ -307,7 +274,7 @@ class SqliteFireLedger(_SqliteAdapter):
 
 
 # -- dead letters ---------------------------------------------------------------------------
-class SqliteDeadLetterStore(_SqliteAdapter):
+class SqliteDeadLetterStore(SqliteStore):
     """`DeadLetterStore` over SQLite: one row per fire, oldest first."""
 
     _schema = """
@@ -382,7 +349,7 @@ class QueuedFire:
         return self.fired if self.fired is not None else JobFired.model_validate_json(self.payload)
 
 
-class SqliteFireQueue(_SqliteAdapter):
+class SqliteFireQueue(SqliteStore):
     """Accepted fires, written before `publish` returns and deleted once handled.
 
     Another process (`dlq redrive`) may add rows; the dispatcher picks them up with
