@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import resource
 import sys
 import tempfile
@@ -52,6 +53,24 @@ class MeasuringPublisher:
         self.in_window = 0
         self.total = 0
         self._lo, self._hi = window
+        self._inner_payloads = getattr(inner, "publish_payloads", None)
+        if inner is None or self._inner_payloads is not None:
+            # The engine takes the rendered fast path when its publisher offers it.
+            self.publish_payloads = self._publish_payloads
+
+    def _publish_payloads(self, fires: Sequence[tuple[str, float, str]]) -> None:
+        now = time.time()
+        lo, hi = self._lo, self._hi
+        lat = self.lateness
+        n = 0
+        for _, ts, _ in fires:
+            if lo <= ts < hi:
+                lat.append(now - ts)
+                n += 1
+        self.in_window += n
+        self.total += len(fires)
+        if self._inner_payloads is not None:
+            self._inner_payloads(fires)
 
     def publish(self, fired: JobFired) -> None:
         self.publish_many([fired])
@@ -90,7 +109,7 @@ class ConsumerClock:
             self.lateness.append(time.time() - scheduled)
 
 
-def _dispatcher(data_dir: Path, clock: ConsumerClock) -> Any:
+def _dispatcher(data_dir: Path, clock: ConsumerClock | None) -> Any:
     """The local dispatcher with a no-op consumer plugin that records start lateness."""
     from serverless_scheduler_common import hookimpl
     from serverless_scheduler_common.plugins import build_registry, get_plugin_manager
@@ -122,7 +141,8 @@ def _dispatcher(data_dir: Path, clock: ConsumerClock) -> Any:
 
         @hookimpl
         def serverless_scheduler_handle_job(self, job: Any, fired: Any, context: Any) -> Any:
-            clock.started(fired.scheduled_time.timestamp())
+            if clock is not None:
+                clock.started(fired.scheduled_time.timestamp())
             return None  # a no-op consumer: the runtime records an ok run
 
     settings = Settings(data_dir=data_dir)
@@ -137,6 +157,48 @@ def _dispatcher(data_dir: Path, clock: ConsumerClock) -> Any:
         ledger=SqliteFireLedger(db),
     )
     return LocalDispatcher(runtime, SqliteFireQueue(db), SqliteDeadLetterStore(db))
+
+
+def _child_dispatcher(settings: Any) -> Any:
+    """Factory of the child process's dispatcher (`--publisher process`)."""
+    return _dispatcher(Path(settings.data_dir), None)
+
+
+class ChildProbe:
+    """CPU and peak memory of the dispatcher's child process, read from /proc."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+
+    def cpu_s(self) -> float:
+        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def peak_rss_mb(self) -> float:
+        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+        return 0.0
+
+
+def _consumer_lateness(db: Path, lo: float, hi: float) -> list[float]:
+    """Start lateness of the runs of fires scheduled in [lo, hi), from the run history."""
+    import sqlite3
+
+    out: list[float] = []
+    conn = sqlite3.connect(db)
+    try:
+        rows = conn.execute(
+            "SELECT json_extract(data, '$.scheduled_time'), json_extract(data, '$.started_at') "
+            "FROM runs"
+        )
+        for scheduled_text, started_text in rows:  # streamed: the history can be large
+            scheduled = datetime.fromisoformat(scheduled_text).timestamp()
+            if lo <= scheduled < hi:
+                out.append(datetime.fromisoformat(started_text).timestamp() - scheduled)
+    finally:
+        conn.close()
+    return out
 
 
 def _jobs(n: int, period: float, t0: float) -> Iterable[SnapshotJob]:
@@ -182,7 +244,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=10_000)
     parser.add_argument("--period", type=float, default=10.0)
     parser.add_argument("--duration", type=float, default=20.0)
-    parser.add_argument("--publisher", choices=["dispatcher", "noop"], default="dispatcher")
+    parser.add_argument(
+        "--publisher", choices=["process", "dispatcher", "noop"], default="dispatcher"
+    )
     parser.add_argument("--warmup", type=float, default=None, help="seconds before measuring")
     parser.add_argument(
         "--drain", type=float, default=2.0, help="seconds the consumer may finish late fires"
@@ -193,7 +257,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         data_dir = Path(tmp)
         consumer = ConsumerClock()
-        inner = _dispatcher(data_dir, consumer) if args.publisher == "dispatcher" else None
+        inner: Any = None
+        if args.publisher == "dispatcher":
+            inner = _dispatcher(data_dir, consumer)
+        elif args.publisher == "process":
+            from serverless_scheduler_common.runtime.process import DispatcherProcess
+            from serverless_scheduler_common.settings import Settings
+
+            inner = DispatcherProcess(Settings(data_dir=data_dir), _child_dispatcher)
         backend = LocalScheduleBackend(data_dir / "scheduler.db")
         warmup = args.warmup if args.warmup is not None else max(2.0, args.period)
         # Anchors spread over one period from now; each job's first fire is its next grid
@@ -202,8 +273,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         publisher = MeasuringPublisher(inner, (float("inf"), float("inf")))
         engine = TimerEngine(backend, publisher, publish_batch=2000)
         engine.load()
+        child: ChildProbe | None = None
         if inner is not None:
             inner.start()
+            if args.publisher == "process":
+                child = ChildProbe(inner.pid)
         engine.start()
 
         # add_jobs_s: storing and arming, not building the pydantic jobs beforehand.
@@ -240,10 +314,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         time.sleep(max(0.0, lo - time.time()))
         usage = resource.getrusage(resource.RUSAGE_SELF)
         cpu0 = usage.ru_utime + usage.ru_stime
+        child_cpu0 = child.cpu_s() if child is not None else 0.0
         fired0 = publisher.total
         time.sleep(max(0.0, lo + args.duration - time.time()))
         usage = resource.getrusage(resource.RUSAGE_SELF)
         cpu_s = usage.ru_utime + usage.ru_stime - cpu0
+        child_cpu_s = child.cpu_s() - child_cpu0 if child is not None else 0.0
+        cpu_s += child_cpu_s
         fires_measured = publisher.total - fired0
         time.sleep(0.5)  # fires due inside the window but late still count (as late)
         engine.stop()
@@ -251,11 +328,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             inner.wait_idle(timeout=max(0.0, args.drain - 0.5))
         backlog = inner.backlog() if inner is not None else 0
         queued = inner.queue.count() if inner is not None else 0
+        child_rss = child.peak_rss_mb() if child is not None else 0.0
+        rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         if inner is not None:
             inner.stop(drain=False, timeout=5)
+        if child is not None:
+            consumer.lateness = _consumer_lateness(
+                data_dir / "scheduler.db", lo, lo + args.duration
+            )
 
         expected = round(args.jobs * args.duration / args.period)
-        rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         lat = publisher.lateness
         result = {
             "jobs": args.jobs,
@@ -276,6 +358,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             "rss_end_mb": round(_rss_now_mb(), 1),
             "dispatcher_backlog": backlog,
         }
+        if child is not None:
+            result["rss_engine_mb"] = result["rss_mb"]
+            result["rss_dispatcher_mb"] = round(child_rss, 1)
+            result["rss_mb"] = round(result["rss_mb"] + child_rss, 1)
+            result["cpu_dispatcher_s"] = round(child_cpu_s, 3)
         if inner is not None:
             clat = consumer.lateness
             result.update(

@@ -102,6 +102,22 @@ class Publisher(Protocol):
     def publish(self, fired: JobFired) -> None: ...
 
 
+#: One fire already rendered: (fire_id, scheduled time as epoch seconds, `JobFired` JSON).
+RenderedFire = tuple[str, float, str]
+
+
+@runtime_checkable
+class PayloadPublisher(Protocol):
+    """Optional fast path of a `Publisher`: fires rendered to JSON by the producer.
+
+    The local timer engine uses it when its publisher has it: each fire is then one
+    string built from a per-job template instead of a `JobFired` object serialised
+    again by the queue. Every payload parses with `JobFired.model_validate_json`.
+    """
+
+    def publish_payloads(self, fires: Sequence[RenderedFire]) -> None: ...
+
+
 @runtime_checkable
 class RunRepository(Protocol):
     """Run history per job: newest first, bounded by retention."""

@@ -35,7 +35,13 @@ from pydantic import TypeAdapter, ValidationError
 from serverless_scheduler_common.events import JobFired
 from serverless_scheduler_common.job import ScheduledJob
 from serverless_scheduler_common.policy import JobPolicy
-from serverless_scheduler_common.ports import ChangeFeed, Clock, Publisher, ScheduleState
+from serverless_scheduler_common.ports import (
+    ChangeFeed,
+    Clock,
+    Publisher,
+    RenderedFire,
+    ScheduleState,
+)
 from serverless_scheduler_common.registry import JobTypeRegistry
 from serverless_scheduler_common.schedule import AtSchedule, RateSchedule, Schedule
 from serverless_scheduler_common.sqlite import connect
@@ -120,6 +126,8 @@ class ScheduleRow:
     armed_at: float
     last_fire_at: float | None
     done: bool
+    #: The snapshot as compact JSON text (as stored), when the caller has it.
+    job_json: str = ""
 
 
 ScheduleEvent = tuple[Literal["upsert", "delete"], tuple[str, str], ScheduleRow | None]
@@ -135,6 +143,7 @@ def _row_from_snapshot(
     *,
     schedule: AnySchedule | None = None,
     policy: JobPolicy | None = None,
+    job_json: str = "",
 ) -> ScheduleRow:
     return ScheduleRow(
         rowid=rowid,
@@ -149,6 +158,7 @@ def _row_from_snapshot(
         armed_at=armed_at,
         last_fire_at=last_fire_at,
         done=done,
+        job_json=job_json,
     )
 
 
@@ -212,6 +222,7 @@ class LocalScheduleBackend:
                 for job in jobs:
                     snap = job.snapshot()
                     period = period_s if isinstance(job.schedule, RateSchedule) else None
+                    text = json.dumps(snap, separators=(",", ":"))
                     cur.execute(
                         _UPSERT,
                         (
@@ -219,7 +230,7 @@ class LocalScheduleBackend:
                             job.job_id,
                             job.version,
                             int(job.enabled),
-                            json.dumps(snap, separators=(",", ":")),
+                            text,
                             period,
                             now,
                         ),
@@ -247,6 +258,7 @@ class LocalScheduleBackend:
                         bool(done),
                         schedule=job.schedule,
                         policy=job.policy,
+                        job_json=text,
                     )
                     events.append(("upsert", (job.owner_id, job.job_id), row))
                 cur.execute("COMMIT")
@@ -340,7 +352,13 @@ class LocalScheduleBackend:
             try:
                 out.append(
                     _row_from_snapshot(
-                        rowid, json.loads(job), period_s, armed_at, last_fire_at, bool(done)
+                        rowid,
+                        json.loads(job),
+                        period_s,
+                        armed_at,
+                        last_fire_at,
+                        bool(done),
+                        job_json=job,
                     )
                 )
             except (ValueError, KeyError, ValidationError) as exc:
@@ -386,19 +404,6 @@ def _state(row: tuple[Any, ...]) -> ScheduleState:
     )
 
 
-_POLICIES: dict[tuple[Any, ...], dict[str, Any]] = {}
-
-
-def _intern_policy(policy: dict[str, Any]) -> dict[str, Any]:
-    """Share equal policy dicts between snapshots (most jobs use the defaults)."""
-    try:
-        key = tuple(sorted(policy.items()))
-        hash(key)
-    except TypeError:
-        return policy
-    return _POLICIES.setdefault(key, policy) if len(_POLICIES) < 1024 else policy
-
-
 class _Entry:
     """One armed schedule inside the engine."""
 
@@ -406,13 +411,14 @@ class _Entry:
         "alive",
         "at",
         "end_ts",
+        "head",
+        "job_end",
         "key",
         "last",
         "offset",
         "period",
         "rowid",
         "schedule",
-        "snapshot",
         "window",
     )
 
@@ -435,12 +441,25 @@ class _Entry:
         jitter = 0 if isinstance(schedule, AtSchedule) else schedule.jitter_s
         self.offset = jitter_offset_s(row.owner_id, row.job_id, jitter)
         self.last = row.last_fire_at
+        # Memory: per job one string, the start of every fire's JSON (the snapshot text
+        # included); a fire is that string plus its time (see `render`).
         snap = row.snapshot
-        policy = snap.get("policy")
-        if isinstance(policy, dict):
-            snap["policy"] = _intern_policy(policy)
-        # Memory: per job only the snapshot is kept; each fire's dict is built from it.
-        self.snapshot = snap
+        job_json = row.job_json or json.dumps(snap, separators=(",", ":"))
+        dumps = json.dumps
+        self.head = (
+            f'{{"job":{job_json},"job_type":{dumps(snap["job_type"])},'
+            f'"job_id":{dumps(row.job_id)},"owner_id":{dumps(row.owner_id)},'
+            f'"manual":false,"fire_id":{dumps(row.job_id)[:-1]}@'
+        )
+        self.job_end = 7 + len(job_json)
+
+    def snapshot(self) -> dict[str, Any]:
+        """The job snapshot this entry fires (parsed from its template)."""
+        return dict(json.loads(self.head[7 : self.job_end]))
+
+    def render(self, stamp: str, scheduled: str) -> str:
+        """The `JobFired` JSON of one fire: `stamp` = UTC second, `scheduled` = ISO time."""
+        return f'{self.head}{stamp}","scheduled_time":"{scheduled}"}}'
 
     def first_due(self, row: ScheduleRow) -> float | None:
         """First nominal fire time after what already happened (None: nothing left)."""
@@ -542,12 +561,17 @@ class TimerEngine:
         max_sleep_s: float = 1.0,
         min_sleep_s: float = 0.002,
         max_pending_batches: int = 64,
+        max_pending_fires: int = 20_000,
         on_missed: Callable[[str, str, datetime], None] | None = None,
     ) -> None:
         self._backend = backend
         self._publisher = publisher
         self._publish_many: Callable[[Sequence[JobFired]], None] | None = getattr(
             publisher, "publish_many", None
+        )
+        # Fast path: the publisher takes fires rendered to JSON (see `PayloadPublisher`).
+        self._publish_payloads: Callable[[Sequence[RenderedFire]], None] | None = getattr(
+            publisher, "publish_payloads", None
         )
         self._clock = clock
         self._flush_interval = flush_interval_s
@@ -571,11 +595,13 @@ class TimerEngine:
         # Publishing runs in its own thread while the engine runs threaded, so a slow
         # publisher (SQLite queue writes release the GIL) does not delay the timer; fires
         # are marked as fired only once the publisher has taken them (at least once).
-        self._handoff: deque[tuple[list[JobFired], list[tuple[int, float]]]] = deque()
+        self._handoff: deque[tuple[list[Any], list[tuple[int, float]]]] = deque()
         self._pub_cond = threading.Condition()
         self._pub_thread: threading.Thread | None = None
         self._pub_stopping = False
         self._max_pending = max_pending_batches
+        self._max_pending_fires = max_pending_fires
+        self._pending_fires = 0
         self._dirty_lock = threading.Lock()
         self.stats = EngineStats()
         backend.subscribe(self._on_change)
@@ -698,7 +724,8 @@ class TimerEngine:
             self._apply_changes()
         heap = self._heap
         stamps = self._stamps
-        batch: list[JobFired] = []
+        rendered = self._publish_payloads is not None
+        batch: list[Any] = []
         marks: list[tuple[int, float]] = []
         seq = self._seq
         heappop, heapreplace = heapq.heappop, heapq.heapreplace
@@ -735,11 +762,24 @@ class TimerEngine:
                     if len(stamps) > 4096:
                         stamps.clear()
                     stamp = stamps[second] = fromts(second, utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-                batch.append(
-                    _fast_fired(
-                        entry.key, entry.snapshot, fromts(nominal, utc), f"{entry.key[1]}@{stamp}"
+                if rendered:
+                    scheduled = fromts(nominal, utc)
+                    batch.append(
+                        (
+                            f"{entry.key[1]}@{stamp}",
+                            nominal,
+                            entry.render(stamp, scheduled.isoformat()),
+                        )
                     )
-                )
+                else:
+                    batch.append(
+                        _fast_fired(
+                            entry.key,
+                            entry.snapshot(),
+                            fromts(nominal, utc),
+                            f"{entry.key[1]}@{stamp}",
+                        )
+                    )
                 marks.append((entry.rowid, nominal))
                 entry.last = nominal
                 fired += 1
@@ -777,21 +817,28 @@ class TimerEngine:
         if self._on_missed is not None:
             self._on_missed(entry.key[0], entry.key[1], datetime.fromtimestamp(nominal, UTC))
 
-    def _publish(self, batch: list[JobFired], marks: list[tuple[int, float]]) -> None:
+    def _publish(self, batch: list[Any], marks: list[tuple[int, float]]) -> None:
         pub_thread = self._pub_thread
         if pub_thread is None or threading.current_thread() is not self._thread:
             self._publish_now(batch, marks)
             return
         with self._pub_cond:
-            # Back-pressure: never let more than `max_pending_batches` pile up.
-            while len(self._handoff) >= self._max_pending and pub_thread.is_alive():
+            # Back-pressure: never let more than `max_pending_batches` (or, in all,
+            # `max_pending_fires`) pile up: the timer waits and its lateness shows it.
+            while (
+                len(self._handoff) >= self._max_pending
+                or self._pending_fires >= self._max_pending_fires
+            ) and pub_thread.is_alive():
                 self._pub_cond.wait(0.01)
             self._handoff.append((batch, marks))
+            self._pending_fires += len(batch)
             self._pub_cond.notify_all()
 
-    def _publish_now(self, batch: list[JobFired], marks: list[tuple[int, float]]) -> None:
+    def _publish_now(self, batch: list[Any], marks: list[tuple[int, float]]) -> None:
         try:
-            if self._publish_many is not None:
+            if self._publish_payloads is not None:
+                self._publish_payloads(batch)
+            elif self._publish_many is not None:
                 self._publish_many(batch)
             else:
                 for fired in batch:
@@ -812,7 +859,14 @@ class TimerEngine:
                     self._pub_cond.wait(0.5)
                 if not self._handoff:
                     return
+                # Whatever piled up while the last publish ran goes out as one batch
+                # (one queue transaction instead of one per timer wake-up).
                 batch, marks = self._handoff.popleft()
+                while self._handoff and len(batch) < self._publish_batch:
+                    more, more_marks = self._handoff.popleft()
+                    batch = batch + more
+                    marks = marks + more_marks
+                self._pending_fires -= len(batch)
                 self._pub_cond.notify_all()
             self._publish_now(batch, marks)
 

@@ -135,7 +135,8 @@ class LocalDispatcher:
         self._loaded_upto = 0
         self._spilled = False
         self._admit_lock = threading.Lock()  # orders inserts with what the loader reads
-        self._load_wake = threading.Event()
+        self._load_wake: threading.Event = threading.Event()
+        self._gather_s = 0.0
         self._running = False
         self._threads: list[threading.Thread] = []
         self._worker_idents: set[int] = set()
@@ -185,6 +186,16 @@ class LocalDispatcher:
         self._load_wake.set()
 
     # -- life cycle ----------------------------------------------------------------------
+    def use_wake_event(self, event: threading.Event, *, gather_s: float = 0.005) -> None:
+        """Load new queue rows whenever `event` is set (e.g. a `multiprocessing.Event`
+        another process sets after queueing fires); call before `start()`.
+
+        After a wake-up the loader waits `gather_s` before it reads, so the rows of
+        several small commits are read and run as one batch.
+        """
+        self._load_wake = event
+        self._gather_s = gather_s
+
     def start(self) -> None:
         """Load unfinished fires from the queue table and start the workers."""
         if self._running:
@@ -300,11 +311,12 @@ class LocalDispatcher:
                     self._loaded_upto = items[-1].seq
                     self._spilled = True
                 if items:
-                    self._wake_all()
+                    self._wake_one()  # a worker that claims a part wakes the next
 
     def _poll(self) -> None:
         while True:
-            self._load_wake.wait(timeout=self.poll_s)
+            if self._load_wake.wait(timeout=self.poll_s) and self._gather_s:
+                time.sleep(self._gather_s)
             self._load_wake.clear()
             with self._cond:
                 if not self._running:
@@ -489,6 +501,8 @@ class LocalDispatcher:
     def _fire_id(item: QueuedFire) -> str:
         if item.fired is not None:
             return item.fired.fire_id
+        if item.fire_id:
+            return item.fire_id
         try:
             return item.parsed().fire_id
         except ValueError:

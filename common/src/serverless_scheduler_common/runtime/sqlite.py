@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from ..events import JobFired
-from ..ports import Page
+from ..ports import Page, RenderedFire
 from ..runs import Run
 from ..sqlite import SqliteStore
 from .ports import DeadLetter
@@ -343,6 +343,7 @@ class QueuedFire:
     attempt: int
     not_before: float
     fired: JobFired | None = field(default=None, compare=False, repr=False)
+    fire_id: str = ""
 
     def parsed(self) -> JobFired:
         """The fire itself (parsed from the payload when it was loaded from the table)."""
@@ -405,6 +406,20 @@ class SqliteFireQueue(SqliteStore):
             if fire_id in seqs
         ]
 
+    def add_payloads(self, fires: Sequence[RenderedFire]) -> int:
+        """Persist fires already rendered to JSON in one transaction; returns how many
+        were new (a fire_id already queued is not added twice)."""
+        if not fires:
+            return 0
+        with self._tx() as conn:
+            before = conn.total_changes
+            conn.executemany(
+                "INSERT INTO dispatch_queue (fire_id, payload) VALUES (?, ?) "
+                "ON CONFLICT(fire_id) DO NOTHING",
+                [(fire_id, payload) for fire_id, _, payload in fires],
+            )
+            return conn.total_changes - before
+
     def publish(self, fired: JobFired) -> None:
         """`Publisher`: queue one fire for whichever dispatcher owns this database."""
         self.add_many([fired])
@@ -424,7 +439,7 @@ class SqliteFireQueue(SqliteStore):
             self._conn.execute("BEGIN")
             try:
                 rows = self._conn.execute(
-                    "SELECT seq, payload, attempt, not_before FROM dispatch_queue "
+                    "SELECT seq, payload, attempt, not_before, fire_id FROM dispatch_queue "
                     "WHERE seq > ? ORDER BY seq LIMIT ?",
                     (after_seq, -1 if limit is None else max(0, limit)),
                 ).fetchall()
@@ -433,7 +448,9 @@ class SqliteFireQueue(SqliteStore):
                 ).fetchone()
             finally:
                 self._conn.execute("COMMIT")
-        items = [QueuedFire(int(r[0]), str(r[1]), int(r[2]), float(r[3])) for r in rows]
+        items = [
+            QueuedFire(int(r[0]), str(r[1]), int(r[2]), float(r[3]), None, str(r[4])) for r in rows
+        ]
         return items, int(high[0]) if high is not None else 0
 
     def reschedule(self, seq: int, *, attempt: int, not_before: float) -> None:
@@ -478,8 +495,12 @@ class SqliteFireQueue(SqliteStore):
                     "DELETE FROM dispatch_queue WHERE seq BETWEEN ? AND ?", _ranges(delete)
                 )
 
-    def count(self) -> int:
-        return int(str(self._query("SELECT count(*) FROM dispatch_queue")[0][0]))
+    def count(self, *, due_by: float | None = None) -> int:
+        """Queued fires (only those due by `due_by`, epoch seconds, when given)."""
+        if due_by is None:
+            return int(str(self._query("SELECT count(*) FROM dispatch_queue")[0][0]))
+        rows = self._query("SELECT count(*) FROM dispatch_queue WHERE not_before <= ?", (due_by,))
+        return int(str(rows[0][0]))
 
 
 def _ranges(seqs: Sequence[int]) -> list[tuple[int, int]]:
