@@ -1,7 +1,9 @@
 """Lambda entry point: the reconciler, run by EventBridge every 15 minutes.
 
-Wired once per container from `Settings` (jobs_table, schedule_group, topic_arn,
-scheduler_role_arn, scheduler_dlq_arn). Returns the report's counts.
+Wired once per container, on the first event, from `Settings` (jobs_table,
+schedule_group, topic_arn, scheduler_role_arn, scheduler_dlq_arn). Returns the report's
+counts. The import and the wiring run with the cyclic garbage collector paused (see
+`serverless_scheduler_common.coldstart`): they only create long-lived objects.
 """
 
 from __future__ import annotations
@@ -10,9 +12,12 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from serverless_scheduler_common.settings import Settings
+from serverless_scheduler_common.coldstart import collector_paused
 
-from .reconcile import ReconcileReport, reconcile
+with collector_paused():
+    from serverless_scheduler_common.settings import Settings
+
+    from .reconcile import ReconcileReport, reconcile
 
 log = logging.getLogger(__name__)
 
@@ -70,8 +75,10 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """Reconcile jobs and schedules; the reply (and the log) carries the counts."""
     global _run
     if _run is None:
-        logging.getLogger().setLevel(Settings().log_level)
-        _run = build()
+        with collector_paused():
+            settings = Settings()
+            logging.getLogger().setLevel(settings.log_level)
+            _run = build(settings)
     report = _run()
     result = report.as_dict()
     log.info("reconcile report: %s", result)

@@ -1,8 +1,10 @@
 """Lambda entry point: DynamoDB stream of the jobs table -> EventBridge schedules.
 
-Wired once per container from `Settings` (jobs_table, schedule_group, topic_arn,
-scheduler_role_arn, scheduler_dlq_arn; malformed records go to
-`dead_letter_queue_url`, else to the queue of `scheduler_dlq_arn`).
+Wired once per container, on the first event, from `Settings` (jobs_table,
+schedule_group, topic_arn, scheduler_role_arn, scheduler_dlq_arn; malformed records go to
+`dead_letter_queue_url`, else to the queue of `scheduler_dlq_arn`). The import and the
+wiring run with the cyclic garbage collector paused (see
+`serverless_scheduler_common.coldstart`): they only create long-lived objects.
 """
 
 from __future__ import annotations
@@ -10,9 +12,12 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from serverless_scheduler_common.settings import Settings
+from serverless_scheduler_common.coldstart import collector_paused
 
-from .streams import StreamSync
+with collector_paused():
+    from serverless_scheduler_common.settings import Settings
+
+    from .streams import StreamSync
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +82,8 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """DynamoDB stream batch -> schedules; returns `batchItemFailures` (first failure)."""
     global _service
     if _service is None:
-        logging.getLogger().setLevel(Settings().log_level)
-        _service = build()
+        with collector_paused():
+            settings = Settings()
+            logging.getLogger().setLevel(settings.log_level)
+            _service = build(settings)
     return _service.handle(event)

@@ -8,6 +8,9 @@ record to the plugin's DLQ after `maxReceiveCount`, which Terraform sets to
 `SCHEDULER_MAX_ATTEMPTS`). A fire that can never succeed (its snapshot no longer
 validates) goes straight to the DLQ when `SCHEDULER_DEAD_LETTER_QUEUE_URL` is set. A direct
 SNS event raises when its record failed, so Lambda's asynchronous retries apply.
+
+The import and the wiring (on the first event) run with the cyclic garbage collector
+paused (see `serverless_scheduler_common.coldstart`): they only create long-lived objects.
 """
 
 from __future__ import annotations
@@ -15,13 +18,16 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from ..events import JobFired
-from ..plugins import build_registry, get_plugin_manager
-from ..settings import Settings
-from .core import ConsumerRuntime
-from .dynamodb import DynamoDBFireLedger, DynamoDBJobControl, DynamoDBRunRepository
-from .ports import DeadLetter, DeadLetterStore
-from .sqs import SqsDeadLetterStore, fired_from_body
+from ..coldstart import collector_paused
+
+with collector_paused():
+    from ..events import JobFired
+    from ..plugins import build_registry, get_plugin_manager
+    from ..settings import Settings
+    from .core import ConsumerRuntime
+    from .dynamodb import DynamoDBFireLedger, DynamoDBJobControl, DynamoDBRunRepository
+    from .ports import DeadLetter, DeadLetterStore
+    from .sqs import SqsDeadLetterStore, fired_from_body
 
 log = logging.getLogger(__name__)
 
@@ -82,8 +88,9 @@ def configure(runtime: ConsumerRuntime | None, dead_letters: DeadLetterStore | N
 def _current() -> ConsumerRuntime:
     global _runtime, _dead_letters
     if _runtime is None:
-        _runtime = build_runtime()
-        _dead_letters = build_dead_letters(_runtime.settings)
+        with collector_paused():
+            _runtime = build_runtime()
+            _dead_letters = build_dead_letters(_runtime.settings)
     return _runtime
 
 
