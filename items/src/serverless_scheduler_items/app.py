@@ -13,6 +13,7 @@ import json
 import logging
 import re
 from datetime import UTC, datetime
+from functools import cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -279,17 +280,21 @@ def create_app(
     app.state.authenticator = authenticator
     api = APIRouter(prefix=API_PREFIX)
 
-    job_type_items = [
-        {
-            "job_type": jt,
-            "title": types.get(jt).__name__,
-            "description": (types.get(jt).__doc__ or "").strip().split("\n\n")[0],
-            "schema": input_schema(types.get(jt)),
-            "secret_fields": sorted(types.get(jt).secret_fields),
-            "ui_hints": _ui_hints(plugin_manager, jt),
-        }
-        for jt in types.known()
-    ]
+    @cache
+    def job_type_items() -> list[dict[str, Any]]:
+        # Built once, on the first GET /job_types rather than at start-up: JSON schemas
+        # are costly to generate, and a Lambda cold start serving another route skips them.
+        return [
+            {
+                "job_type": jt,
+                "title": types.get(jt).__name__,
+                "description": (types.get(jt).__doc__ or "").strip().split("\n\n")[0],
+                "schema": input_schema(types.get(jt)),
+                "secret_fields": sorted(types.get(jt).secret_fields),
+                "ui_hints": _ui_hints(plugin_manager, jt),
+            }
+            for jt in types.known()
+        ]
 
     def present(snapshot: dict[str, Any]) -> dict[str, Any]:
         return mask_secrets(snapshot, types)
@@ -309,7 +314,7 @@ def create_app(
     @api.get("/job_types", response_model=JobTypeList, responses=_errors(401), tags=["meta"])
     def job_types(caller: Caller) -> dict[str, Any]:
         """Every installed job type with the JSON schema of its fields and UI hints."""
-        return {"items": job_type_items}
+        return {"items": job_type_items()}
 
     @api.get(
         "/jobs",
