@@ -10,10 +10,16 @@ Prints one JSON object {function: ms, ..., "first_event_ms": {function: ms}}; ta
 functions create their AWS clients and load plugins then (sync and reconcile through
 `build()`, consumers on an empty batch); items wires at import, so both figures match.
 Together they are the Python part of a cold start (the runtime's own start-up aside).
+
+`source_compiled` counts the artifact's modules the first-event path had to compile from
+source (one extra run under `-v`): it must stay 0, or the zip's `.pyc` files are not
+being used (wrong Python version tag, or stale checked pycs) and every cold start pays
+for compiling. `--runs N` sets the repetitions per function (median reported).
 """
 
 from __future__ import annotations
 
+import argparse
 import importlib.machinery
 import importlib.util
 import json
@@ -25,7 +31,7 @@ import zipfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-RUNS = 5
+RUNS = 7
 TARGETS_MS = {"sync": 150, "reconcile": 150, "items": 400, "html_checker": 300, "webhook": 300}
 #: What the first event does after the import, per handler module (see the docstring).
 FIRST_EVENT = {
@@ -76,12 +82,38 @@ def _env() -> dict[str, str]:
     return env
 
 
-def main() -> int:
+def _source_compiled(target: Path, module: str, mode: str) -> int:
+    """Artifact modules compiled from source (not loaded from a .pyc) on the probe's path."""
+    proc = subprocess.run(
+        [sys.executable, "-I", "-S", "-v", "-c", _PROBE, str(target), module, mode],
+        capture_output=True,
+        text=True,
+        env=_env(),
+        check=False,
+    )
+    # -v prints "# code object from '<...>.pyc'" for a cached module and
+    # "# code object from <...>.py" when it compiled the source.
+    prefix = f"# code object from {target}/"
+    return sum(1 for line in proc.stderr.splitlines() if line.startswith(prefix))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("functions", nargs="*", help="default: every function utils/build knows")
+    parser.add_argument("--runs", type=int, default=RUNS, help=f"repetitions (default {RUNS})")
+    args = parser.parse_args(argv)
     build = _load_build()
     out = ROOT / "build" / "bench-lambda"
     results: dict[str, object] = {}
     first_event: dict[str, float] = {}
-    for name, function in build.FUNCTIONS.items():  # type: ignore[attr-defined]
+    source_compiled: dict[str, int] = {}
+    functions = build.FUNCTIONS  # type: ignore[attr-defined]
+    unknown = sorted(set(args.functions) - set(functions))
+    if unknown:
+        parser.error(f"unknown function(s) {unknown}; known: {', '.join(functions)}")
+    for name, function in functions.items():
+        if args.functions and name not in args.functions:
+            continue
         zip_path = build.build(name, out_dir=out)  # type: ignore[attr-defined]
         target = out / name
         shutil.rmtree(target, ignore_errors=True)  # a stale tree would hide what the zip holds
@@ -90,7 +122,7 @@ def main() -> int:
         module = function.handler.rpartition(".")[0]
         mode = FIRST_EVENT.get(module, "none")
         imports, totals = [], []
-        for _ in range(RUNS):
+        for _ in range(args.runs):
             proc = subprocess.run(
                 [sys.executable, "-I", "-S", "-c", _PROBE, str(target), module, mode],
                 capture_output=True,
@@ -106,13 +138,17 @@ def main() -> int:
             totals.append(total)
         results[name] = round(statistics.median(imports), 1)
         first_event[name] = round(statistics.median(totals), 1)
+        source_compiled[name] = _source_compiled(target, module, mode)
     results["first_event_ms"] = first_event
+    results["source_compiled"] = source_compiled
     sys.stdout.write(json.dumps(results) + "\n")
     over = {
         n: ms for n, ms in results.items() if isinstance(ms, float) and ms > TARGETS_MS.get(n, 300)
     }
     if over:
         sys.stderr.write(f"over target: {over}\n")
+    if any(source_compiled.values()):
+        sys.stderr.write(f"modules compiled from source (pycs unused): {source_compiled}\n")
     return 0
 
 
