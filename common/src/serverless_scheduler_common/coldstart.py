@@ -2,11 +2,11 @@
 
 Importing pydantic, FastAPI and boto3 and wiring a handler allocates some 80,000
 objects (items) in a few hundred milliseconds. The cyclic collector runs during that
-time because the allocation counters cross its thresholds: hundreds of young passes and
-at least one full pass over everything allocated so far. Those passes find next to
-nothing to free (modules, classes, schemas and clients live as long as the container),
-yet cost about a sixth of the cold import. `collector_paused` runs the cold work without
-them, then freezes what it created (`gc.freeze`: moved to the permanent generation), so
+time because the allocation counters cross its thresholds: for items about 180 young
+passes, 16 middle ones and a full pass over everything allocated so far. Those passes
+find next to nothing to free (modules, classes, schemas and clients live as long as the
+container), yet cost 6-16 % of the cold import and of the first event's wiring
+(docs/deploy.md, "Cold starts"). `collector_paused` runs the cold work without them, then freezes what it created (`gc.freeze`: moved to the permanent generation), so
 later collections in warm invocations do not walk those objects either. Objects created
 afterwards are collected as usual.
 """
