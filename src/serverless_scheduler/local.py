@@ -1,8 +1,10 @@
 """Local mode composition root: one process runs the whole system on one machine.
 
 SQLite (one WAL file in the data directory) replaces DynamoDB, the outbox replaces the
-stream, the timer engine replaces EventBridge Scheduler and the in-process dispatcher
-replaces SNS/SQS. `build_local_system` wires the parts; `serve` runs them with uvicorn.
+stream, the timer engine replaces EventBridge Scheduler and the local dispatcher replaces
+SNS/SQS. `build_local_system` wires the parts; `serve` runs them with uvicorn. The
+dispatcher (plugins, run history) runs in a child process by default
+(`SCHEDULER_DISPATCHER_PROCESS`), built there by `child_dispatcher`.
 """
 
 from __future__ import annotations
@@ -23,9 +25,12 @@ from fastapi import FastAPI
 from serverless_scheduler_common import Run, Settings
 from serverless_scheduler_common.notify import AppriseNotifier
 from serverless_scheduler_common.plugins import build_registry, get_plugin_manager
+from serverless_scheduler_common.ports import RunRepository
 from serverless_scheduler_common.registry import JobTypeRegistry
 from serverless_scheduler_common.runtime.dispatcher import LocalDispatcher
 from serverless_scheduler_common.runtime.local import create_local_dispatcher
+from serverless_scheduler_common.runtime.process import DispatcherProcess
+from serverless_scheduler_common.runtime.sqlite import SqliteRunRepository
 from serverless_scheduler_common.sqlite import db_path_for
 from serverless_scheduler_common.state import SqliteStateStore
 from serverless_scheduler_items.app import create_app
@@ -58,7 +63,7 @@ class LocalSystem:
     backend: LocalScheduleBackend
     engine: TimerEngine
     pump: ChangeFeedPump
-    dispatcher: LocalDispatcher
+    dispatcher: LocalDispatcher | DispatcherProcess
     tokens: SqliteTokenStore
     admin_token: str | None = None
     _started: bool = field(default=False, repr=False)
@@ -87,9 +92,24 @@ class LocalSystem:
         log.info("local mode stopped")
 
 
+def child_dispatcher(settings: Settings) -> LocalDispatcher:
+    """The dispatcher of local mode as its child process builds it (installed plugins)."""
+    configure_logging(settings)  # the same format as the parent's (`log_json`)
+    db = db_path_for(settings.data_dir)
+    return create_local_dispatcher(
+        settings,
+        jobs=SqliteJobRepository(db),
+        state=SqliteStateStore(db),
+        notifier=AppriseNotifier(settings),
+    )
+
+
 def build_local_system(settings: Settings, *, plugins: list[object] | None = None) -> LocalSystem:
     """Wire local mode over `<data_dir>/scheduler.db` with the installed plugins.
 
+    With `settings.dispatcher_process` (the default) the dispatcher runs in a child
+    process that loads the installed plugins itself; plugin objects passed in
+    `plugins` cannot cross into it, so they make the dispatcher run in this process.
     On the first start (no API token yet) an admin token is created and kept in
     `admin_token` so the caller can show it once.
     """
@@ -98,15 +118,20 @@ def build_local_system(settings: Settings, *, plugins: list[object] | None = Non
     registry = build_registry(pm)
     repo = SqliteJobRepository(db)
     feed = SqliteOutboxChangeFeed(db)
-    dispatcher = create_local_dispatcher(
-        settings,
-        jobs=repo,
-        pm=pm,
-        registry=registry,
-        state=SqliteStateStore(db),
-        notifier=AppriseNotifier(settings),
-    )
-    runs = dispatcher.runtime.runs
+    dispatcher: LocalDispatcher | DispatcherProcess
+    if settings.dispatcher_process and not plugins:
+        dispatcher = DispatcherProcess(settings, child_dispatcher)
+        runs: RunRepository = SqliteRunRepository(db, retention=settings.runs_retention)
+    else:
+        dispatcher = create_local_dispatcher(
+            settings,
+            jobs=repo,
+            pm=pm,
+            registry=registry,
+            state=SqliteStateStore(db),
+            notifier=AppriseNotifier(settings),
+        )
+        runs = dispatcher.runtime.runs
     backend = LocalScheduleBackend(db)
 
     def record_missed(owner_id: str, job_id: str, scheduled_time: datetime) -> None:

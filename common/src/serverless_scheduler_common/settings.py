@@ -59,6 +59,13 @@ class Settings(BaseSettings):
         description="Expiry of a run's in-progress marker, so a crashed run never blocks a job.",
     )
     dispatcher_workers: int = Field(default=8, ge=1, le=256)
+    dispatcher_process: bool = Field(
+        default=True,
+        description=(
+            "Local mode: run the dispatcher (plugins, run history) in its own process, "
+            "so the timer engine and the consumers do not share one interpreter lock."
+        ),
+    )
 
     # -- AWS (names injected by Terraform) -----------------------------------------------
     aws_region: str | None = None

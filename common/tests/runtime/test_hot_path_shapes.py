@@ -116,3 +116,45 @@ def test_direct_consumer_call_behaves_like_pluggy() -> None:
     calls.clear()
     pm.hook.handle(job="j", fired="f", context=None)
     assert calls == ["wrapper", "plain"]
+
+
+def test_queued_fire_payloads_parse_like_the_validated_model() -> None:
+    import json
+
+    import pytest
+    from pydantic import ValidationError
+
+    from serverless_scheduler_common.events import JobFired
+    from serverless_scheduler_common.runtime.sqlite import fired_from_payload
+
+    fired = JobFired(
+        job_type="t", job_id="j1", owner_id="o", scheduled_time=T0, job={"a": [1, {"b": None}]}
+    )
+    engine_style = (
+        '{"job":{"a":1},"job_type":"t","job_id":"j\\"1","owner_id":"o","manual":false,'
+        '"fire_id":"j\\"1@2026-03-01T12:00:00Z","scheduled_time":"2026-03-01T12:00:00.250000+00:00"}'
+    )
+    payloads = [
+        fired.model_dump_json(),
+        fired.model_copy(update={"manual": True, "fire_id": "j1@manual-1"}).model_dump_json(),
+        engine_style,
+        json.dumps({**json.loads(fired.model_dump_json()), "extra": 1}),  # ignored field
+        json.dumps({**json.loads(fired.model_dump_json()), "fire_id": ""}),  # derived
+        json.dumps(
+            {**json.loads(fired.model_dump_json()), "scheduled_time": "2026-03-01T14:00:00+02:00"}
+        ),
+    ]
+    for text in payloads:
+        fast, slow = fired_from_payload(text), JobFired.model_validate_json(text)
+        assert fast == slow and fast.model_dump_json() == slow.model_dump_json()
+        assert fast.scheduled_time == slow.scheduled_time and fast.fire_id == slow.fire_id
+    for bad in [
+        "{",
+        json.dumps(
+            {**json.loads(fired.model_dump_json()), "scheduled_time": "2026-03-01T12:00:00"}
+        ),
+        json.dumps({**json.loads(fired.model_dump_json()), "job": [1]}),
+        json.dumps({k: v for k, v in json.loads(fired.model_dump_json()).items() if k != "job_id"}),
+    ]:
+        with pytest.raises(ValidationError):
+            fired_from_payload(bad)

@@ -292,6 +292,10 @@ class LocalDispatcher:
                     return
                 self._room.wait(timeout=min(remaining, 0.05))
 
+    def load_queued(self) -> None:
+        """Take the fires other processes queued into memory now (not at the next poll)."""
+        self._load_new()
+
     def _load_new(self) -> None:
         """Take queued fires the memory queue has not seen (spilled, other processes)."""
         with self._admit_lock:

@@ -19,9 +19,11 @@ plugins come from the installed entry points, or from what the factory registers
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import multiprocessing
 import os
+import select
 import signal
 import threading
 import time
@@ -39,14 +41,16 @@ log = logging.getLogger(__name__)
 
 DispatcherFactory = Callable[[Settings], LocalDispatcher]
 
+# One-byte messages on the parent -> child pipe (raw bytes: no framing, so a write that
+# fails half way cannot garble the stream, and a full pipe never blocks the parent).
+WAKE, STOP, STOP_DRAIN = b"w", b"s", b"d"
+
 
 def _child_main(
     settings_json: str,
     factory: DispatcherFactory,
-    wake: Any,
-    stop: Any,
-    drain: Any,
-    ready: Any,
+    inbox: Any,
+    outbox: Any,
     log_level: int,
 ) -> None:
     """Entry point of the child: run the dispatcher until the parent says stop."""
@@ -56,18 +60,51 @@ def _child_main(
     # Ctrl-C in a terminal reaches the whole process group: the parent decides when the
     # child stops (after the engine has handed over its last fires).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    parent = os.getppid()
     settings = Settings.model_validate_json(settings_json)
-    dispatcher = factory(settings)
-    dispatcher.use_wake_event(wake)
-    dispatcher.start()
-    ready.set()
-    try:
-        while not stop.wait(1.0):
-            if os.getppid() == 1:  # the parent is gone: stop like a stop() without drain
-                log.warning("dispatcher: the parent process is gone; stopping")
-                break
-    finally:
-        dispatcher.stop(drain=bool(drain.is_set()), timeout=30.0)
+    # One dispatcher per database: a child left over from a parent that was killed
+    # finishes its current batch and exits (it watches its parent) before this one runs.
+    lock_path = db_path_for(settings.data_dir).with_name("dispatcher.lock")
+    with open(lock_path, "a+b") as lock_file:
+        fcntl.flock(lock_file, fcntl.LOCK_EX)
+        if os.getppid() != parent:
+            return
+        dispatcher = factory(settings)
+        load_wake = threading.Event()
+        dispatcher.use_wake_event(load_wake)
+        dispatcher.start()
+        os.write(outbox.fileno(), b"r")
+        drain = _read_until_stop(inbox.fileno(), load_wake, parent)
+        if drain:
+            dispatcher.load_queued()  # what the parent queued just before it said stop
+        dispatcher.stop(drain=drain, timeout=30.0)
+
+
+def _read_until_stop(fd: int, load_wake: threading.Event, parent: int) -> bool:
+    """Forward wake-ups to the loader until STOP (returns False) or STOP_DRAIN (True).
+
+    The parent going away (its end closed, or a new parent process id) stops without
+    draining: the queue keeps what is left for the next start.
+    """
+    while True:
+        ready, _, _ = select.select([fd], [], [], 0.2)
+        if os.getppid() != parent:
+            log.warning("dispatcher: the parent process is gone; stopping")
+            return False
+        if not ready:
+            continue
+        try:
+            data = os.read(fd, 4096)
+        except OSError:
+            data = b""
+        if not data:
+            log.warning("dispatcher: the parent closed its pipe; stopping")
+            return False
+        if STOP_DRAIN in data:
+            return True
+        if STOP in data:
+            return False
+        load_wake.set()
 
 
 class DispatcherProcess:
@@ -94,10 +131,8 @@ class DispatcherProcess:
         self.start_timeout_s = start_timeout_s
         self.restart_delay_s = restart_delay_s
         self._ctx = multiprocessing.get_context("spawn")
-        self._wake = self._ctx.Event()
-        self._stop = self._ctx.Event()
-        self._drain = self._ctx.Event()
         self._process: Any = None
+        self._send_fd: int | None = None
         self._lock = threading.Lock()
         self._running = False
         self._watchdog: threading.Thread | None = None
@@ -111,12 +146,12 @@ class DispatcherProcess:
     def publish_many(self, fires: Iterable[JobFired]) -> None:
         """Persist a batch of fires in one transaction, then wake the child."""
         if self.queue.add_many(fires):
-            self._wake.set()
+            self._signal(WAKE)
 
     def publish_payloads(self, fires: Sequence[RenderedFire]) -> None:
         """`PayloadPublisher`: persist fires rendered by the timer engine, then wake."""
         if self.queue.add_payloads(fires):
-            self._wake.set()
+            self._signal(WAKE)
 
     # -- life cycle ----------------------------------------------------------------------
     @property
@@ -138,35 +173,57 @@ class DispatcherProcess:
         self._watchdog.start()
 
     def _spawn(self) -> None:
-        self._stop.clear()
-        self._drain.clear()
-        ready = self._ctx.Event()
+        inbox, to_child = self._ctx.Pipe(duplex=False)
+        from_child, outbox = self._ctx.Pipe(duplex=False)
         process = self._ctx.Process(
             target=_child_main,
             args=(
                 self.settings.model_dump_json(),
                 self.factory,
-                self._wake,
-                self._stop,
-                self._drain,
-                ready,
+                inbox,
+                outbox,
                 logging.getLogger().getEffectiveLevel(),
             ),
             name="serverless-scheduler-dispatcher",
             daemon=True,
         )
         process.start()
+        inbox.close()
+        outbox.close()
+        try:
+            deadline = time.monotonic() + self.start_timeout_s
+            while not from_child.poll(0.05):
+                if not process.is_alive():
+                    raise RuntimeError(
+                        f"the dispatcher process exited during start-up (code {process.exitcode})"
+                    )
+                if time.monotonic() > deadline:
+                    process.kill()
+                    raise RuntimeError("the dispatcher process did not start in time")
+        except BaseException:
+            to_child.close()
+            raise
+        finally:
+            from_child.close()
+        old = self._send_fd
+        self._send_fd = os.dup(to_child.fileno())
+        to_child.close()
+        os.set_blocking(self._send_fd, False)
+        if old is not None:
+            os.close(old)
         self._process = process
-        deadline = time.monotonic() + self.start_timeout_s
-        while not ready.wait(0.05):
-            if not process.is_alive():
-                raise RuntimeError(
-                    f"the dispatcher process exited during start-up (code {process.exitcode})"
-                )
-            if time.monotonic() > deadline:
-                process.kill()
-                raise RuntimeError("the dispatcher process did not start in time")
+        self._signal(WAKE)  # fires queued while no child ran
         log.info("dispatcher process %d started", process.pid)
+
+    def _signal(self, message: bytes) -> bool:
+        """Send one byte to the child; False when the pipe is full or the child gone."""
+        fd = self._send_fd
+        if fd is None:
+            return False
+        try:
+            return os.write(fd, message) == 1
+        except (BlockingIOError, BrokenPipeError, OSError):
+            return False
 
     def _watch(self) -> None:
         """Start the child again when it dies while it should run."""
@@ -202,10 +259,14 @@ class DispatcherProcess:
                 return
             self._running = False
             process = self._process
-        if drain:
-            self._drain.set()
-        self._stop.set()
         if process is not None:
+            message = STOP_DRAIN if drain else STOP
+            deadline = time.monotonic() + 5.0
+            while not self._signal(message) and process.is_alive():
+                if time.monotonic() > deadline:  # the child reads no more: end it
+                    process.terminate()
+                    break
+                time.sleep(0.01)
             process.join(timeout)
             if process.is_alive():
                 log.warning("dispatcher process %d did not stop; killing it", process.pid)
@@ -214,6 +275,9 @@ class DispatcherProcess:
         if self._watchdog is not None:
             self._watchdog.join(2.0)
             self._watchdog = None
+        if self._send_fd is not None:
+            os.close(self._send_fd)
+            self._send_fd = None
 
     def wait_idle(self, timeout: float | None = None, *, include_delayed: bool = True) -> bool:
         """Block until no queued fire is left (by default also none waiting for a retry)."""

@@ -347,7 +347,56 @@ class QueuedFire:
 
     def parsed(self) -> JobFired:
         """The fire itself (parsed from the payload when it was loaded from the table)."""
-        return self.fired if self.fired is not None else JobFired.model_validate_json(self.payload)
+        return self.fired if self.fired is not None else fired_from_payload(self.payload)
+
+
+_NEW = object.__new__
+_SET = object.__setattr__
+_FIRED_FIELDS = frozenset(JobFired.model_fields)
+
+
+def fired_from_payload(text: str) -> JobFired:
+    """A queued fire's `JobFired`: the common shape is read without pydantic's per-field
+    validation (this runs once per fire); anything else goes through
+    `JobFired.model_validate_json`, which gives the same result or the same error."""
+    try:
+        data = json.loads(text)
+        job_type, job_id, owner_id = data["job_type"], data["job_id"], data["owner_id"]
+        job, fire_id = data["job"], data["fire_id"]
+        manual = data.get("manual", False)
+        scheduled = datetime.fromisoformat(data["scheduled_time"])
+    except (ValueError, TypeError, KeyError):
+        return JobFired.model_validate_json(text)
+    if not (
+        type(job_type) is str
+        and type(job_id) is str
+        and type(owner_id) is str
+        and type(fire_id) is str
+        and fire_id
+        and type(job) is dict
+        and type(manual) is bool
+        and scheduled.tzinfo is not None
+        and len(data) <= 7
+    ):
+        return JobFired.model_validate_json(text)
+    fired = _NEW(JobFired)
+    _SET(
+        fired,
+        "__dict__",
+        {
+            "job_type": job_type,
+            "job_id": job_id,
+            "owner_id": owner_id,
+            "scheduled_time": scheduled,
+            "job": job,
+            "fire_id": fire_id,
+            "manual": manual,
+        },
+    )
+    _SET(fired, "__pydantic_fields_set__", set(_FIRED_FIELDS))
+    _SET(fired, "__pydantic_extra__", None)
+    _SET(fired, "__pydantic_private__", None)
+    return fired  # type: ignore[no-any-return]
 
 
 class SqliteFireQueue(SqliteStore):

@@ -1,0 +1,131 @@
+"""The local dispatcher in its own process (`DispatcherProcess`), as local mode runs it."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from serverless_scheduler.local import build_local_system, child_dispatcher
+from serverless_scheduler_common import Settings
+from serverless_scheduler_common.events import JobFired
+from serverless_scheduler_common.runtime.dispatcher import LocalDispatcher
+from serverless_scheduler_common.runtime.process import DispatcherProcess
+from serverless_scheduler_common.runtime.sqlite import SqliteRunRepository
+from serverless_scheduler_common.sqlite import db_path_for
+from serverless_scheduler_example.plugin import ExampleJob
+
+
+def _fire(i: int, *, at: datetime | None = None) -> JobFired:
+    job = ExampleJob(
+        job_id=f"job{i:03d}",
+        owner_id="alice",
+        name=f"example {i}",
+        message=f"message {i}",
+        schedule={"kind": "rate", "every": 1, "unit": "minutes"},
+    )
+    scheduled = at or datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+    return JobFired(
+        job_type="example_job",
+        job_id=job.job_id,
+        owner_id=job.owner_id,
+        scheduled_time=scheduled,
+        job=job.model_dump(mode="json"),
+    )
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(data_dir=tmp_path / "data", retry_base_s=0.05, retry_max_s=0.2)
+
+
+@pytest.fixture
+def process(settings: Settings) -> Iterator[DispatcherProcess]:
+    proc = DispatcherProcess(settings, child_dispatcher, restart_delay_s=0.1)
+    yield proc
+    proc.stop(drain=False, timeout=10)
+
+
+def _runs(settings: Settings, job_id: str) -> list[str]:
+    runs = SqliteRunRepository(db_path_for(settings.data_dir))
+    return [f"{r.status}: {r.summary}" for r in runs.list("alice", job_id).items]
+
+
+def test_fires_run_in_the_child_with_the_installed_plugins(
+    settings: Settings, process: DispatcherProcess
+) -> None:
+    process.start()
+    assert process.pid is not None and process.pid != os.getpid()
+    process.publish_many([_fire(i) for i in range(20)])
+    # The timer engine's fast path: fires already rendered to JobFired JSON.
+    rendered = _fire(20)
+    process.publish_payloads(
+        [(rendered.fire_id, rendered.scheduled_time.timestamp(), rendered.model_dump_json())]
+    )
+    assert process.wait_idle(timeout=30)
+    for i in range(21):
+        assert _runs(settings, f"job{i:03d}") == [f"ok: logged: message {i}"]
+
+
+def test_a_fire_published_twice_runs_once(settings: Settings, process: DispatcherProcess) -> None:
+    process.start()
+    fired = _fire(1)
+    process.publish(fired)
+    assert process.wait_idle(timeout=30)
+    process.publish(fired)  # a second delivery of a completed fire
+    assert process.wait_idle(timeout=30)
+    assert _runs(settings, "job001") == ["ok: logged: message 1"]
+
+
+def test_fires_accepted_while_stopped_run_after_start(
+    settings: Settings, process: DispatcherProcess
+) -> None:
+    process.publish_many([_fire(i) for i in range(5)])
+    assert process.backlog() == 5  # durable before any dispatcher runs
+    process.start()
+    assert process.wait_idle(timeout=30)
+    assert all(_runs(settings, f"job{i:03d}") for i in range(5))
+
+
+def test_a_killed_child_is_started_again_and_loses_nothing(
+    settings: Settings, process: DispatcherProcess
+) -> None:
+    process.start()
+    first = process.pid
+    assert first is not None
+    os.kill(first, signal.SIGKILL)
+    process.publish_many([_fire(i) for i in range(10)])  # accepted while no child runs
+    deadline = time.monotonic() + 30
+    while (process.pid == first or process.restarts == 0) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert process.restarts >= 1 and process.pid != first
+    assert process.wait_idle(timeout=30)
+    assert all(_runs(settings, f"job{i:03d}") == [f"ok: logged: message {i}"] for i in range(10))
+
+
+def test_stop_with_drain_finishes_due_fires_and_keeps_later_ones(
+    settings: Settings, process: DispatcherProcess
+) -> None:
+    process.start()
+    now = datetime.now(UTC) + timedelta(seconds=1)
+    process.publish_many([_fire(i, at=now) for i in range(5)])
+    process.stop(drain=True, timeout=30)
+    assert process.backlog() == 0
+    assert all(_runs(settings, f"job{i:03d}") for i in range(5))
+
+
+def test_local_mode_runs_the_dispatcher_in_a_child_by_default(settings: Settings) -> None:
+    system = build_local_system(settings)
+    assert isinstance(system.dispatcher, DispatcherProcess)
+    in_process = build_local_system(
+        settings.model_copy(update={"dispatcher_process": False})
+    ).dispatcher
+    assert isinstance(in_process, LocalDispatcher)
+    # Plugin objects cannot cross into a child process: they keep the dispatcher here.
+    with_objects = build_local_system(settings, plugins=[object()]).dispatcher
+    assert isinstance(with_objects, LocalDispatcher)
