@@ -171,8 +171,14 @@ class ChildProbe:
         self.pid = pid
 
     def cpu_s(self) -> float:
+        user, system = self.cpu_split_s()
+        return user + system
+
+    def cpu_split_s(self) -> tuple[float, float]:
+        """(user, system) CPU seconds of the child so far."""
         fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        tick = os.sysconf("SC_CLK_TCK")
+        return int(fields[11]) / tick, int(fields[12]) / tick
 
     def peak_rss_mb(self) -> float:
         for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
@@ -314,12 +320,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         time.sleep(max(0.0, lo - time.time()))
         usage = resource.getrusage(resource.RUSAGE_SELF)
         cpu0 = usage.ru_utime + usage.ru_stime
-        child_cpu0 = child.cpu_s() if child is not None else 0.0
+        child_cpu0 = child.cpu_split_s() if child is not None else (0.0, 0.0)
+        sys0 = usage.ru_stime
         fired0 = publisher.total
         time.sleep(max(0.0, lo + args.duration - time.time()))
         usage = resource.getrusage(resource.RUSAGE_SELF)
         cpu_s = usage.ru_utime + usage.ru_stime - cpu0
-        child_cpu_s = child.cpu_s() - child_cpu0 if child is not None else 0.0
+        child_user, child_sys = child.cpu_split_s() if child is not None else (0.0, 0.0)
+        child_cpu_s = child_user + child_sys - sum(child_cpu0)
+        cpu_sys_s = usage.ru_stime - sys0 + child_sys - child_cpu0[1]
         cpu_s += child_cpu_s
         fires_measured = publisher.total - fired0
         time.sleep(0.5)  # fires due inside the window but late still count (as late)
@@ -352,6 +361,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "add_jobs_s": round(add_jobs_s, 3),
             "settle_s": round(settle_s, 2),
             "cpu_s": round(cpu_s, 3),
+            "cpu_sys_s": round(cpu_sys_s, 3),
             "cpu_us_per_fire": round(cpu_s / max(1, fires_measured) * 1e6, 2),
             "rss_mb": round(rss_mb, 1),
             "rss_loaded_mb": round(rss_loaded, 1),

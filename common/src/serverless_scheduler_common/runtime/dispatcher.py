@@ -135,8 +135,8 @@ class LocalDispatcher:
         self._loaded_upto = 0
         self._spilled = False
         self._admit_lock = threading.Lock()  # orders inserts with what the loader reads
-        self._load_wake: threading.Event = threading.Event()
-        self._gather_s = 0.0
+        self._load_wake = threading.Event()
+        self._queued_elsewhere = False  # another process queued fires: a worker loads them
         self._running = False
         self._threads: list[threading.Thread] = []
         self._worker_idents: set[int] = set()
@@ -186,15 +186,15 @@ class LocalDispatcher:
         self._load_wake.set()
 
     # -- life cycle ----------------------------------------------------------------------
-    def use_wake_event(self, event: threading.Event, *, gather_s: float = 0.005) -> None:
-        """Load new queue rows whenever `event` is set (e.g. a `multiprocessing.Event`
-        another process sets after queueing fires); call before `start()`.
+    def notify_queued(self) -> None:
+        """Another process queued fires: the next idle worker reads them from the table.
 
-        After a wake-up the loader waits `gather_s` before it reads, so the rows of
-        several small commits are read and run as one batch.
+        The worker that runs them also reads them (a loader thread reading rows while a
+        worker runs would hand the interpreter lock back and forth for every row).
         """
-        self._load_wake = event
-        self._gather_s = gather_s
+        with self._cond:
+            self._queued_elsewhere = True
+            self._wake_one()
 
     def start(self) -> None:
         """Load unfinished fires from the queue table and start the workers."""
@@ -319,8 +319,7 @@ class LocalDispatcher:
 
     def _poll(self) -> None:
         while True:
-            if self._load_wake.wait(timeout=self.poll_s) and self._gather_s:
-                time.sleep(self._gather_s)
+            self._load_wake.wait(timeout=self.poll_s)
             self._load_wake.clear()
             with self._cond:
                 if not self._running:
@@ -367,6 +366,14 @@ class LocalDispatcher:
                             self._wake_one()  # someone watches what is left waiting
                         return True
                 ready = self._ready
+                if self._queued_elsewhere and not ready:
+                    self._queued_elsewhere = False
+                    self._cond.release()  # lock order: _admit_lock, then the state lock
+                    try:
+                        self._load_new()
+                    finally:
+                        self._cond.acquire()
+                    continue
                 if ready:
                     waited = now - ready[0][0]
                     slow = waited >= spread and self._call_s >= self.slow_call_s

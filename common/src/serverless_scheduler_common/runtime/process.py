@@ -70,18 +70,21 @@ def _child_main(
         if os.getppid() != parent:
             return
         dispatcher = factory(settings)
-        load_wake = threading.Event()
-        dispatcher.use_wake_event(load_wake)
         dispatcher.start()
         os.write(outbox.fileno(), b"r")
-        drain = _read_until_stop(inbox.fileno(), load_wake, parent)
+        drain = _read_until_stop(inbox.fileno(), dispatcher, parent)
         if drain:
             dispatcher.load_queued()  # what the parent queued just before it said stop
         dispatcher.stop(drain=drain, timeout=30.0)
 
 
-def _read_until_stop(fd: int, load_wake: threading.Event, parent: int) -> bool:
-    """Forward wake-ups to the loader until STOP (returns False) or STOP_DRAIN (True).
+def _read_until_stop(
+    fd: int, dispatcher: LocalDispatcher, parent: int, gather_s: float = 0.02
+) -> bool:
+    """Forward wake-ups to the dispatcher until STOP (returns False) or STOP_DRAIN (True).
+
+    After a wake-up it waits `gather_s` first, so the rows of several small commits are
+    read and run as one batch.
 
     The parent going away (its end closed, or a new parent process id) stops without
     draining: the queue keeps what is left for the next start.
@@ -104,7 +107,8 @@ def _read_until_stop(fd: int, load_wake: threading.Event, parent: int) -> bool:
             return True
         if STOP in data:
             return False
-        load_wake.set()
+        time.sleep(gather_s)
+        dispatcher.notify_queued()
 
 
 class DispatcherProcess:
