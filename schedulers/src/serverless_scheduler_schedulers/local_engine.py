@@ -706,7 +706,8 @@ class TimerEngine:
         first = entry.first_due(row)
         if first is None:
             if entry.at and not row.done:
-                self._done.append(row.rowid)
+                with self._dirty_lock:
+                    self._done.append(row.rowid)
             return
         self._entries[entry.key] = entry
         heapq.heappush(self._heap, (first + entry.offset, next(self._seq), first, entry))
@@ -791,13 +792,16 @@ class TimerEngine:
                 entry.alive = False
                 self._entries.pop(entry.key, None)
                 if entry.at:
-                    self._done.append(entry.rowid)
+                    with self._dirty_lock:
+                        self._done.append(entry.rowid)
             else:
                 heapreplace(heap, (nxt + entry.offset, next(seq), nxt, entry))
         if batch:
             self._publish(batch, marks)
         self.stats.fired += fired
-        if time.monotonic() - self._last_flush >= self._flush_interval:
+        # With a publishing thread, that thread writes the bookkeeping (the timer would
+        # otherwise stall for the whole transaction once per flush interval).
+        if self._pub_thread is None and time.monotonic() - self._last_flush >= self._flush_interval:
             self.flush()
         while heap and not heap[0][3].alive:
             heappop(heap)
@@ -806,7 +810,8 @@ class TimerEngine:
     def _record_missed(self, entry: _Entry, nominal: float) -> None:
         self.stats.missed += 1
         entry.last = nominal
-        self._missed.append((nominal, entry.rowid))
+        with self._dirty_lock:
+            self._missed.append((nominal, entry.rowid))
         log.info(
             "skipped missed fire of %s/%s at %s: older than the catch-up window (%ds)",
             entry.key[0],
@@ -854,21 +859,25 @@ class TimerEngine:
 
     def _publish_loop(self) -> None:
         while True:
+            batch: list[Any] = []
+            marks: list[tuple[int, float]] = []
             with self._pub_cond:
-                while not self._handoff and not self._pub_stopping:
-                    self._pub_cond.wait(0.5)
-                if not self._handoff:
+                if not self._handoff and not self._pub_stopping:
+                    self._pub_cond.wait(min(0.5, self._flush_interval))
+                if not self._handoff and self._pub_stopping:
                     return
                 # Whatever piled up while the last publish ran goes out as one batch
                 # (one queue transaction instead of one per timer wake-up).
-                batch, marks = self._handoff.popleft()
                 while self._handoff and len(batch) < self._publish_batch:
                     more, more_marks = self._handoff.popleft()
-                    batch = batch + more
-                    marks = marks + more_marks
+                    batch = batch + more if batch else more
+                    marks = marks + more_marks if marks else more_marks
                 self._pending_fires -= len(batch)
                 self._pub_cond.notify_all()
-            self._publish_now(batch, marks)
+            if batch:
+                self._publish_now(batch, marks)
+            if time.monotonic() - self._last_flush >= self._flush_interval:
+                self.flush()
 
     def flush(self) -> None:
         """Write pending last-fired, missed and done marks to SQLite in one transaction."""
@@ -877,9 +886,9 @@ class TimerEngine:
             return
         with self._dirty_lock:
             dirty, self._dirty = self._dirty, {}
+            missed, done = self._missed, self._done
+            self._missed, self._done = [], []
         fired = [(t, r) for r, t in dirty.items()]
-        missed, done = self._missed, self._done
-        self._missed, self._done = [], []
         try:
             self._backend.record_fires(fired, missed, done)
         except sqlite3.Error:
@@ -887,8 +896,8 @@ class TimerEngine:
             with self._dirty_lock:
                 for t, r in fired:
                     self._dirty.setdefault(r, t)
-            self._missed.extend(missed)
-            self._done.extend(done)
+                self._missed.extend(missed)
+                self._done.extend(done)
 
 
 class ChangeFeedPump:
