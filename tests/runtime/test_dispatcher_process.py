@@ -129,3 +129,19 @@ def test_local_mode_runs_the_dispatcher_in_a_child_by_default(settings: Settings
     # Plugin objects cannot cross into a child process: they keep the dispatcher here.
     with_objects = build_local_system(settings, plugins=[object()]).dispatcher
     assert isinstance(with_objects, LocalDispatcher)
+
+
+def test_publishing_waits_for_room_then_accepts(settings: Settings) -> None:
+    proc = DispatcherProcess(
+        settings, child_dispatcher, max_queued=3, publish_wait_s=0.3, depth_check_s=0.01
+    )
+    proc._running = True  # as if started, but no child takes fires: the queue stays full
+    proc.publish_many([_fire(i) for i in range(3)])
+    started = time.monotonic()
+    proc.publish(_fire(3))  # waits for room, then accepts (nothing accepted is dropped)
+    assert time.monotonic() - started >= 0.3
+    assert proc.backlog() == 4
+    proc._running = False
+    started = time.monotonic()
+    proc.publish(_fire(4))  # not running: no wait
+    assert time.monotonic() - started < 0.3 and proc.backlog() == 5

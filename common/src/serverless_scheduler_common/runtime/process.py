@@ -119,6 +119,11 @@ class DispatcherProcess:
         factory: module-level callable building the child's dispatcher from settings.
         start_timeout_s: how long `start()` waits for the child to be ready.
         restart_delay_s: pause before starting a child that died again.
+        max_queued: back-pressure: while this many fires are queued, publishing waits
+            (the timer engine falls behind and its lateness shows the overload)...
+        publish_wait_s: ...for at most this long, then accepts the fires anyway (they
+            are durable in the table; only the wait for room is given up).
+        depth_check_s: how often the queue's depth is counted (a count over the table).
     """
 
     def __init__(
@@ -128,6 +133,9 @@ class DispatcherProcess:
         *,
         start_timeout_s: float = 60.0,
         restart_delay_s: float = 1.0,
+        max_queued: int = 100_000,
+        publish_wait_s: float = 5.0,
+        depth_check_s: float = 0.5,
     ) -> None:
         self.settings = settings
         self.factory = factory
@@ -141,6 +149,12 @@ class DispatcherProcess:
         self._running = False
         self._watchdog: threading.Thread | None = None
         self.restarts = 0
+        self.max_queued = max_queued
+        self.publish_wait_s = publish_wait_s
+        self.depth_check_s = depth_check_s
+        self._depth = 0
+        self._depth_at = float("-inf")
+        self._warned_full = float("-inf")
 
     # -- Publisher -----------------------------------------------------------------------
     def publish(self, fired: JobFired) -> None:
@@ -149,13 +163,44 @@ class DispatcherProcess:
 
     def publish_many(self, fires: Iterable[JobFired]) -> None:
         """Persist a batch of fires in one transaction, then wake the child."""
-        if self.queue.add_many(fires):
+        self._wait_for_room()
+        added = len(self.queue.add_many(fires))
+        if added:
+            self._depth += added  # counted again at the next check
             self._signal(WAKE)
 
     def publish_payloads(self, fires: Sequence[RenderedFire]) -> None:
         """`PayloadPublisher`: persist fires rendered by the timer engine, then wake."""
-        if self.queue.add_payloads(fires):
+        self._wait_for_room()
+        added = self.queue.add_payloads(fires)
+        if added:
+            self._depth += added
             self._signal(WAKE)
+
+    def _queued(self) -> int:
+        """Fires in the queue table, counted at most every `depth_check_s`."""
+        now = time.monotonic()
+        if now - self._depth_at >= self.depth_check_s:
+            self._depth = self.queue.count()
+            self._depth_at = now
+        return self._depth
+
+    def _wait_for_room(self) -> None:
+        if self._queued() < self.max_queued:
+            return
+        deadline = time.monotonic() + self.publish_wait_s
+        while self._running and self._queued() >= self.max_queued:
+            now = time.monotonic()
+            if now >= deadline:
+                if now - self._warned_full > 60:
+                    self._warned_full = now
+                    log.warning(
+                        "dispatcher: %d fires queued for %.1fs; accepting more anyway",
+                        self._depth,
+                        self.publish_wait_s,
+                    )
+                return
+            time.sleep(min(0.05, self.depth_check_s))
 
     # -- life cycle ----------------------------------------------------------------------
     @property
