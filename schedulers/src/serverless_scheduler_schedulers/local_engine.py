@@ -119,14 +119,14 @@ class ScheduleRow:
     job_id: str
     version: int
     enabled: bool
-    snapshot: dict[str, Any]
+    snapshot: dict[str, Any]  # job_type and created_at (see `job_json` for the job)
     schedule: AnySchedule
     policy: JobPolicy
     period_s: float | None
     armed_at: float
     last_fire_at: float | None
     done: bool
-    #: The snapshot as compact JSON text (as stored), when the caller has it.
+    #: The job snapshot as compact JSON text (as stored).
     job_json: str = ""
 
 
@@ -145,20 +145,22 @@ def _row_from_snapshot(
     policy: JobPolicy | None = None,
     job_json: str = "",
 ) -> ScheduleRow:
+    # Memory: a row waits in the engine's change queue until armed; it keeps the JSON
+    # text (what the engine fires) and only the two snapshot fields the engine reads.
     return ScheduleRow(
         rowid=rowid,
         owner_id=snapshot["owner_id"],
         job_id=snapshot["job_id"],
         version=int(snapshot.get("version", 0)),
         enabled=bool(snapshot.get("enabled", True)),
-        snapshot=snapshot,
+        snapshot={k: snapshot[k] for k in ("job_type", "created_at") if k in snapshot},
         schedule=schedule or _SCHEDULE_ADAPTER.validate_python(snapshot["schedule"]),
         policy=policy or JobPolicy.model_validate(snapshot.get("policy") or {}),
         period_s=period_s,
         armed_at=armed_at,
         last_fire_at=last_fire_at,
         done=done,
-        job_json=job_json,
+        job_json=job_json or json.dumps(snapshot, separators=(",", ":")),
     )
 
 
@@ -443,8 +445,8 @@ class _Entry:
         self.last = row.last_fire_at
         # Memory: per job one string, the start of every fire's JSON (the snapshot text
         # included); a fire is that string plus its time (see `render`).
-        snap = row.snapshot
-        job_json = row.job_json or json.dumps(snap, separators=(",", ":"))
+        snap = row.snapshot  # job_type and created_at only; the whole job is `job_json`
+        job_json = row.job_json
         dumps = json.dumps
         self.head = (
             f'{{"job":{job_json},"job_type":{dumps(snap["job_type"])},'
@@ -556,7 +558,7 @@ class TimerEngine:
         publisher: Publisher,
         *,
         clock: Clock | None = None,
-        flush_interval_s: float = 1.0,
+        flush_interval_s: float = 0.25,
         publish_batch: int = 1000,
         max_sleep_s: float = 1.0,
         min_sleep_s: float = 0.002,
