@@ -2,22 +2,29 @@
 
 Start times are spread evenly over one period. Prints one JSON object with jobs,
 period_s, expected_fires_per_s, fires_per_s, lateness_p50_ms, lateness_p99_ms, missed,
-add_jobs_s, settle_s, cpu_s, cpu_us_per_fire, rss_mb (peak), rss_loaded_mb (once every job is
-armed) and rss_end_mb.
+add_jobs_s, settle_s, cpu_s, cpu_sys_s, cpu_us_per_fire, rss_mb (peak), rss_loaded_mb
+(once every job is armed) and rss_end_mb.
+
+`--publisher` picks what the engine hands its fires to: `process` (default; local
+mode's `DispatcherProcess`: durable queue table here, the dispatcher with a no-op
+consumer plugin in a child process), `dispatcher` (the same dispatcher in this
+process) or `noop` (the engine alone). With `process`, CPU and memory cover both
+processes: `cpu_s` adds the child's CPU (`cpu_dispatcher_s`), and `rss_mb` is the sum
+of the two peaks (`rss_engine_mb` + `rss_dispatcher_mb`).
 
 Lateness is measured twice: where the engine hands a batch to the publisher
-(`lateness_*`, the engine's own delay) and, with the real dispatcher, when the no-op
-consumer starts the fire (`consumer_lateness_*`: engine, durable queue and worker pool
-together). `fires_per_s` counts hand-offs, `consumer_fires_per_s` fires the consumer
-ran. `missed` counts fires scheduled inside the measured window that never reached the
-publisher or were skipped by the catch-up policy; `consumer_missed` those the consumer
-had not started within `--drain` seconds after the window. `cpu_us_per_fire` is the
-whole process (engine, dispatcher, SQLite) per fire handed off in the window. With the
-dispatcher, the warm-up starts once the fires queued while the jobs were added are
-down to 100 ms worth (`settle_s`: how long that took): the window measures the steady
-state, not the catch-up after adding N jobs at once.
+(`lateness_*`, the engine's own delay) and when the no-op consumer starts the fire
+(`consumer_lateness_*`: engine, durable queue and worker pool together; with `process`
+read from the run history the child wrote). `fires_per_s` counts hand-offs,
+`consumer_fires_per_s` fires the consumer ran. `missed` counts fires scheduled inside
+the measured window that never reached the publisher or were skipped by the catch-up
+policy; `consumer_missed` those the consumer had not started within `--drain` seconds
+after the window. `cpu_us_per_fire` is the CPU of every process involved per fire
+handed off in the window. With a dispatcher, the warm-up starts once the fires queued
+while the jobs were added are down to 100 ms worth (`settle_s`: how long that took):
+the window measures the steady state, not the catch-up after adding N jobs at once.
 
-    python benchmarks/engine.py --jobs 100000 --period 10 --duration 30
+    python benchmarks/engine.py --jobs 100000 --period 10 --duration 10
     python benchmarks/engine.py --publisher noop      # engine alone
 """
 
@@ -250,9 +257,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=10_000)
     parser.add_argument("--period", type=float, default=10.0)
     parser.add_argument("--duration", type=float, default=20.0)
-    parser.add_argument(
-        "--publisher", choices=["process", "dispatcher", "noop"], default="dispatcher"
-    )
+    parser.add_argument("--publisher", choices=["process", "dispatcher", "noop"], default="process")
     parser.add_argument("--warmup", type=float, default=None, help="seconds before measuring")
     parser.add_argument(
         "--drain", type=float, default=2.0, help="seconds the consumer may finish late fires"
