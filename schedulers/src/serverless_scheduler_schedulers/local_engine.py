@@ -786,9 +786,6 @@ class TimerEngine:
                 marks.append((entry.rowid, nominal))
                 entry.last = nominal
                 fired += 1
-                if len(batch) >= self._publish_batch:
-                    self._publish(batch, marks)
-                    batch, marks = [], []
             if nxt is None:
                 heappop(heap)
                 entry.alive = False
@@ -798,6 +795,10 @@ class TimerEngine:
                         self._done.append(entry.rowid)
             else:
                 heapreplace(heap, (nxt + entry.offset, next(seq), nxt, entry))
+            # Only here, with the heap consistent, may `_publish` arm new jobs.
+            if len(batch) >= self._publish_batch:
+                self._publish(batch, marks)
+                batch, marks = [], []
         if batch:
             self._publish(batch, marks)
         self.stats.fired += fired
@@ -829,17 +830,26 @@ class TimerEngine:
         if pub_thread is None or threading.current_thread() is not self._thread:
             self._publish_now(batch, marks)
             return
-        with self._pub_cond:
-            # Back-pressure: never let more than `max_pending_batches` (or, in all,
-            # `max_pending_fires`) pile up: the timer waits and its lateness shows it.
-            while (
-                len(self._handoff) >= self._max_pending
-                or self._pending_fires >= self._max_pending_fires
-            ) and pub_thread.is_alive():
+        while True:
+            with self._pub_cond:
+                # Back-pressure: never let more than `max_pending_batches` (or, in all,
+                # `max_pending_fires`) pile up: the timer waits and its lateness shows it.
+                if (
+                    not (
+                        len(self._handoff) >= self._max_pending
+                        or self._pending_fires >= self._max_pending_fires
+                    )
+                    or not pub_thread.is_alive()
+                ):
+                    self._handoff.append((batch, marks))
+                    self._pending_fires += len(batch)
+                    self._pub_cond.notify_all()
+                    return
                 self._pub_cond.wait(0.01)
-            self._handoff.append((batch, marks))
-            self._pending_fires += len(batch)
-            self._pub_cond.notify_all()
+            if self._changes:
+                # While waiting, arm the jobs stored meanwhile (they would pile up in
+                # memory, e.g. during a bulk import, until the publisher catches up).
+                self._apply_changes()
 
     def _publish_now(self, batch: list[Any], marks: list[tuple[int, float]]) -> None:
         try:

@@ -19,6 +19,7 @@ plugins come from the installed entry points, or from what the factory registers
 
 from __future__ import annotations
 
+import ctypes
 import fcntl
 import logging
 import multiprocessing
@@ -45,6 +46,24 @@ DispatcherFactory = Callable[[Settings], LocalDispatcher]
 # fails half way cannot garble the stream, and a full pipe never blocks the parent).
 WAKE, STOP, STOP_DRAIN = b"w", b"s", b"d"
 
+#: Fires the child holds in memory at most (its dispatcher's `max_backlog`).
+CHILD_MAX_BACKLOG = 2_000
+
+
+def _limit_malloc_arenas(arenas: int = 2) -> None:
+    """Cap glibc's per-thread malloc arenas (a no-op elsewhere).
+
+    Each of the dispatcher's worker threads would otherwise get its own arena, and the
+    memory one thread frees stays in its arena: about 15 MB more resident memory for the
+    same work. Must run before the threads start.
+    """
+    try:
+        libc = ctypes.CDLL(None)
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return
+    mallopt(-8, arenas)  # M_ARENA_MAX
+
 
 def _child_main(
     settings_json: str,
@@ -54,6 +73,7 @@ def _child_main(
     log_level: int,
 ) -> None:
     """Entry point of the child: run the dispatcher until the parent says stop."""
+    _limit_malloc_arenas()
     logging.basicConfig(
         level=log_level, format="%(asctime)s %(levelname)s %(name)s [dispatcher]: %(message)s"
     )
@@ -70,6 +90,8 @@ def _child_main(
         if os.getppid() != parent:
             return
         dispatcher = factory(settings)
+        # The queue table is the buffer: the child reads (and holds) a little at a time.
+        dispatcher.max_backlog = min(dispatcher.max_backlog, CHILD_MAX_BACKLOG)
         dispatcher.start()
         os.write(outbox.fileno(), b"r")
         drain = _read_until_stop(inbox.fileno(), dispatcher, parent)

@@ -396,7 +396,7 @@ def fired_from_payload(text: str) -> JobFired:
     _SET(fired, "__pydantic_fields_set__", set(_FIRED_FIELDS))
     _SET(fired, "__pydantic_extra__", None)
     _SET(fired, "__pydantic_private__", None)
-    return fired  # type: ignore[no-any-return]
+    return fired
 
 
 class SqliteFireQueue(SqliteStore):
