@@ -371,6 +371,8 @@ class LocalDispatcher:
                     self._cond.release()  # lock order: _admit_lock, then the state lock
                     try:
                         self._load_new()
+                    except Exception:  # the loader thread looks again within poll_s
+                        log.exception("dispatcher: could not read the queue table")
                     finally:
                         self._cond.acquire()
                     continue

@@ -4,9 +4,10 @@ Plugin code, the run history and the timer engine all share one interpreter lock
 they live in one process; at thousands of fires per second the engine and the workers
 then spend more time handing that lock back and forth than doing work. With
 `DispatcherProcess` the engine's process only appends fires to the durable queue table
-(`SqliteFireQueue`, one transaction per batch) and sets a wake-up event; a child
+(`SqliteFireQueue`, one transaction per batch) and writes one byte to a pipe; a child
 process runs the `LocalDispatcher` (workers, plugins, runs, ledger) over the same
-SQLite file and loads the new rows as soon as it is woken.
+SQLite file and reads the new rows when that byte arrives (and every second anyway).
+No lock is shared between the processes, so killing either never blocks the other.
 
 Nothing is lost on either side: a fire is accepted once its row is committed, the
 child deletes a row only in the transaction that records its run, and a child that dies
