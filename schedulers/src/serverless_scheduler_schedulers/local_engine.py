@@ -32,7 +32,7 @@ from typing import Any, Literal
 
 from pydantic import TypeAdapter, ValidationError
 
-from serverless_scheduler_common.events import JobFired
+from serverless_scheduler_common.events import JobFired, build_unchecked
 from serverless_scheduler_common.job import ScheduledJob
 from serverless_scheduler_common.policy import JobPolicy
 from serverless_scheduler_common.ports import (
@@ -507,30 +507,22 @@ class _Entry:
         return nxt
 
 
-_NEW = object.__new__
-_SET = object.__setattr__
-_FIELDS_SET = frozenset(JobFired.model_fields)
-
-
 def _fast_fired(
     key: tuple[str, str], snapshot: dict[str, Any], scheduled: datetime, fire_id: str
 ) -> JobFired:
     """A `JobFired` from a validated job snapshot, without per-fire validation."""
-    data = {
-        "job_type": snapshot["job_type"],
-        "job_id": key[1],
-        "owner_id": key[0],
-        "scheduled_time": scheduled,
-        "job": snapshot,
-        "fire_id": fire_id,
-        "manual": False,
-    }
-    fired = _NEW(JobFired)
-    _SET(fired, "__dict__", data)
-    _SET(fired, "__pydantic_fields_set__", set(_FIELDS_SET))
-    _SET(fired, "__pydantic_extra__", None)
-    _SET(fired, "__pydantic_private__", None)
-    return fired  # type: ignore[no-any-return]
+    return build_unchecked(
+        JobFired,
+        {
+            "job_type": snapshot["job_type"],
+            "job_id": key[1],
+            "owner_id": key[0],
+            "scheduled_time": scheduled,
+            "job": snapshot,
+            "fire_id": fire_id,
+            "manual": False,
+        },
+    )
 
 
 @dataclass

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from ..events import JobFired
+from ..events import JobFired, build_unchecked
 from ..ports import Page, RenderedFire
 from ..runs import Run
 from ..sqlite import SqliteStore
@@ -350,11 +350,6 @@ class QueuedFire:
         return self.fired if self.fired is not None else fired_from_payload(self.payload)
 
 
-_NEW = object.__new__
-_SET = object.__setattr__
-_FIRED_FIELDS = frozenset(JobFired.model_fields)
-
-
 def fired_from_payload(text: str) -> JobFired:
     """A queued fire's `JobFired`: the common shape is read without pydantic's per-field
     validation (this runs once per fire); anything else goes through
@@ -379,10 +374,8 @@ def fired_from_payload(text: str) -> JobFired:
         and len(data) <= 7
     ):
         return JobFired.model_validate_json(text)
-    fired = _NEW(JobFired)
-    _SET(
-        fired,
-        "__dict__",
+    return build_unchecked(
+        JobFired,
         {
             "job_type": job_type,
             "job_id": job_id,
@@ -393,10 +386,11 @@ def fired_from_payload(text: str) -> JobFired:
             "manual": manual,
         },
     )
-    _SET(fired, "__pydantic_fields_set__", set(_FIRED_FIELDS))
-    _SET(fired, "__pydantic_extra__", None)
-    _SET(fired, "__pydantic_private__", None)
-    return fired
+
+
+_QUEUE_INSERT = (
+    "INSERT INTO dispatch_queue (fire_id, payload) VALUES (?, ?) ON CONFLICT(fire_id) DO NOTHING"
+)
 
 
 class SqliteFireQueue(SqliteStore):
@@ -427,8 +421,7 @@ class SqliteFireQueue(SqliteStore):
         with self._tx() as conn:
             before = conn.total_changes
             conn.executemany(
-                "INSERT INTO dispatch_queue (fire_id, payload) VALUES (?, ?) "
-                "ON CONFLICT(fire_id) DO NOTHING",
+                _QUEUE_INSERT,
                 rows,
             )
             inserted = conn.total_changes - before
@@ -463,8 +456,7 @@ class SqliteFireQueue(SqliteStore):
         with self._tx() as conn:
             before = conn.total_changes
             conn.executemany(
-                "INSERT INTO dispatch_queue (fire_id, payload) VALUES (?, ?) "
-                "ON CONFLICT(fire_id) DO NOTHING",
+                _QUEUE_INSERT,
                 [(fire_id, payload) for fire_id, _, payload in fires],
             )
             return conn.total_changes - before
