@@ -34,3 +34,22 @@ def collector_paused() -> Iterator[None]:
     finally:
         if was_enabled:
             gc.enable()
+
+
+#: Young-generation threshold for long-running, allocation-heavy processes.
+BUSY_GEN0_THRESHOLD = 20_000
+
+
+def tune_for_throughput(gen0: int = BUSY_GEN0_THRESHOLD) -> None:
+    """Collector settings for a process that handles thousands of fires per second.
+
+    Every fire allocates a few dozen tracked objects (dicts, models) that reference
+    counting frees at once; with the default threshold (700) the collector still makes a
+    young pass every few fires and a full pass over everything alive every few
+    thousand, about a fifth of the dispatcher's CPU per fire. Freezing what was built at
+    start-up (plugins, schemas) and raising the young threshold keeps collection for
+    real cycles at a fraction of that cost. The older generations keep their defaults.
+    """
+    gc.freeze()
+    _, gen1, gen2 = gc.get_threshold()
+    gc.set_threshold(max(gen0, gc.get_threshold()[0]), gen1, gen2)

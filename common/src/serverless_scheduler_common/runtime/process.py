@@ -32,6 +32,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
+from ..coldstart import tune_for_throughput
 from ..events import JobFired
 from ..ports import RenderedFire
 from ..settings import Settings
@@ -93,6 +94,7 @@ def _child_main(
         dispatcher = factory(settings)
         # The queue table is the buffer: the child reads (and holds) a little at a time.
         dispatcher.max_backlog = min(dispatcher.max_backlog, CHILD_MAX_BACKLOG)
+        tune_for_throughput()
         dispatcher.start()
         os.write(outbox.fileno(), b"r")
         drain = _read_until_stop(inbox.fileno(), dispatcher, parent)
