@@ -21,6 +21,7 @@ import itertools
 import json
 import logging
 import sqlite3
+import sys
 import threading
 import time
 from collections import deque
@@ -28,7 +29,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from pydantic import TypeAdapter, ValidationError
 
@@ -406,6 +407,22 @@ def _state(row: tuple[Any, ...]) -> ScheduleState:
     )
 
 
+_NUMBERS: dict[tuple[type, float], Any] = {}
+_N = TypeVar("_N", int, float)
+
+
+def _shared(value: _N) -> _N:
+    """One object per distinct period, window or length (memory: 24-28 bytes per job
+    each; the engine holds one entry per armed job)."""
+    key = (type(value), value)
+    got = _NUMBERS.get(key)
+    if got is None:
+        if len(_NUMBERS) > 10_000:
+            _NUMBERS.clear()
+        got = _NUMBERS[key] = value
+    return got
+
+
 class _Entry:
     """One armed schedule inside the engine."""
 
@@ -426,18 +443,18 @@ class _Entry:
 
     def __init__(self, row: ScheduleRow) -> None:
         schedule = row.schedule
-        self.key = (row.owner_id, row.job_id)
+        self.key = (sys.intern(row.owner_id), row.job_id)
         self.rowid = row.rowid
         # Rate entries need only their period and end (memory: one entry per job).
         self.schedule: AnySchedule | None = None if isinstance(schedule, RateSchedule) else schedule
         self.alive = True
         self.at = isinstance(schedule, AtSchedule)
         if isinstance(schedule, RateSchedule):
-            self.period = float(row.period_s or schedule.period_s)
+            self.period = _shared(float(row.period_s or schedule.period_s))
         else:
             self.period = 0.0
         period_for_window = int(self.period) if self.period else schedule.period_s
-        self.window = float(row.policy.effective_catchup_window_s(period_for_window))
+        self.window = _shared(float(row.policy.effective_catchup_window_s(period_for_window)))
         end_at = None if isinstance(schedule, AtSchedule) else schedule.end_at
         self.end_ts = end_at.timestamp() if end_at else None
         jitter = 0 if isinstance(schedule, AtSchedule) else schedule.jitter_s
@@ -453,7 +470,7 @@ class _Entry:
             f'"job_id":{dumps(row.job_id)},"owner_id":{dumps(row.owner_id)},'
             f'"manual":false,"fire_id":{dumps(row.job_id)[:-1]}@'
         )
-        self.job_end = 7 + len(job_json)
+        self.job_end = _shared(7 + len(job_json))
 
     def snapshot(self) -> dict[str, Any]:
         """The job snapshot this entry fires (parsed from its template)."""

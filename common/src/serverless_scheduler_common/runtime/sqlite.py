@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from ..events import JobFired, build_unchecked
+from ..events import JobFired
 from ..ports import Page, RenderedFire
 from ..runs import Run
 from ..sqlite import SqliteStore
@@ -330,12 +330,14 @@ class SqliteDeadLetterStore(SqliteStore):
 
 
 # -- the local dispatcher's durable queue ---------------------------------------------------
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class QueuedFire:
     """A persisted, not yet completed fire.
 
     A fire published by this process keeps `fired` and an empty `payload` (memory: the
-    row holds the text); one loaded from the table has only its `payload`.
+    row holds the text); one loaded from the table has only its `payload`. Treated as
+    immutable (`dataclasses.replace` makes changed copies); not frozen because a frozen
+    dataclass's constructor costs several times more, and one is built per fire.
     """
 
     seq: int
@@ -347,45 +349,8 @@ class QueuedFire:
 
     def parsed(self) -> JobFired:
         """The fire itself (parsed from the payload when it was loaded from the table)."""
-        return self.fired if self.fired is not None else fired_from_payload(self.payload)
-
-
-def fired_from_payload(text: str) -> JobFired:
-    """A queued fire's `JobFired`: the common shape is read without pydantic's per-field
-    validation (this runs once per fire); anything else goes through
-    `JobFired.model_validate_json`, which gives the same result or the same error."""
-    try:
-        data = json.loads(text)
-        job_type, job_id, owner_id = data["job_type"], data["job_id"], data["owner_id"]
-        job, fire_id = data["job"], data["fire_id"]
-        manual = data.get("manual", False)
-        scheduled = datetime.fromisoformat(data["scheduled_time"])
-    except (ValueError, TypeError, KeyError):
-        return JobFired.model_validate_json(text)
-    if not (
-        type(job_type) is str
-        and type(job_id) is str
-        and type(owner_id) is str
-        and type(fire_id) is str
-        and fire_id
-        and type(job) is dict
-        and type(manual) is bool
-        and scheduled.tzinfo is not None
-        and len(data) <= 7
-    ):
-        return JobFired.model_validate_json(text)
-    return build_unchecked(
-        JobFired,
-        {
-            "job_type": job_type,
-            "job_id": job_id,
-            "owner_id": owner_id,
-            "scheduled_time": scheduled,
-            "job": job,
-            "fire_id": fire_id,
-            "manual": manual,
-        },
-    )
+        # pydantic-core reads the JSON and validates in one pass (cheaper than json.loads).
+        return self.fired if self.fired is not None else JobFired.model_validate_json(self.payload)
 
 
 _QUEUE_INSERT = (
