@@ -1,4 +1,5 @@
-"""`collector_paused`: no cyclic collection inside, state restored, freeze only on success."""
+"""`collector_paused`: no cyclic collection inside, state restored, freeze only on success;
+`tune_for_throughput`: long-running processes collect less often."""
 
 from __future__ import annotations
 
@@ -47,3 +48,23 @@ def test_a_collector_disabled_before_stays_disabled() -> None:
     with collector_paused():
         pass
     assert not gc.isenabled()
+
+
+def test_tuning_for_throughput_freezes_start_up_objects_and_collects_young_objects_less_often() -> (
+    None
+):
+    from serverless_scheduler_common.coldstart import BUSY_GEN0_THRESHOLD, tune_for_throughput
+
+    saved = gc.get_threshold()
+    gc.unfreeze()
+    try:
+        gc.set_threshold(700, 10, 10)
+        built = [[i] for i in range(1000)]
+        tune_for_throughput()
+        assert gc.get_freeze_count() >= len(built)
+        assert gc.get_threshold() == (BUSY_GEN0_THRESHOLD, 10, 10)  # older generations kept
+        gc.set_threshold(50_000, 10, 10)
+        tune_for_throughput()
+        assert gc.get_threshold()[0] == 50_000  # never lowered
+    finally:
+        gc.set_threshold(*saved)

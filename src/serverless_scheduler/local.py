@@ -23,6 +23,7 @@ import pluggy
 from fastapi import FastAPI
 
 from serverless_scheduler_common import Run, Settings
+from serverless_scheduler_common.coldstart import tune_for_throughput
 from serverless_scheduler_common.notify import AppriseNotifier
 from serverless_scheduler_common.plugins import build_registry, get_plugin_manager
 from serverless_scheduler_common.ports import RunRepository
@@ -229,6 +230,8 @@ def serve(
         # uvicorn re-raises SIGINT/SIGTERM after its shutdown, so the system must stop
         # inside the lifespan, not after `uvicorn.run` returns.
         system.start()
+        # The engine has armed the stored jobs: freeze them and collect less often.
+        tune_for_throughput()
         try:
             yield
         finally:
