@@ -101,6 +101,20 @@ def test_direct_consumer_call_behaves_like_pluggy() -> None:
             calls.append("wrapper")
             return (yield)
 
+    class Full:
+        @impl
+        def handle(self, context: object, job: object, fired: object) -> object:
+            return (job, fired, context)
+
+    full = pluggy.PluginManager("t")
+    full.add_hookspecs(Spec)
+    full.register(Full())
+    every = _direct(full.hook.handle)  # takes every argument: the function itself
+    assert every(job="j", fired="f", context="c") == ("j", "f", "c")
+    assert every(job="j", fired="f", context="c") == full.hook.handle(
+        job="j", fired="f", context="c"
+    )
+
     pm = pluggy.PluginManager("t")
     pm.add_hookspecs(Spec)
     pm.register(Plain())

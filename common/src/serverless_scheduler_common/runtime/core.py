@@ -137,6 +137,8 @@ def _direct(caller: Any) -> Any:
     if getattr(impl, "hookwrapper", False) or getattr(impl, "wrapper", False):
         return caller
     function, argnames = impl.function, tuple(impl.argnames)
+    if sorted(argnames) == ["context", "fired", "job"]:
+        return function  # takes the runtime's keyword arguments as they are
 
     def call(**kwargs: Any) -> Any:
         return function(*[kwargs[name] for name in argnames])
@@ -181,33 +183,34 @@ class ConsumerRuntime:
 
         With `batch`, the run and the done mark are added to it instead of written.
         """
-        if self._is_done(fired.fire_id, batch):
-            log.info("fire %s already completed; duplicate delivery ignored", fired.fire_id)
+        fire_id = fired.fire_id
+        if self._is_done(fire_id, batch):
+            log.info("fire %s already completed; duplicate delivery ignored", fire_id)
             return HandleResult("done")
         try:
             job = self._parse(fired)
         except (ValidationError, ValueError, TypeError) as exc:
             message = f"invalid job snapshot for {fired.job_type!r}: {_describe(exc)}"
-            log.error("fire %s: %s", fired.fire_id, message)
+            log.error("fire %s: %s", fire_id, message)
             run = self._record(
                 fired, self.clock(), RunOutcome(status="error", summary=message), batch
             )
             return HandleResult("dead", run, message)
 
-        jkey = job_key(fired.owner_id, fired.job_id)
+        jkey = f"{fired.owner_id}/{fired.job_id}"  # job_key(), inlined: once per fire
         overlap = job.policy.overlap
-        lock = jkey if overlap in ("skip", "buffer_one") else f"fire:{fired.fire_id}"
-        ttl = self.settings.run_lock_ttl_s
-        if not self.ledger.acquire(lock, fired.fire_id, ttl_s=ttl):
+        lock = f"fire:{fire_id}" if overlap == "allow_all" else jkey
+        ledger = self.ledger
+        if not ledger.acquire(lock, fire_id, ttl_s=self.settings.run_lock_ttl_s):
             return self._busy(fired, jkey, overlap, batch)
         try:
             if overlap == "buffer_one":
-                self.ledger.release_buffer(jkey, fired.fire_id)
-            if batch is None and self.ledger.is_done(fired.fire_id):
+                ledger.release_buffer(jkey, fire_id)
+            if batch is None and ledger.is_done(fire_id):
                 return HandleResult("done")  # finished while we waited for the lock
             return self._run(job, fired, jkey, attempt, batch)
         finally:
-            self.ledger.release(lock, fired.fire_id)
+            ledger.release(lock, fire_id)
 
     def consumer(self, job_type: str) -> Any:
         """The hook caller restricted to the plugin that owns `job_type` (cached)."""
