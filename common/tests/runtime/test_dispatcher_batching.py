@@ -50,6 +50,25 @@ def test_a_fire_completed_in_an_earlier_batch_is_not_run_again(
     assert sorted(rig.alpha.calls) == sorted([f.fire_id for f in first] + [again[-1].fire_id])
 
 
+def test_completed_fires_queued_again_by_another_process_are_not_run_again(
+    rig: Any, make_job: Any, fire_of: Any
+) -> None:
+    job = make_job(policy={"overlap": "allow_all"})
+    first = [fire_of(job, i) for i in range(5)]
+    rig.dispatcher.publish_many(first)
+    assert rig.dispatcher.wait_idle(timeout=10)
+    other = SqliteFireQueue(rig.dispatcher.queue.db_path)  # e.g. an engine re-firing
+    other.add_many([*first, fire_of(job, 42)])
+    rig.dispatcher.load_queued()  # rows read from the table, with their done marks
+    assert rig.dispatcher.wait_idle(timeout=10)
+    assert sorted(rig.alpha.calls) == sorted(
+        [f.fire_id for f in first] + [fire_of(job, 42).fire_id]
+    )
+    assert rig.dispatcher.queue.count() == 0  # the duplicates were dequeued as done
+    items, _ = other.pending_window(with_done=True)
+    assert items == []
+
+
 def test_memory_queue_is_bounded_and_publish_waits_for_room(
     rig_factory: Any, make_job: Any, fire_of: Any, wait_for: Any
 ) -> None:

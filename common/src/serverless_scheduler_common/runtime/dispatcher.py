@@ -304,7 +304,9 @@ class LocalDispatcher:
                 room = self.max_backlog - self._held()
             if room <= 0:
                 return
-            items, high = self.queue.pending_window(after_seq=after, limit=room)
+            items, high = self.queue.pending_window(
+                after_seq=after, limit=room, with_done=self._ledger_here is not None
+            )
             with self._cond:
                 for item in items:
                     self._admit(item)
@@ -455,11 +457,7 @@ class LocalDispatcher:
         cond = self._cond
         with cond:
             claimed = list(me.pending)
-        known_done = (
-            self._ledger_here.done_among([self._fire_id(item) for item in claimed])
-            if self._ledger_here is not None
-            else None
-        )
+        known_done = self._known_done(claimed)
         batch = FireBatch(known_done=known_done)
         finished: list[int] = []
         moved: list[tuple[int, int, float]] = []
@@ -509,6 +507,23 @@ class LocalDispatcher:
             with cond:
                 for item in retry_later:
                     heapq.heappush(self._delayed, (item.not_before, item.seq, item))
+
+    def _known_done(self, claimed: Sequence[QueuedFire]) -> set[str] | None:
+        """The claimed fires that had completed (None: the runtime asks its ledger).
+
+        A row loaded from the table says so itself (`with_done`): only this dispatcher
+        marks fires done, and the queue holds one row per fire_id, so no other copy of
+        the fire can complete between that read and this batch. Fires handed over in
+        memory (`publish_many` here) are looked up.
+        """
+        ledger = self._ledger_here
+        if ledger is None:
+            return None
+        done = {item.fire_id for item in claimed if item.done}
+        handed = [self._fire_id(item) for item in claimed if item.fired is not None]
+        if handed:
+            done |= ledger.done_among(handed)
+        return done
 
     @staticmethod
     def _fire_id(item: QueuedFire) -> str:

@@ -346,6 +346,8 @@ class QueuedFire:
     not_before: float
     fired: JobFired | None = field(default=None, compare=False, repr=False)
     fire_id: str = ""
+    #: Read with the row (`pending_window(with_done=True)`): the fire had completed.
+    done: bool = False
 
     def parsed(self) -> JobFired:
         """The fire itself (parsed from the payload when it was loaded from the table)."""
@@ -435,19 +437,27 @@ class SqliteFireQueue(SqliteStore):
         return self.pending_window(after_seq=after_seq, limit=limit)[0]
 
     def pending_window(
-        self, *, after_seq: int = 0, limit: int | None = None
+        self, *, after_seq: int = 0, limit: int | None = None, with_done: bool = False
     ) -> tuple[list[QueuedFire], int]:
         """`pending(...)` plus the highest seq ever assigned, read in one snapshot.
 
         When fewer than `limit` fires come back, every fire up to that seq was seen.
+        `with_done` also reads whether each fire already completed (`QueuedFire.done`,
+        from the ledger's `fires_done` table, which must be in this file).
         """
+        sql = (
+            "SELECT q.seq, q.payload, q.attempt, q.not_before, q.fire_id, d.fire_id IS NOT NULL "
+            "FROM dispatch_queue q LEFT JOIN fires_done d ON d.fire_id = q.fire_id "
+            "WHERE q.seq > ? ORDER BY q.seq LIMIT ?"
+            if with_done
+            else "SELECT seq, payload, attempt, not_before, fire_id, 0 FROM dispatch_queue "
+            "WHERE seq > ? ORDER BY seq LIMIT ?"
+        )
         with self._lock:
             self._conn.execute("BEGIN")
             try:
                 rows = self._conn.execute(
-                    "SELECT seq, payload, attempt, not_before, fire_id FROM dispatch_queue "
-                    "WHERE seq > ? ORDER BY seq LIMIT ?",
-                    (after_seq, -1 if limit is None else max(0, limit)),
+                    sql, (after_seq, -1 if limit is None else max(0, limit))
                 ).fetchall()
                 high = self._conn.execute(
                     "SELECT seq FROM sqlite_sequence WHERE name = 'dispatch_queue'"
@@ -455,7 +465,7 @@ class SqliteFireQueue(SqliteStore):
             finally:
                 self._conn.execute("COMMIT")
         items = [
-            QueuedFire(int(r[0]), str(r[1]), int(r[2]), float(r[3]), None, str(r[4])) for r in rows
+            QueuedFire(r[0], r[1], r[2], float(r[3]), None, r[4], bool(r[5])) for r in rows
         ]
         return items, int(high[0]) if high is not None else 0
 
