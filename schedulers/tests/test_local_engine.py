@@ -196,6 +196,65 @@ def test_delete_and_update_rearm(
     assert times(publisher, "b")[1:] == [T0 + timedelta(minutes=m) for m in (6, 7, 8)]
 
 
+class BatchRecorder:
+    """`publish_many` calls as they came (one list per hand-over)."""
+
+    def __init__(self) -> None:
+        self.calls: list[list[Any]] = []
+
+    def publish(self, fired: Any) -> None:
+        self.publish_many([fired])
+
+    def publish_many(self, fires: Any) -> None:
+        self.calls.append(list(fires))
+
+
+@pytest.mark.parametrize(("gather_s", "hand_overs"), [(0.0, 2), (0.5, 1)])
+def test_the_publishing_thread_gathers_fires_of_several_timer_wake_ups(
+    db: Any, make_job: Any, gather_s: float, hand_overs: int
+) -> None:
+    backend = LocalScheduleBackend(db)
+    recorder = BatchRecorder()
+    engine = TimerEngine(backend, recorder, publish_gather_s=gather_s)
+    start = datetime.now(UTC) + timedelta(seconds=0.3)
+    jobs = [
+        make_job(
+            job_id=f"j{i}",
+            schedule={
+                "kind": "at",
+                "at": (start + timedelta(seconds=0.15 * i)).isoformat(),
+            },
+        )
+        for i in range(2)
+    ]
+    backend.upsert_many(jobs)
+    engine.start()
+    try:
+        deadline = time.monotonic() + 5
+        while sum(map(len, recorder.calls)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+    finally:
+        engine.stop()
+    # Two wake-ups 150 ms apart: two transactions without gathering, one with it.
+    assert len(recorder.calls) == hand_overs
+    assert sorted(f.job_id for call in recorder.calls for f in call) == ["j0", "j1"]
+
+
+def test_stop_hands_over_gathered_fires_at_once(db: Any, make_job: Any) -> None:
+    backend = LocalScheduleBackend(db)
+    recorder = BatchRecorder()
+    engine = TimerEngine(backend, recorder, publish_gather_s=30.0)
+    backend.upsert_many([make_job(schedule={"kind": "at", "at": datetime.now(UTC).isoformat()})])
+    engine.start()
+    deadline = time.monotonic() + 5
+    while engine.stats.fired < 1 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    began = time.monotonic()
+    engine.stop()
+    assert time.monotonic() - began < 5  # not the 30 s gather
+    assert [f.job_id for call in recorder.calls for f in call] == ["job1"]
+
+
 def test_engine_thread_fires_in_real_time(db: Any, publisher: Any, make_job: Any) -> None:
     backend = LocalScheduleBackend(db)
     engine = TimerEngine(backend, publisher, flush_interval_s=0.1)

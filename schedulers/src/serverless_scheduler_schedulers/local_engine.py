@@ -559,6 +559,12 @@ class TimerEngine:
     ends it and flushes bookkeeping. Tests call `load()` and `run_due(now)` directly in
     virtual time. `on_missed(owner_id, job_id, scheduled_time)` is called for every fire
     skipped because it was older than the job's catch-up window.
+
+    While running threaded, the publishing thread hands fires over once `publish_batch`
+    are waiting or the oldest has waited `publish_gather_s` (20 ms): a queue transaction
+    costs about as much as writing a few dozen fires, so at 10,000 fires per second one
+    commit per 2 ms timer wake-up (about 20 fires) cost twice the CPU per fire of one
+    per 200.
     """
 
     def __init__(
@@ -569,6 +575,7 @@ class TimerEngine:
         clock: Clock | None = None,
         flush_interval_s: float = 0.25,
         publish_batch: int = 1000,
+        publish_gather_s: float = 0.02,
         max_sleep_s: float = 1.0,
         min_sleep_s: float = 0.002,
         max_pending_batches: int = 64,
@@ -607,6 +614,8 @@ class TimerEngine:
         # publisher (SQLite queue writes release the GIL) does not delay the timer; fires
         # are marked as fired only once the publisher has taken them (at least once).
         self._handoff: deque[tuple[list[Any], list[tuple[int, float]]]] = deque()
+        self._gather = publish_gather_s
+        self._handoff_since = 0.0  # monotonic time the oldest waiting batch was handed over
         self._pub_cond = threading.Condition()
         self._pub_thread: threading.Thread | None = None
         self._pub_stopping = False
@@ -850,9 +859,12 @@ class TimerEngine:
                     )
                     or not pub_thread.is_alive()
                 ):
+                    if not self._handoff:
+                        self._handoff_since = time.monotonic()
                     self._handoff.append((batch, marks))
                     self._pending_fires += len(batch)
-                    self._pub_cond.notify_all()
+                    if self._pending_fires >= self._publish_batch or len(self._handoff) == 1:
+                        self._pub_cond.notify_all()
                     return
                 self._pub_cond.wait(0.01)
             if self._changes:
@@ -887,12 +899,25 @@ class TimerEngine:
                     self._pub_cond.wait(min(0.5, self._flush_interval))
                 if not self._handoff and self._pub_stopping:
                     return
+                # Gather: wait until enough fires are waiting or the oldest waited long
+                # enough (a stop or a full back-pressure window ends the wait at once).
+                while (
+                    self._handoff
+                    and not self._pub_stopping
+                    and self._pending_fires < self._publish_batch
+                    and len(self._handoff) < self._max_pending
+                ):
+                    remaining = self._handoff_since + self._gather - time.monotonic()
+                    if remaining <= 0:
+                        break
+                    self._pub_cond.wait(remaining)
                 # Whatever piled up while the last publish ran goes out as one batch
                 # (one queue transaction instead of one per timer wake-up).
                 while self._handoff and len(batch) < self._publish_batch:
                     more, more_marks = self._handoff.popleft()
                     batch = batch + more if batch else more
                     marks = marks + more_marks if marks else more_marks
+                self._handoff_since = time.monotonic()  # what is left starts waiting now
                 self._pending_fires -= len(batch)
                 self._pub_cond.notify_all()
             if batch:
