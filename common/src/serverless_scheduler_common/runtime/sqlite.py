@@ -464,9 +464,7 @@ class SqliteFireQueue(SqliteStore):
                 ).fetchone()
             finally:
                 self._conn.execute("COMMIT")
-        items = [
-            QueuedFire(r[0], r[1], r[2], float(r[3]), None, r[4], bool(r[5])) for r in rows
-        ]
+        items = [QueuedFire(r[0], r[1], r[2], float(r[3]), None, r[4], bool(r[5])) for r in rows]
         return items, int(high[0]) if high is not None else 0
 
     def reschedule(self, seq: int, *, attempt: int, not_before: float) -> None:
