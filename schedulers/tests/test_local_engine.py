@@ -196,6 +196,20 @@ def test_delete_and_update_rearm(
     assert times(publisher, "b")[1:] == [T0 + timedelta(minutes=m) for m in (6, 7, 8)]
 
 
+def test_a_job_edited_before_its_next_fire_fires_once_at_its_new_version(
+    engine: Any, backend: Any, publisher: Any, clock: Any, make_job: Any
+) -> None:
+    backend.upsert(make_job())
+    engine.run_due(T0)
+    clock.set(T0 + timedelta(seconds=30))
+    # Same schedule, newer version: the old and the new timer fall on the same instant.
+    backend.upsert(make_job(version=2))
+    engine.run_due(clock.now())
+    run_until(engine, clock, T0 + timedelta(minutes=5, seconds=1), timedelta(seconds=20))
+    assert times(publisher) == [T0 + timedelta(minutes=5)]
+    assert publisher.fired[0].job["version"] == 2
+
+
 class BatchRecorder:
     """`publish_many` calls as they came (one list per hand-over)."""
 

@@ -17,7 +17,6 @@ through `TimerEngine.run_due(now)`.
 from __future__ import annotations
 
 import heapq
-import itertools
 import json
 import logging
 import sqlite3
@@ -472,6 +471,11 @@ class _Entry:
         )
         self.job_end = _shared(7 + len(job_json))
 
+    def __lt__(self, other: _Entry) -> bool:
+        # Heap items tie up to the entry only for a re-armed job's old and new entry at
+        # the same instant (same rowid): either order is right.
+        return False
+
     def snapshot(self) -> dict[str, Any]:
         """The job snapshot this entry fires (parsed from its template)."""
         return dict(json.loads(self.head[7 : self.job_end]))
@@ -597,9 +601,10 @@ class TimerEngine:
         self._max_sleep = max_sleep_s
         self._min_sleep = min_sleep_s
         self._on_missed = on_missed
+        # (fire time, schedule rowid, nominal time, entry); without jitter the fire time
+        # is the nominal time's own float object (memory: the heap holds every job).
         self._heap: list[tuple[float, int, float, _Entry]] = []
         self._entries: dict[tuple[str, str], _Entry] = {}
-        self._seq = itertools.count()
         self._changes: deque[ScheduleEvent] = deque()
         self._dirty: dict[int, float] = {}
         self._missed: list[tuple[float, int]] = []
@@ -730,7 +735,8 @@ class TimerEngine:
                     self._done.append(row.rowid)
             return
         self._entries[entry.key] = entry
-        heapq.heappush(self._heap, (first + entry.offset, next(self._seq), first, entry))
+        offset = entry.offset
+        heapq.heappush(self._heap, (first + offset if offset else first, entry.rowid, first, entry))
 
     # -- the hot loop ------------------------------------------------------------------------
     def run_due(self, now: float | datetime | None = None) -> float | None:
@@ -748,7 +754,6 @@ class TimerEngine:
         rendered = self._publish_payloads is not None
         batch: list[Any] = []
         marks: list[tuple[int, float]] = []
-        seq = self._seq
         heappop, heapreplace = heapq.heappop, heapq.heapreplace
         fromts = datetime.fromtimestamp
         utc = UTC
@@ -812,7 +817,8 @@ class TimerEngine:
                     with self._dirty_lock:
                         self._done.append(entry.rowid)
             else:
-                heapreplace(heap, (nxt + entry.offset, next(seq), nxt, entry))
+                offset = entry.offset
+                heapreplace(heap, (nxt + offset if offset else nxt, entry.rowid, nxt, entry))
             # Only here, with the heap consistent, may `_publish` arm new jobs.
             if len(batch) >= self._publish_batch:
                 self._publish(batch, marks)
