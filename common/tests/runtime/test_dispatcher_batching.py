@@ -69,6 +69,18 @@ def test_completed_fires_queued_again_by_another_process_are_not_run_again(
     assert items == []
 
 
+def test_fires_rendered_to_json_run_once_each(rig: Any, make_job: Any, fire_of: Any) -> None:
+    job = make_job(policy={"overlap": "allow_all"})
+    fires = [fire_of(job, i) for i in range(3)]
+    rendered = [(f.fire_id, f.scheduled_time.timestamp(), f.model_dump_json()) for f in fires]
+    rig.dispatcher.publish_payloads(rendered)
+    rig.dispatcher.publish_payloads(rendered[:1])  # the same fire again: not run twice
+    assert rig.dispatcher.wait_idle(timeout=10)  # counts rows taken from the table
+    assert sorted(rig.alpha.calls) == sorted(f.fire_id for f in fires)
+    assert rig.dispatcher.queue.count() == 0
+    assert len(rig.runs_of(job)) == 3
+
+
 def test_memory_queue_is_bounded_and_publish_waits_for_room(
     rig_factory: Any, make_job: Any, fire_of: Any, wait_for: Any
 ) -> None:

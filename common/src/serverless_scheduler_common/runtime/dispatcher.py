@@ -31,7 +31,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import replace
 
 from ..events import JobFired
-from ..ports import Publisher
+from ..ports import Publisher, RenderedFire
 from .core import ConsumerRuntime, FireBatch, HandleResult
 from .ports import DeadLetter, DeadLetterStore
 from .sqlite import QueuedFire, SqliteFireLedger, SqliteFireQueue, SqliteRunRepository
@@ -184,6 +184,22 @@ class LocalDispatcher:
                     return
                 self._spilled = True  # the loader reads them from the table
         self._load_wake.set()
+
+    def publish_payloads(self, fires: Sequence[RenderedFire]) -> None:
+        """`PayloadPublisher`: persist fires the timer engine rendered to JSON and take
+        them into memory from the table; a worker parses each once (no `JobFired` is
+        built, serialised and parsed again on the way).
+
+        Waits for room like `publish_many`; what does not fit waits in the table (the
+        loader takes it as room frees up, and `wait_idle` counts it as busy).
+        """
+        if not fires:
+            return
+        self._wait_for_room()
+        with self._admit_lock:
+            added = self.queue.add_payloads(fires)
+        if added:
+            self._load_new()
 
     # -- life cycle ----------------------------------------------------------------------
     def notify_queued(self) -> None:
