@@ -51,5 +51,5 @@ def tune_for_throughput(gen0: int = BUSY_GEN0_THRESHOLD) -> None:
     real cycles at a fraction of that cost. The older generations keep their defaults.
     """
     gc.freeze()
-    _, gen1, gen2 = gc.get_threshold()
-    gc.set_threshold(max(gen0, gc.get_threshold()[0]), gen1, gen2)
+    current, gen1, gen2 = gc.get_threshold()
+    gc.set_threshold(max(gen0, current), gen1, gen2)
