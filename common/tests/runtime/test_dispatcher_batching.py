@@ -36,13 +36,18 @@ def test_a_batch_commits_runs_done_marks_and_dequeues_in_one_transaction(
     assert len(commits) <= 10, len(commits)
 
 
-def test_a_fire_completed_in_an_earlier_batch_is_not_run_again(
-    rig: Any, make_job: Any, fire_of: Any
-) -> None:
+def _five_completed(rig: Any, make_job: Any, fire_of: Any) -> tuple[Any, list[Any]]:
     job = make_job(policy={"overlap": "allow_all"})
     first = [fire_of(job, i) for i in range(5)]
     rig.dispatcher.publish_many(first)
     assert rig.dispatcher.wait_idle(timeout=10)
+    return job, first
+
+
+def test_a_fire_completed_in_an_earlier_batch_is_not_run_again(
+    rig: Any, make_job: Any, fire_of: Any
+) -> None:
+    job, first = _five_completed(rig, make_job, fire_of)
     again = [*first, fire_of(job, 99)]
     rig.dispatcher.publish_many(again)
     rig.dispatcher.publish_many([fire_of(job, 99)])  # still queued or done: not twice
@@ -53,10 +58,7 @@ def test_a_fire_completed_in_an_earlier_batch_is_not_run_again(
 def test_completed_fires_queued_again_by_another_process_are_not_run_again(
     rig: Any, make_job: Any, fire_of: Any
 ) -> None:
-    job = make_job(policy={"overlap": "allow_all"})
-    first = [fire_of(job, i) for i in range(5)]
-    rig.dispatcher.publish_many(first)
-    assert rig.dispatcher.wait_idle(timeout=10)
+    job, first = _five_completed(rig, make_job, fire_of)
     other = SqliteFireQueue(rig.dispatcher.queue.db_path)  # e.g. an engine re-firing
     other.add_many([*first, fire_of(job, 42)])
     rig.dispatcher.load_queued()  # rows read from the table, with their done marks
