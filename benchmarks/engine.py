@@ -66,17 +66,21 @@ class MeasuringPublisher:
             # The engine takes the rendered fast path when its publisher offers it.
             self.publish_payloads = self._publish_payloads
 
-    def _publish_payloads(self, fires: Sequence[tuple[str, float, str]]) -> None:
+    def _count(self, scheduled: Iterable[float], fires: int) -> None:
+        """Record the hand-off lateness of the fires scheduled inside the window."""
         now = time.time()
         lo, hi = self._lo, self._hi
         lat = self.lateness
         n = 0
-        for _, ts, _ in fires:
+        for ts in scheduled:
             if lo <= ts < hi:
                 lat.append(now - ts)
                 n += 1
         self.in_window += n
-        self.total += len(fires)
+        self.total += fires
+
+    def _publish_payloads(self, fires: Sequence[tuple[str, float, str]]) -> None:
+        self._count((ts for _, ts, _ in fires), len(fires))
         if self._inner_payloads is not None:
             self._inner_payloads(fires)
 
@@ -84,17 +88,7 @@ class MeasuringPublisher:
         self.publish_many([fired])
 
     def publish_many(self, fires: Sequence[JobFired]) -> None:
-        now = time.time()
-        lo, hi = self._lo, self._hi
-        lat = self.lateness
-        n = 0
-        for fired in fires:
-            ts = fired.scheduled_time.timestamp()
-            if lo <= ts < hi:
-                lat.append(now - ts)
-                n += 1
-        self.in_window += n
-        self.total += len(fires)
+        self._count((f.scheduled_time.timestamp() for f in fires), len(fires))
         if self._inner_many is not None:
             self._inner_many(fires)
         elif self._inner is not None:

@@ -197,7 +197,7 @@ class ConsumerRuntime:
             )
             return HandleResult("dead", run, message)
 
-        jkey = f"{fired.owner_id}/{fired.job_id}"  # job_key(), inlined: once per fire
+        jkey = job_key(fired.owner_id, fired.job_id)
         overlap = job.policy.overlap
         lock = f"fire:{fire_id}" if overlap == "allow_all" else jkey
         ledger = self.ledger
@@ -281,11 +281,10 @@ class ConsumerRuntime:
             state=self.state,
             notifier=self.notifier,
             attempt=attempt,
-            logger=self._loggers.get(job_type) or self._plugin_logger(job_type),
+            logger=self._plugin_logger(job_type),
         )
         try:
-            consumer = self._consumers.get(job_type) or self.consumer(job_type)
-            outcome = consumer(job=job, fired=fired, context=context)
+            outcome = self.consumer(job_type)(job=job, fired=fired, context=context)
             if outcome is None:
                 outcome = _OK
             elif not isinstance(outcome, RunOutcome):
