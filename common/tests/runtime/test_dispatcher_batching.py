@@ -18,15 +18,24 @@ from serverless_scheduler_common.runtime.sqlite import SqliteFireLedger, SqliteF
 
 
 def test_a_batch_commits_runs_done_marks_and_dequeues_in_one_transaction(
-    rig: Any, make_job: Any, fire_of: Any
+    rig_factory: Any, make_job: Any, fire_of: Any
 ) -> None:
     job = make_job(policy={"overlap": "allow_all"})
     fires = [fire_of(job, i) for i in range(300)]
     commits: list[str] = []
+    rig = rig_factory()
     conn: sqlite3.Connection = rig.dispatcher.queue._conn
+    # Installed and removed only while no dispatcher thread uses the connection:
+    # sqlite3's set_* calls hold the GIL while they wait for the connection's mutex,
+    # and a statement running in another thread waits for the GIL to call the
+    # callback, so changing it under a live thread can deadlock the process.
     conn.set_trace_callback(lambda sql: commits.append(sql) if sql == "COMMIT" else None)
+    rig.dispatcher.start()
     rig.dispatcher.publish_many(fires)
     assert rig.dispatcher.wait_idle(timeout=20)
+    threads = list(rig.dispatcher._threads)
+    rig.dispatcher.stop(timeout=10)
+    assert not any(t.is_alive() for t in threads)
     conn.set_trace_callback(None)
     assert sorted(rig.alpha.calls) == sorted(f.fire_id for f in fires)
     assert len(rig.runs_of(job)) == 100  # retention, newest first
