@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import re
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
 from pytest_httpserver import HTTPServer
 
-from .conftest import SCREENSHOTS, LiveSystem
+from .conftest import LiveSystem
 
 pytestmark = pytest.mark.browser
 
@@ -67,7 +68,7 @@ def test_sign_in_rejects_a_bad_token_and_accepts_the_admin_token(
 
 
 def test_create_run_change_diff_pause_resume_delete(
-    page: Any, live_system: LiveSystem, httpserver: HTTPServer
+    page: Any, live_system: LiveSystem, httpserver: HTTPServer, screenshots: Path
 ) -> None:
     _delete_all(live_system)
     url = _serve_page(
@@ -100,7 +101,7 @@ def test_create_run_change_diff_pause_resume_delete(
     page.fill("#f-schedule-every", "6")
     page.select_option("#f-schedule-unit", "hours")
     assert "every 6 hours" in page.inner_text("#schedule-preview")
-    page.screenshot(path=str(SCREENSHOTS / "form.png"), full_page=True)
+    page.screenshot(path=str(screenshots / "form.png"), full_page=True)
     page.click("#save")
     page.wait_for_selector("#job-title")
     assert page.inner_text("#job-title") == "Pricing page"
@@ -124,7 +125,7 @@ def test_create_run_change_diff_pause_resume_delete(
     assert any("10 EUR" in line for line in removed)
     assert page.locator(".chart rect.bar").count() == 2
     page.locator("#diff").scroll_into_view_if_needed()
-    page.screenshot(path=str(SCREENSHOTS / "diff.png"), full_page=True)
+    page.screenshot(path=str(screenshots / "diff.png"), full_page=True)
 
     # Pause and resume go through PUT and show up in the page and the API.
     page.click("#toggle")
@@ -161,7 +162,9 @@ def test_create_run_change_diff_pause_resume_delete(
     assert page.locator("table.jobs tbody tr:visible").count() == 1
     page.fill("#filter", "")
     page.click("#flash button")
-    page.screenshot(path=str(SCREENSHOTS / "list.png"), full_page=True)
+    page.screenshot(path=str(screenshots / "list.png"), full_page=True)
+    for name in ("form.png", "diff.png", "list.png"):
+        assert (screenshots / name).read_bytes().startswith(b"\x89PNG"), name
 
     # Delete asks first (an in-page dialog) and then removes the monitor.
     page.click(f"tr[data-job-id='{job_id}'] a.job-name")
