@@ -39,10 +39,12 @@ def serverless_scheduler_handle_job(
 ) -> RunOutcome | None:
     """Handle one fire of a job whose type this plugin registered.
 
-    The runtime calls only the plugin that owns `job.job_type`. It must be idempotent
-    per `fired.fire_id` (deliveries are at least once); raise to have the runtime retry
-    with backoff and, past the retry cap, dead-letter the fire. Return a `RunOutcome`
-    (status, summary, detail) for the run history; `None` counts as an `ok` run.
+    `fired.job` is `job` itself (validated once, with the fire), not the snapshot dict
+    the event carries on the wire. The runtime calls only the plugin that owns
+    `job.job_type`. It must be idempotent per `fired.fire_id` (deliveries are at least
+    once); raise to have the runtime retry with backoff and, past the retry cap,
+    dead-letter the fire. Return a `RunOutcome` (status, summary, detail) for the run
+    history; `None` counts as an `ok` run.
     """
 
 

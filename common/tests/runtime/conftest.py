@@ -50,6 +50,7 @@ class AlphaPlugin:
     """Records calls; fails while `failing` is set; can block until `release` is set."""
 
     calls: list[str] = field(default_factory=list)
+    seen: list[tuple[ScheduledJob, JobFired]] = field(default_factory=list)
     failing: bool = False
     healed: bool = False  # jobs with fail=True succeed once healed
     block: bool = False
@@ -68,6 +69,7 @@ class AlphaPlugin:
         assert isinstance(job, AlphaJob)
         with self.lock:
             self.calls.append(fired.fire_id)
+            self.seen.append((job, fired))
         if self.block:
             self.entered.set()
             assert self.release.wait(10)

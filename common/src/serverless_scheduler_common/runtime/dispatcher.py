@@ -489,7 +489,7 @@ class LocalDispatcher:
                 taken.append(item)
                 me.started = time.monotonic()
             try:
-                fired = item.parsed()
+                fired = item.fired or runtime.parse_fire(item.payload)
             except ValueError:
                 log.exception("dispatcher: queued fire seq %d is unreadable", item.seq)
                 later = time.time() + settings.retry_max_s
