@@ -266,6 +266,26 @@ def test_run_ids_have_the_shape_and_order_of_ids() -> None:
     assert run_id() > reference
 
 
+def test_run_ids_count_up_within_a_process_and_differ_in_a_forked_child() -> None:
+    import os
+
+    first, second = run_id(), run_id()
+    assert first[10:18] == second[10:18]  # the process's tag
+    assert first < second
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report one id and leave at once
+        os.write(write, run_id().encode())
+        os._exit(0)
+    os.close(write)
+    child = os.read(read, 64).decode()
+    os.close(read)
+    os.waitpid(pid, 0)
+    assert re.fullmatch(r"[0-9a-hjkmnp-tv-z]{26}", child)
+    assert child[10:18] != first[10:18]  # a fresh tag, not the parent's sequence
+    assert child not in (first, second, run_id())
+
+
 def test_amortised_pruning_never_shows_more_than_the_retention(tmp_path: Path) -> None:
     from datetime import UTC, datetime, timedelta
 
