@@ -1,0 +1,137 @@
+"""Dispatcher drain benchmark: the consumer side's cost per fire, alone.
+
+Queues `--fires` fires of distinct jobs in a fresh database (the rows the timer engine
+would write), then drains them through the local dispatcher and its no-op consumer
+plugin in one process (reading rows, parsing and validating, overlap markers, run
+history, done marks, dequeue, commits). Prints one JSON object with fires, cpu_s,
+cpu_us_per_fire and wall_s.
+
+CPU time on a shared machine moves by tens of percent from one hour to the next, which
+hides changes of a few percent. `--instructions` counts machine instructions instead
+(Valgrind's callgrind, when installed): it drains two queue sizes under callgrind and
+reports the difference per fire (`instructions_per_fire`), which repeats to within
+about 0.5 % whatever the machine is doing; a run takes about a minute.
+
+    python benchmarks/dispatch.py --fires 20000
+    python benchmarks/dispatch.py --instructions
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from engine import _dispatcher, _jobs
+
+from serverless_scheduler_common.coldstart import tune_for_throughput
+from serverless_scheduler_common.events import JobFired
+
+
+def queue_fires(data_dir: Path, fires: int) -> None:
+    """Queue `fires` fires of distinct jobs, as the engine renders them."""
+    dispatcher = _dispatcher(data_dir, None)
+    t0 = time.time()
+    when = datetime.fromtimestamp(t0, UTC)
+    batch = [
+        JobFired(
+            job_id=job.job_id,
+            owner_id=job.owner_id,
+            job_type=job.job_type,
+            job=job.model_dump(mode="json"),
+            scheduled_time=when,
+        )
+        for job in _jobs(fires, 10.0, t0)
+    ]
+    dispatcher.queue.add_many(batch)
+
+
+def drain(data_dir: Path, fires: int) -> dict[str, Any]:
+    """Run every queued fire; CPU and wall time of the drain alone."""
+    dispatcher = _dispatcher(data_dir, None)
+    tune_for_throughput()
+    cpu0, wall0 = time.process_time(), time.perf_counter()
+    dispatcher.start()
+    if not dispatcher.wait_idle(timeout=3600):
+        raise SystemExit("the dispatcher did not finish the queue")
+    cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
+    dispatcher.stop()
+    runs = int(str(dispatcher.queue._query("SELECT count(*) FROM runs")[0][0]))
+    if runs != fires:
+        raise SystemExit(f"{runs} runs recorded for {fires} fires")
+    return {
+        "fires": fires,
+        "cpu_s": round(cpu, 3),
+        "cpu_us_per_fire": round(1e6 * cpu / fires, 2),
+        "wall_s": round(wall, 3),
+    }
+
+
+def _instructions(fires: int, workdir: Path) -> int:
+    """Instructions of one process that drains `fires` queued fires (callgrind)."""
+    data_dir = workdir / f"q{fires}"
+    queue_fires(data_dir, fires)
+    out = workdir / f"callgrind.{fires}"
+    proc = subprocess.run(
+        [
+            "valgrind",
+            "--tool=callgrind",
+            f"--callgrind-out-file={out}",
+            sys.executable,
+            __file__,
+            "--drain-only",
+            str(data_dir),
+            "--fires",
+            str(fires),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    found = re.search(r"Collected : (\d+)", proc.stderr)
+    if found is None:
+        raise SystemExit(f"callgrind reported no total:\n{proc.stderr[-2000:]}")
+    return int(found.group(1))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--fires", type=int, default=20_000)
+    parser.add_argument(
+        "--instructions", action="store_true", help="count instructions per fire (callgrind)"
+    )
+    parser.add_argument("--drain-only", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING)
+    if args.drain_only is not None:
+        drain(args.drain_only, args.fires)
+        return 0
+    if args.instructions:
+        if shutil.which("valgrind") is None:
+            raise SystemExit("--instructions needs valgrind (e.g. apt-get install valgrind)")
+        small, large = 500, 2500
+        with tempfile.TemporaryDirectory() as tmp:
+            print(f"counting {small} and {large} fires under callgrind...", file=sys.stderr)
+            low = _instructions(small, Path(tmp))
+            high = _instructions(large, Path(tmp))
+        result = {"fires": [small, large], "instructions_per_fire": (high - low) // (large - small)}
+    else:
+        with tempfile.TemporaryDirectory() as tmp:
+            queue_fires(Path(tmp), args.fires)
+            result = drain(Path(tmp), args.fires)
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
