@@ -65,3 +65,22 @@ def test_bad_cursor_is_a_clear_error(tmp_path: Path) -> None:
     repo = SqliteRunRepository(tmp_path / "scheduler.db")
     with pytest.raises(ValueError, match="cursor"):
         repo.list("alice", "j1", cursor="not-a-cursor")
+
+
+def test_a_run_is_stored_as_its_models_json(tmp_path: Path) -> None:
+    repo = SqliteRunRepository(tmp_path / "runs.db")
+    start = datetime(2026, 3, 1, 12, 0, 0, 123456, tzinfo=UTC)
+    run = Run(
+        job_id="j",
+        fire_id="j@2026-03-01T12:00:00Z",
+        scheduled_time=start,
+        started_at=start,
+        finished_at=start + timedelta(seconds=2),
+        status="changed",
+        summary="1 line changed: «é»",
+        detail="+ new\n- old",
+    )
+    repo.record("alice", run)
+    [(data,)] = repo._query("SELECT data FROM runs")
+    assert data == run.model_dump_json()
+    assert repo.list("alice", "j").items == [run]

@@ -182,7 +182,7 @@ class _FireParser:
     def __init__(self, registry: JobTypeRegistry) -> None:
         self.registry = registry
         self._models: dict[str, type[JobFired]] = {}
-        self._adapter: TypeAdapter[Any] | None = None
+        self._validate_json: Callable[[str | bytes], Any] | None = None
 
     def model(self, job_type: str) -> type[JobFired]:
         """`JobFired` with `job` typed as the class registered for `job_type`."""
@@ -203,19 +203,20 @@ class _FireParser:
         """The fire in `payload`, its job validated (a plain `JobFired` when that fails:
         `handle` then reports the invalid snapshot). Raises ValidationError when the
         payload is not a fire at all."""
-        adapter = self._adapter
-        if adapter is None:
+        validate_json = self._validate_json
+        if validate_json is None:
             models = tuple(self.model(job_type) for job_type in self.registry.known())
             if not models:
-                adapter = TypeAdapter(JobFired)
+                adapter: TypeAdapter[Any] = TypeAdapter(JobFired)
             elif len(models) == 1:
                 adapter = TypeAdapter(models[0])
             else:
                 union: Any = Annotated[Union[models], Field(discriminator="job_type")]  # noqa: UP007
                 adapter = TypeAdapter(union)
-            self._adapter = adapter
+            # The core validator itself: the adapter's method wraps it in Python.
+            validate_json = self._validate_json = adapter.validator.validate_json
         try:
-            fired: JobFired = adapter.validate_json(payload)
+            fired: JobFired = validate_json(payload)
         except ValidationError:
             return JobFired.model_validate_json(payload)
         return fired

@@ -118,10 +118,18 @@ def write_runs(conn: sqlite3.Connection, runs: Sequence[tuple[str, Run]], retent
     job within about `retention + slack` rows; `SqliteRunRepository.list` never shows
     more than `retention`.
     """
+    # The model's serializer called directly: `model_dump_json` is a Python wrapper that
+    # passes a dozen options, about a quarter of the cost of writing a run's JSON.
     conn.executemany(
         "INSERT OR REPLACE INTO runs VALUES (?, ?, ?, ?, ?)",
         [
-            (owner_id, run.job_id, run.run_id, _ts(run.started_at), run.model_dump_json())
+            (
+                owner_id,
+                run.job_id,
+                run.run_id,
+                _ts(run.started_at),
+                run.__pydantic_serializer__.to_json(run).decode(),
+            )
             for owner_id, run in runs
         ],
     )
