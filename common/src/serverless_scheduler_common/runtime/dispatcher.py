@@ -470,8 +470,10 @@ class LocalDispatcher:
         """Run the fires in `me.pending` (moving them to `me.taken`), then commit them."""
         runtime = self.runtime
         settings = runtime.settings
-        cond = self._cond
-        with cond:
+        # The condition's own lock: the same exclusion, without the Python-level
+        # `Condition.__enter__`/`__exit__` calls, twice per fire.
+        state = self._state_lock
+        with state:
             claimed = list(me.pending)
         known_done = self._known_done(claimed)
         batch = FireBatch(known_done=known_done)
@@ -481,7 +483,7 @@ class LocalDispatcher:
         retry_later: list[QueuedFire] = []
         taken, pending = me.taken, me.pending
         while True:
-            with cond:
+            with state:
                 if not pending:
                     me.started = 0.0
                     break
@@ -520,7 +522,7 @@ class LocalDispatcher:
             self._dead_letter(item, fired, result)
         self._commit(batch, finished, moved)
         if retry_later:
-            with cond:
+            with state:
                 for item in retry_later:
                     heapq.heappush(self._delayed, (item.not_before, item.seq, item))
 
