@@ -177,7 +177,8 @@ class _FireParser:
 
     `JobFired` keeps the snapshot as a dict (it is the wire format, read by publishers
     and other services); validating that dict into the plugin's class afterwards builds
-    the job twice. A typed fire reads the JSON once: about 40 % less work per fire.
+    the job twice. A typed fire reads the JSON once: reading a fire and its job costs
+    about 40 % less.
     """
 
     def __init__(self, registry: JobTypeRegistry) -> None:
@@ -251,7 +252,10 @@ class ConsumerRuntime:
     clock: Callable[[], datetime] = _utcnow
     _consumers: dict[str, Any] = field(default_factory=dict, repr=False)
     _loggers: dict[str, logging.Logger] = field(default_factory=dict, repr=False)
-    _fires: _FireParser | None = field(default=None, repr=False)
+    _fires: _FireParser = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._fires = _FireParser(self.registry)
 
     # -- public ------------------------------------------------------------------------
     def handle(
@@ -293,10 +297,7 @@ class ConsumerRuntime:
     def parse_fire(self, payload: str | bytes) -> JobFired:
         """A fire from its JSON with its job validated in the same pass (`fired.job` is
         the plugin's class); raises ValidationError when `payload` is not a fire."""
-        parser = self._fires
-        if parser is None:
-            parser = self._fires = _FireParser(self.registry)
-        return parser.parse(payload)
+        return self._fires.parse(payload)
 
     def consumer(self, job_type: str) -> Any:
         """The hook caller restricted to the plugin that owns `job_type` (cached)."""
@@ -338,10 +339,7 @@ class ConsumerRuntime:
         if "job_type" not in snapshot:
             snapshot = {**snapshot, "job_type": job_type}
         job = model.model_validate(snapshot)
-        parser = self._fires
-        if parser is None:
-            parser = self._fires = _FireParser(self.registry)
-        return job, build_unchecked(parser.model(job_type), {**fired.__dict__, "job": job})
+        return job, build_unchecked(self._fires.model(job_type), {**fired.__dict__, "job": job})
 
     def _busy(
         self, fired: JobFired, jkey: str, overlap: str, batch: FireBatch | None

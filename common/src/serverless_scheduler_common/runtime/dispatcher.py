@@ -491,7 +491,7 @@ class LocalDispatcher:
                 taken.append(item)
                 me.started = time.monotonic()
             try:
-                fired = item.fired or runtime.parse_fire(item.payload)
+                fired = item.fired if item.fired is not None else runtime.parse_fire(item.payload)
             except ValueError:
                 log.exception("dispatcher: queued fire seq %d is unreadable", item.seq)
                 later = time.time() + settings.retry_max_s
