@@ -14,6 +14,7 @@ about 0.5 % whatever the machine is doing; a run takes about a minute.
 
     python benchmarks/dispatch.py --fires 20000
     python benchmarks/dispatch.py --instructions
+    python benchmarks/dispatch.py --instructions --history 20   # a grown run table
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -36,13 +37,36 @@ from engine import _dispatcher, _jobs
 
 from serverless_scheduler_common.coldstart import tune_for_throughput
 from serverless_scheduler_common.events import JobFired
+from serverless_scheduler_common.runs import Run
 
 
-def queue_fires(data_dir: Path, fires: int) -> None:
-    """Queue `fires` fires of distinct jobs, as the engine renders them."""
+def queue_fires(data_dir: Path, fires: int, history: int = 0) -> None:
+    """Queue `fires` fires of distinct jobs, as the engine renders them, after storing
+    `history` earlier runs of each job (the run table of a system that has been up)."""
     dispatcher = _dispatcher(data_dir, None)
     t0 = time.time()
     when = datetime.fromtimestamp(t0, UTC)
+    jobs = list(_jobs(fires, 10.0, t0))
+    runs = dispatcher.runtime.runs
+    for back in range(history, 0, -1):
+        earlier = when - timedelta(seconds=10 * back)
+        for start in range(0, len(jobs), 1000):
+            runs.record_many(
+                [
+                    (
+                        job.owner_id,
+                        Run(
+                            job_id=job.job_id,
+                            fire_id=f"{job.job_id}@{earlier.isoformat()}",
+                            scheduled_time=earlier,
+                            started_at=earlier,
+                            finished_at=earlier,
+                            status="ok",
+                        ),
+                    )
+                    for job in jobs[start : start + 1000]
+                ]
+            )
     batch = [
         JobFired(
             job_id=job.job_id,
@@ -51,12 +75,12 @@ def queue_fires(data_dir: Path, fires: int) -> None:
             job=job.model_dump(mode="json"),
             scheduled_time=when,
         )
-        for job in _jobs(fires, 10.0, t0)
+        for job in jobs
     ]
     dispatcher.queue.add_many(batch)
 
 
-def drain(data_dir: Path, fires: int) -> dict[str, Any]:
+def drain(data_dir: Path, fires: int, history: int = 0) -> dict[str, Any]:
     """Run every queued fire; CPU and wall time of the drain alone."""
     dispatcher = _dispatcher(data_dir, None)
     tune_for_throughput()
@@ -67,20 +91,21 @@ def drain(data_dir: Path, fires: int) -> dict[str, Any]:
     cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
     dispatcher.stop()
     runs = int(str(dispatcher.queue._query("SELECT count(*) FROM runs")[0][0]))
-    if runs != fires:
-        raise SystemExit(f"{runs} runs recorded for {fires} fires")
+    if runs != fires * (1 + history):
+        raise SystemExit(f"{runs} runs stored for {fires} fires and {history} earlier runs each")
     return {
         "fires": fires,
+        "history": history,
         "cpu_s": round(cpu, 3),
         "cpu_us_per_fire": round(1e6 * cpu / fires, 2),
         "wall_s": round(wall, 3),
     }
 
 
-def _instructions(fires: int, workdir: Path) -> int:
+def _instructions(fires: int, workdir: Path, history: int) -> int:
     """Instructions of one process that drains `fires` queued fires (callgrind)."""
     data_dir = workdir / f"q{fires}"
-    queue_fires(data_dir, fires)
+    queue_fires(data_dir, fires, history)
     out = workdir / f"callgrind.{fires}"
     proc = subprocess.run(
         [
@@ -93,6 +118,8 @@ def _instructions(fires: int, workdir: Path) -> int:
             str(data_dir),
             "--fires",
             str(fires),
+            "--history",
+            str(history),
         ],
         capture_output=True,
         text=True,
@@ -110,11 +137,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--instructions", action="store_true", help="count instructions per fire (callgrind)"
     )
+    parser.add_argument(
+        "--history",
+        type=int,
+        default=0,
+        help="earlier runs stored per job before the drain (a run table that has grown)",
+    )
     parser.add_argument("--drain-only", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     if args.drain_only is not None:
-        drain(args.drain_only, args.fires)
+        drain(args.drain_only, args.fires, args.history)
         return 0
     if args.instructions:
         if shutil.which("valgrind") is None:
@@ -122,13 +155,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         small, large = 500, 2500
         with tempfile.TemporaryDirectory() as tmp:
             print(f"counting {small} and {large} fires under callgrind...", file=sys.stderr)
-            low = _instructions(small, Path(tmp))
-            high = _instructions(large, Path(tmp))
-        result = {"fires": [small, large], "instructions_per_fire": (high - low) // (large - small)}
+            low = _instructions(small, Path(tmp), args.history)
+            high = _instructions(large, Path(tmp), args.history)
+        result = {
+            "fires": [small, large],
+            "history": args.history,
+            "instructions_per_fire": (high - low) // (large - small),
+        }
     else:
         with tempfile.TemporaryDirectory() as tmp:
-            queue_fires(Path(tmp), args.fires)
-            result = drain(Path(tmp), args.fires)
+            queue_fires(Path(tmp), args.fires, args.history)
+            result = drain(Path(tmp), args.fires, args.history)
     print(json.dumps(result))
     return 0
 

@@ -46,6 +46,10 @@ class SqliteStore:
         self.db_path = Path(db_path)
         self._conn = connect(self.db_path)
         self._lock = threading.RLock()
+        self._create_schema()
+
+    def _create_schema(self) -> None:
+        """Create this adapter's tables (`_schema`) where missing."""
         with self._lock:
             self._conn.executescript(self._schema)
 

@@ -6,6 +6,8 @@ import sqlite3
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
+import pytest
+
 from serverless_scheduler_common import Run
 from serverless_scheduler_common.runtime.core import _fast_run
 from serverless_scheduler_common.runtime.sqlite import SqliteRunRepository, _ts
@@ -46,30 +48,71 @@ def _run(minute: int) -> Run:
     return Run(job_id="j1", fire_id=f"f{minute}", scheduled_time=when, started_at=when, status="ok")
 
 
-def test_runs_table_is_one_btree(tmp_path: Path) -> None:
+def _layout(db: Path) -> tuple[str, list[str]]:
+    conn = sqlite3.connect(db)
+    try:
+        table = conn.execute("SELECT sql FROM sqlite_master WHERE name = 'runs'").fetchone()[0]
+        indexes = conn.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'runs'"
+        ).fetchall()
+    finally:
+        conn.close()
+    return str(table), sorted(str(row[0]) for row in indexes)
+
+
+def test_runs_are_appended_with_one_index_by_job(tmp_path: Path) -> None:
     db = tmp_path / "scheduler.db"
     SqliteRunRepository(db)
+    SqliteRunRepository(db)  # opening the file again adds nothing
+    table, indexes = _layout(db)
+    assert "WITHOUT ROWID" not in table  # rows go to the table's end, in insert order
+    assert indexes == ["runs_by_job"]
     conn = sqlite3.connect(db)
-    indexes = conn.execute(
-        "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'runs'"
-    ).fetchall()
-    assert indexes == []  # WITHOUT ROWID: the primary key is the table
-
-
-def test_file_with_the_earlier_runs_layout_still_works(tmp_path: Path) -> None:
-    db = tmp_path / "scheduler.db"
-    conn = sqlite3.connect(db)
-    conn.executescript(
-        """CREATE TABLE runs (owner_id TEXT NOT NULL, job_id TEXT NOT NULL,
-               run_id TEXT NOT NULL, started_at TEXT NOT NULL, data TEXT NOT NULL,
-               PRIMARY KEY (owner_id, job_id, run_id));
-           CREATE INDEX runs_by_start ON runs (owner_id, job_id, started_at, run_id);"""
+    plan = " ".join(
+        str(row[-1])
+        for row in conn.execute(
+            "EXPLAIN QUERY PLAN SELECT started_at, run_id, data FROM runs "
+            "WHERE owner_id = 'a' AND job_id = 'j' ORDER BY started_at DESC, run_id DESC"
+        )
     )
     conn.close()
+    assert "runs_by_job" in plan and "TEMP B-TREE" not in plan  # read in index order
+
+
+_EARLIER_LAYOUTS = {
+    "rowid table, two indexes": """CREATE TABLE runs (owner_id TEXT NOT NULL,
+           job_id TEXT NOT NULL, run_id TEXT NOT NULL, started_at TEXT NOT NULL,
+           data TEXT NOT NULL, PRIMARY KEY (owner_id, job_id, run_id));
+       CREATE INDEX runs_by_start ON runs (owner_id, job_id, started_at, run_id);""",
+    "keyed by job": """CREATE TABLE runs (owner_id TEXT NOT NULL, job_id TEXT NOT NULL,
+           run_id TEXT NOT NULL, started_at TEXT NOT NULL, data TEXT NOT NULL,
+           PRIMARY KEY (owner_id, job_id, started_at, run_id)) WITHOUT ROWID;""",
+}
+
+
+@pytest.mark.parametrize("layout", sorted(_EARLIER_LAYOUTS))
+def test_file_with_an_earlier_runs_layout_still_works(tmp_path: Path, layout: str) -> None:
+    db = tmp_path / "scheduler.db"
+    conn = sqlite3.connect(db)
+    conn.executescript(_EARLIER_LAYOUTS[layout])
+    conn.close()
+    before = _layout(db)
     repo = SqliteRunRepository(db, retention=3)
+    assert _layout(db) == before  # no index added to an older table
+    first = _run(0)
     for minute in [2, 0, 5, 1, 4, 3]:
-        repo.record("alice", _run(minute))
+        repo.record("alice", _run(minute) if minute else first)
+    repo.record("alice", first)  # recorded again: replaced, not doubled
     assert [r.fire_id for r in repo.list("alice", "j1").items] == ["f5", "f4", "f3"]
+
+
+def test_run_recorded_again_is_replaced(tmp_path: Path) -> None:
+    repo = SqliteRunRepository(tmp_path / "scheduler.db")
+    run = _run(1)
+    repo.record("alice", run)
+    repo.record("alice", run.model_copy(update={"status": "error", "summary": "again"}))
+    items = repo.list("alice", "j1").items
+    assert [(r.run_id, r.status, r.summary) for r in items] == [(run.run_id, "error", "again")]
 
 
 def test_direct_consumer_call_behaves_like_pluggy() -> None:
