@@ -482,6 +482,7 @@ class LocalDispatcher:
         dead: list[tuple[QueuedFire, JobFired, HandleResult]] = []
         retry_later: list[QueuedFire] = []
         taken, pending = me.taken, me.pending
+        parse, handle, monotonic = runtime.fire_parser(), runtime.handle, time.monotonic
         while True:
             with state:
                 if not pending:
@@ -489,18 +490,18 @@ class LocalDispatcher:
                     break
                 item = pending.popleft()
                 taken.append(item)
-                me.started = time.monotonic()
+                me.started = monotonic()
             try:
-                fired = item.fired if item.fired is not None else runtime.parse_fire(item.payload)
+                fired = item.fired if item.fired is not None else parse(item.payload)
             except ValueError:
                 log.exception("dispatcher: queued fire seq %d is unreadable", item.seq)
                 later = time.time() + settings.retry_max_s
                 moved.append((item.seq, item.attempt, later))
                 retry_later.append(replace(item, not_before=later))
                 continue
-            result = runtime.handle(fired, attempt=item.attempt, batch=batch)
+            result = handle(fired, attempt=item.attempt, batch=batch)
             # Mean consumer call time (a racy float update is fine for a heuristic).
-            self._call_s += (time.monotonic() - me.started - self._call_s) * 0.05
+            self._call_s += (monotonic() - me.started - self._call_s) * 0.05
             if result.disposition == "done":
                 finished.append(item.seq)
             elif result.disposition == "defer":
