@@ -9,8 +9,10 @@ cpu_us_per_fire and wall_s.
 CPU time on a shared machine moves by tens of percent from one hour to the next, which
 hides changes of a few percent. `--instructions` counts machine instructions instead
 (Valgrind's callgrind, when installed): it drains two queue sizes under callgrind and
-reports the difference per fire (`instructions_per_fire`), which repeats to within
-about 0.5 % whatever the machine is doing; a run takes about a minute.
+reports the difference per fire (`instructions_per_fire`), which moves by a few
+percent from run to run whatever the machine is doing (compare runs made side by
+side); a run takes about a minute. `--history K` first stores K earlier runs per job,
+as in a system that has been up for a while.
 
     python benchmarks/dispatch.py --fires 20000
     python benchmarks/dispatch.py --instructions
