@@ -193,13 +193,19 @@ class SqliteFireLedger(SqliteStore):
     CREATE TABLE IF NOT EXISTS job_failures (job_key TEXT PRIMARY KEY, failures INTEGER NOT NULL);
     """
 
-    #: How often (seconds) completed fire_ids older than `done_ttl_s` are dropped.
-    prune_interval_s = 600.0
+    #: How often (seconds) a write of done marks also sweeps a slice of the table for
+    #: marks older than `done_ttl_s`.
+    prune_interval_s = 1.0
+    #: Fewest keys one sweep step looks at; a step looks at twice as many as were marked
+    #: since the last one, so the sweep outruns the inserts.
+    prune_min_slice = 1000
 
     def __init__(self, db_path: str | Path, *, done_ttl_s: int = 30 * 86_400) -> None:
         super().__init__(db_path)
         self.done_ttl_s = done_ttl_s
         self._last_prune = time.monotonic()
+        self._marked_since_prune = 0
+        self._sweep_after = ""  # the sweep's position in key order ("" = the start)
         self._locks: dict[str, tuple[str, float]] = {}
         self._locks_guard = threading.Lock()
         self._failures = {
@@ -236,9 +242,43 @@ class SqliteFireLedger(SqliteStore):
         conn.executemany(
             "INSERT OR IGNORE INTO fires_done VALUES (?, ?)", [(f, now) for f in fire_ids]
         )
+        self._marked_since_prune += len(fire_ids)
         if time.monotonic() - self._last_prune >= self.prune_interval_s:
-            self._last_prune = time.monotonic()  # keep the dedupe window bounded
-            conn.execute("DELETE FROM fires_done WHERE done_at < ?", (now - self.done_ttl_s,))
+            self.prune_step(conn, now - self.done_ttl_s)
+
+    def prune_step(self, conn: sqlite3.Connection, cutoff: float) -> int:
+        """Drop marks older than `cutoff` from the next slice of the table (key order,
+        wrapping round at the end); returns how many were dropped.
+
+        The table is keyed by fire_id, so finding old marks means reading rows: a
+        delete over the whole table at once held the write lock for a time that grows
+        with the table (seconds at tens of millions of marks). A slice of at least
+        twice the marks written since the last step keeps every step short and still
+        visits each row at least once every `done_ttl_s / 2` or so, so marks live at
+        most about one and a half times their TTL.
+        """
+        self._last_prune = time.monotonic()
+        size = max(self.prune_min_slice, 2 * self._marked_since_prune)
+        self._marked_since_prune = 0
+        start = self._sweep_after
+        row = conn.execute(
+            "SELECT fire_id FROM fires_done WHERE fire_id > ? ORDER BY fire_id LIMIT 1 OFFSET ?",
+            (start, size - 1),
+        ).fetchone()
+        before = conn.total_changes
+        if row is None:  # the rest of the table: the next step starts again at the front
+            conn.execute(
+                "DELETE FROM fires_done WHERE fire_id > ? AND done_at < ?", (start, cutoff)
+            )
+            self._sweep_after = ""
+        else:
+            end = str(row[0])
+            conn.execute(
+                "DELETE FROM fires_done WHERE fire_id > ? AND fire_id <= ? AND done_at < ?",
+                (start, end, cutoff),
+            )
+            self._sweep_after = end
+        return conn.total_changes - before
 
     # -- in-progress markers (process-local) ---------------------------------------------
     def acquire(self, key: str, holder: str, *, ttl_s: int) -> bool:

@@ -1,0 +1,78 @@
+"""Expired done marks leave the local ledger a slice at a time, never all at once."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from pathlib import Path
+
+from serverless_scheduler_common.runtime.sqlite import SqliteFireLedger
+
+
+def _insert(db: Path, marks: list[tuple[str, float]]) -> None:
+    conn = sqlite3.connect(db)
+    with conn:
+        conn.executemany("INSERT INTO fires_done VALUES (?, ?)", marks)
+    conn.close()
+
+
+def _ids(db: Path) -> set[str]:
+    conn = sqlite3.connect(db)
+    try:
+        return {str(row[0]) for row in conn.execute("SELECT fire_id FROM fires_done")}
+    finally:
+        conn.close()
+
+
+def _step(ledger: SqliteFireLedger, cutoff: float) -> int:
+    with ledger._tx() as conn:
+        return ledger.prune_step(conn, cutoff)
+
+
+def test_sweep_drops_expired_marks_in_bounded_slices_and_wraps(tmp_path: Path) -> None:
+    db = tmp_path / "scheduler.db"
+    ledger = SqliteFireLedger(db, done_ttl_s=100)
+    ledger.prune_min_slice = 10
+    now = time.time()
+    old = [(f"job{i:03d}@old", now - 1000) for i in range(95)]
+    fresh = [(f"job{i:03d}@new", now) for i in range(0, 95, 19)]
+    _insert(db, old + fresh)
+
+    dropped: list[int] = []
+    while len(_ids(db)) > len(fresh):
+        dropped.append(_step(ledger, now - 100))
+        assert len(dropped) <= 12, "the sweep does not get through the table"
+    assert max(dropped) <= 10  # never more than one slice per step
+    assert sum(dropped) == len(old)
+    assert _ids(db) == {fire_id for fire_id, _ in fresh}  # unexpired marks stay
+
+    # Once past the end, the sweep starts again at the front.
+    while ledger._sweep_after:
+        _step(ledger, now - 100)
+    _insert(db, [("aaa@old", now - 1000)])
+    assert _step(ledger, now - 100) == 1
+    assert "aaa@old" not in _ids(db)
+
+
+def test_writing_marks_sweeps_and_keeps_them(tmp_path: Path) -> None:
+    db = tmp_path / "scheduler.db"
+    ledger = SqliteFireLedger(db, done_ttl_s=60)
+    _insert(db, [(f"gone{i}", time.time() - 3600) for i in range(5)])
+    ledger.prune_interval_s = 3600.0
+    ledger.mark_done_many(["a", "b"])
+    assert len(_ids(db)) == 7  # no sweep before the interval has passed
+    ledger.prune_interval_s = 0.0
+    ledger.mark_done_many(["c"])
+    assert _ids(db) == {"a", "b", "c"}
+    assert ledger.done_among(["a", "b", "c", "gone1"]) == {"a", "b", "c"}
+
+
+def test_slice_grows_with_the_marks_written(tmp_path: Path) -> None:
+    db = tmp_path / "scheduler.db"
+    ledger = SqliteFireLedger(db, done_ttl_s=60)
+    ledger.prune_min_slice = 5
+    ledger.prune_interval_s = 3600.0
+    _insert(db, [(f"old{i:03d}", time.time() - 3600) for i in range(100)])
+    ledger.mark_done_many([f"zz{i:02d}" for i in range(30)])  # after the old keys
+    # 30 marks written since the last step: this step looks at 60 keys, not 5.
+    assert _step(ledger, time.time() - 60) == 60
