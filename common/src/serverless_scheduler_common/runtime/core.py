@@ -250,7 +250,6 @@ class ConsumerRuntime:
     state: StateStore | None = None
     notifier: Notifier | None = None
     clock: Callable[[], datetime] = _utcnow
-    _consumers: dict[str, Any] = field(default_factory=dict, repr=False)
     _handlers: dict[str, tuple[Any, logging.Logger]] = field(default_factory=dict, repr=False)
     _typed: dict[str, type[ScheduledJob]] = field(default_factory=dict, repr=False)
     _fires: _FireParser = field(init=False, repr=False)
@@ -314,11 +313,16 @@ class ConsumerRuntime:
 
     def consumer(self, job_type: str) -> Any:
         """The hook caller restricted to the plugin that owns `job_type` (cached)."""
-        caller = self._consumers.get(job_type)
-        if caller is None:
-            caller = _direct(consumer_for(self.pm, self.registry, job_type))
-            self._consumers[job_type] = caller
-        return caller
+        return self._handler(job_type)[0]
+
+    def _handler(self, job_type: str) -> tuple[Any, logging.Logger]:
+        """The consumer of `job_type` and its plugin's logger, looked up once."""
+        handler = self._handlers.get(job_type)
+        if handler is None:
+            consumer = _direct(consumer_for(self.pm, self.registry, job_type))
+            logger = logging.getLogger(f"plugin.{self.registry.owner_of(job_type)}")
+            handler = self._handlers[job_type] = (consumer, logger)
+        return handler
 
     # -- steps -------------------------------------------------------------------------
     def _is_done(self, fire_id: str, batch: FireBatch | None) -> bool:
@@ -384,13 +388,7 @@ class ConsumerRuntime:
     ) -> HandleResult:
         started = self.clock()
         job_type = job.job_type
-        handler = self._handlers.get(job_type)
-        if handler is None:
-            handler = self._handlers[job_type] = (
-                self.consumer(job_type),
-                self._plugin_logger(job_type),
-            )
-        consumer, logger = handler
+        consumer, logger = self._handlers.get(job_type) or self._handler(job_type)
         context = RunContext(
             settings=self.settings,
             state=self.state,
@@ -459,9 +457,6 @@ class ConsumerRuntime:
             )
         except Exception:
             log.exception("could not notify the owner of job %s", job.job_id)
-
-    def _plugin_logger(self, job_type: str) -> logging.Logger:
-        return logging.getLogger(f"plugin.{self.registry.owner_of(job_type)}")
 
     def _record(
         self,
