@@ -43,7 +43,7 @@ from ..job import ScheduledJob
 from ..plugins import consumer_for
 from ..ports import JobControl, Notifier, RunRepository, StateStore
 from ..registry import JobTypeRegistry
-from ..runs import MAX_DETAIL_CHARS, Run, RunOutcome, cap_detail
+from ..runs import Run, RunOutcome, cap_detail
 from ..settings import Settings
 from .ports import FireLedger
 
@@ -251,7 +251,6 @@ class ConsumerRuntime:
     notifier: Notifier | None = None
     clock: Callable[[], datetime] = _utcnow
     _handlers: dict[str, tuple[Any, logging.Logger]] = field(default_factory=dict, repr=False)
-    _typed: dict[str, type[ScheduledJob]] = field(default_factory=dict, repr=False)
     _fires: _FireParser = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -266,19 +265,11 @@ class ConsumerRuntime:
         With `batch`, the run and the done mark are added to it instead of written.
         """
         fire_id = fired.fire_id
-        # The checks of the common case inline (this runs once per fire): a batch that
-        # knows what completed, and a fire whose job was validated with it.
-        if batch is not None and batch.known_done is not None:
-            done = fire_id in batch._done_now or fire_id in batch.known_done
-        else:
-            done = self._is_done(fire_id, batch)
-        if done:
+        if self._is_done(fire_id, batch):
             log.info("fire %s already completed; duplicate delivery ignored", fire_id)
             return HandleResult("done")
-        job: Any = fired.job
         try:
-            if type(job) is not self._typed.get(fired.job_type):
-                job, fired = self._parse(fired)
+            job, fired = self._parse(fired)
         except (ValidationError, ValueError, TypeError) as exc:
             message = f"invalid job snapshot for {fired.job_type!r}: {_describe(exc)}"
             log.error("fire %s: %s", fire_id, message)
@@ -306,10 +297,6 @@ class ConsumerRuntime:
         """A fire from its JSON with its job validated in the same pass (`fired.job` is
         the plugin's class); raises ValidationError when `payload` is not a fire."""
         return self._fires.parse(payload)
-
-    def fire_parser(self) -> Callable[[str | bytes], JobFired]:
-        """`parse_fire` itself, for a caller that parses many fires in a loop."""
-        return self._fires.parse
 
     def consumer(self, job_type: str) -> Any:
         """The hook caller restricted to the plugin that owns `job_type` (cached)."""
@@ -345,7 +332,6 @@ class ConsumerRuntime:
         snapshot: Any = fired.job
         job_type = fired.job_type
         model = self.registry.get(job_type)  # an unknown type raises a ValidationError
-        self._typed[job_type] = model
         if type(snapshot) is model:
             return snapshot, fired  # validated with the fire (`parse_fire`)
         if isinstance(snapshot, ScheduledJob):
@@ -419,11 +405,7 @@ class ConsumerRuntime:
         # Record before marking done: a crash in between re-runs the fire (at least
         # once) rather than leave a completed fire without its run.
         run = self._record(fired, started, outcome, batch)
-        if batch is None:
-            self.ledger.mark_done(fired.fire_id)
-        else:
-            batch.done.append(fired.fire_id)
-            batch._done_now.add(fired.fire_id)
+        self._mark_done(fired.fire_id, batch)
         return HandleResult("done", run)
 
     def _count_failure(self, job: ScheduledJob, jkey: str) -> str:
@@ -467,9 +449,6 @@ class ConsumerRuntime:
     ) -> Run:
         # Every value comes from validated models (the fire, the outcome, the clock):
         # build the run without validating it again.
-        detail = outcome.detail
-        if detail is not None and len(detail) > MAX_DETAIL_CHARS:
-            detail = cap_detail(detail)
         run = _fast_run(
             {
                 "run_id": run_id(),
@@ -480,7 +459,7 @@ class ConsumerRuntime:
                 "finished_at": self.clock(),
                 "status": outcome.status,
                 "summary": outcome.summary[:MAX_SUMMARY_CHARS],
-                "detail": detail,
+                "detail": cap_detail(outcome.detail),
             }
         )
         if batch is not None:

@@ -482,7 +482,7 @@ class LocalDispatcher:
         dead: list[tuple[QueuedFire, JobFired, HandleResult]] = []
         retry_later: list[QueuedFire] = []
         taken, pending = me.taken, me.pending
-        parse, handle, monotonic = runtime.fire_parser(), runtime.handle, time.monotonic
+        parse, handle, monotonic = runtime.parse_fire, runtime.handle, time.monotonic
         while True:
             with state:
                 if not pending:

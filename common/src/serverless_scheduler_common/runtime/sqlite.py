@@ -49,10 +49,10 @@ class SqliteRunRepository(SqliteStore):
     id. Keying the rows themselves by job (a `WITHOUT ROWID` table, the earlier layout)
     sends every insert to a random page of a table that grows with the number of jobs
     (page splits, and a whole page in the write-ahead log per run): in a table of
-    400,000 runs over 100,000 jobs an insert cost about 1.7 times as much. A run recorded again with the same
-    `run_id` and `started_at` replaces the stored one (runs never change their start
-    time). A file created by an earlier version keeps its layout; the same statements
-    work on every layout.
+    400,000 runs over 100,000 jobs an insert cost about 1.7 times as much. A run
+    recorded again with the same `run_id` and `started_at` replaces the stored one
+    (runs never change their start time). A file created by an earlier version keeps
+    its layout; the same statements work on every layout.
     """
 
     _schema = """
