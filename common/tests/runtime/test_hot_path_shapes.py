@@ -10,7 +10,7 @@ import pytest
 
 from serverless_scheduler_common import Run
 from serverless_scheduler_common.runtime.core import _fast_run
-from serverless_scheduler_common.runtime.sqlite import SqliteRunRepository, _ts
+from serverless_scheduler_common.runtime.sqlite import SqliteRunRepository, _started_text, _ts
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
@@ -41,6 +41,29 @@ def test_timestamp_text_matches_strftime_and_sorts() -> None:
     ]:
         assert _ts(value) == value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     assert _ts(T0) < _ts(T0 + timedelta(microseconds=1))
+
+
+@pytest.mark.parametrize(
+    "started",
+    [
+        T0,  # a whole second: the JSON has no fraction
+        T0 + timedelta(microseconds=1),
+        T0 + timedelta(seconds=59, microseconds=999_999),
+        datetime(2026, 3, 1, 14, 0, 0, 5, tzinfo=timezone(timedelta(hours=2))),
+        datetime(2026, 3, 1, 11, 59, 0, 250_000, tzinfo=timezone(timedelta(hours=-1))),
+    ],
+)
+def test_started_text_from_the_json_equals_ts(started: datetime) -> None:
+    run = Run(
+        job_id='j"started_at":"1999',  # the key's text inside a value is escaped
+        fire_id="f",
+        scheduled_time=started,
+        started_at=started,
+        status="ok",
+        summary='"started_at":"2000-01-01T00:00:00.000000Z"',
+    )
+    data = run.__pydantic_serializer__.to_json(run).decode()
+    assert _started_text(run, data) == _ts(started)
 
 
 def _run(minute: int) -> Run:
