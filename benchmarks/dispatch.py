@@ -24,9 +24,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import re
-import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -35,7 +32,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from engine import _dispatcher, _jobs
+from engine import _dispatcher, _jobs, count_instructions
 
 from serverless_scheduler_common.coldstart import tune_for_throughput
 from serverless_scheduler_common.events import JobFired
@@ -108,29 +105,8 @@ def _instructions(fires: int, workdir: Path, history: int) -> int:
     """Instructions of one process that drains `fires` queued fires (callgrind)."""
     data_dir = workdir / f"q{fires}"
     queue_fires(data_dir, fires, history)
-    out = workdir / f"callgrind.{fires}"
-    proc = subprocess.run(
-        [
-            "valgrind",
-            "--tool=callgrind",
-            f"--callgrind-out-file={out}",
-            sys.executable,
-            __file__,
-            "--drain-only",
-            str(data_dir),
-            "--fires",
-            str(fires),
-            "--history",
-            str(history),
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    found = re.search(r"Collected : (\d+)", proc.stderr)
-    if found is None:
-        raise SystemExit(f"callgrind reported no total:\n{proc.stderr[-2000:]}")
-    return int(found.group(1))
+    args = ["--drain-only", str(data_dir), "--fires", str(fires), "--history", str(history)]
+    return count_instructions(__file__, args)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -152,8 +128,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         drain(args.drain_only, args.fires, args.history)
         return 0
     if args.instructions:
-        if shutil.which("valgrind") is None:
-            raise SystemExit("--instructions needs valgrind (e.g. apt-get install valgrind)")
         small, large = 500, 2500
         with tempfile.TemporaryDirectory() as tmp:
             print(f"counting {small} and {large} fires under callgrind...", file=sys.stderr)
