@@ -8,6 +8,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 #: The default catch-up window is one period of the schedule, but never more than this.
 CATCHUP_CAP_S = 86_400
+#: The longest catch-up window a job may set: no fire older than this is ever fired.
+MAX_CATCHUP_WINDOW_S = 7 * 86_400
 
 
 class JobPolicy(BaseModel):
@@ -25,7 +27,7 @@ class JobPolicy(BaseModel):
     catchup_window_s: int | None = Field(
         default=None,
         ge=0,
-        le=7 * 86_400,
+        le=MAX_CATCHUP_WINDOW_S,
         description=(
             "How old a missed fire may be and still run after downtime; "
             "default: one period of the schedule, capped at one day."

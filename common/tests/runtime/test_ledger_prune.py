@@ -76,3 +76,25 @@ def test_slice_grows_with_the_marks_written(tmp_path: Path) -> None:
     ledger.mark_done_many([f"zz{i:02d}" for i in range(30)])  # after the old keys
     # 30 marks written since the last step: this step looks at 60 keys, not 5.
     assert _step(ledger, time.time() - 60) == 60
+
+
+def test_default_marks_outlive_the_longest_catch_up_window(tmp_path: Path) -> None:
+    """The engine may hand a fire over again after a stop, up to the longest catch-up
+    window after its time: its done mark must still be there; older marks may go."""
+    from serverless_scheduler_common.policy import MAX_CATCHUP_WINDOW_S, JobPolicy
+
+    assert JobPolicy(catchup_window_s=MAX_CATCHUP_WINDOW_S).catchup_window_s
+    db = tmp_path / "scheduler.db"
+    ledger = SqliteFireLedger(db)
+    now = time.time()
+    _insert(
+        db,
+        [
+            ("job@in-window", now - MAX_CATCHUP_WINDOW_S - 3600),
+            ("job@long-gone", now - ledger.done_ttl_s - 3600),
+        ],
+    )
+    _step(ledger, now - ledger.done_ttl_s)
+    assert ledger.is_done("job@in-window")
+    assert not ledger.is_done("job@long-gone")
+    assert ledger.done_ttl_s < 30 * 86_400  # not a month of marks at high fire rates
