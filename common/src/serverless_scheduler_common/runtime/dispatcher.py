@@ -15,7 +15,8 @@ yet started fires of a worker whose current consumer call has run that long (so 
 slow consumer never holds up the fires behind it). Failures are retried with
 exponential backoff and a cap, then moved to the dead-letter store. A fire leaves the
 queue table only once handled, so after a crash `start()` runs every unfinished fire
-again; completed fire_ids are deduplicated by the runtime's ledger.
+again; completed fire_ids are deduplicated by the runtime's ledger, and a fire_id queued
+twice while one copy is held in memory is dequeued without running the second copy.
 """
 
 from __future__ import annotations
@@ -135,6 +136,10 @@ class LocalDispatcher:
         self._loaded_upto = 0
         self._spilled = False
         self._admit_lock = threading.Lock()  # orders inserts with what the loader reads
+        # fire_ids of the fires held in memory (changed only under `_admit_lock`): a second
+        # copy taken in meanwhile is a duplicate. One leaves once its batch is committed,
+        # so a copy read from the table after that sees the fire's done mark.
+        self._held_ids: set[str] = set()
         self._load_wake = threading.Event()
         self._queued_elsewhere = False  # another process queued fires: a worker loads them
         self._running = False
@@ -283,7 +288,13 @@ class LocalDispatcher:
         return len(self._ready) + len(self._delayed) + self._in_flight
 
     def _admit(self, item: QueuedFire) -> None:
-        """Add a persisted fire to the in-memory schedule (caller holds the condition)."""
+        """Add a persisted fire to the in-memory schedule (caller holds the condition and
+        `_admit_lock`); a copy of a fire already held is marked a duplicate."""
+        fire_id = item.fire_id or self._fire_id(item)
+        if fire_id in self._held_ids:
+            item = replace(item, duplicate=True)
+        elif fire_id:
+            self._held_ids.add(fire_id)
         if item.not_before > time.time():
             heapq.heappush(self._delayed, (item.not_before, item.seq, item))
         else:
@@ -481,6 +492,7 @@ class LocalDispatcher:
         moved: list[tuple[int, int, float]] = []
         dead: list[tuple[QueuedFire, JobFired, HandleResult]] = []
         retry_later: list[QueuedFire] = []
+        released: list[str] = []  # fire_ids that leave memory with this batch's commit
         taken, pending = me.taken, me.pending
         parse, handle, monotonic = runtime.parse_fire, runtime.handle, time.monotonic
         while True:
@@ -491,6 +503,10 @@ class LocalDispatcher:
                 item = pending.popleft()
                 taken.append(item)
                 me.started = monotonic()
+            if item.duplicate:
+                log.info("fire %s queued twice; the copy seq %d is dropped", item.fire_id, item.seq)
+                finished.append(item.seq)
+                continue
             try:
                 fired = item.fired if item.fired is not None else parse(item.payload)
             except ValueError:
@@ -504,6 +520,7 @@ class LocalDispatcher:
             self._call_s += (monotonic() - me.started - self._call_s) * 0.05
             if result.disposition == "done":
                 finished.append(item.seq)
+                released.append(item.fire_id or fired.fire_id)
             elif result.disposition == "defer":
                 later = time.time() + self.defer_s
                 moved.append((item.seq, item.attempt, later))
@@ -519,9 +536,15 @@ class LocalDispatcher:
             else:
                 dead.append((item, fired, result))
                 finished.append(item.seq)
+                released.append(item.fire_id or fired.fire_id)
         for item, fired, result in dead:
             self._dead_letter(item, fired, result)
         self._commit(batch, finished, moved)
+        if released:
+            # Under `_admit_lock`: a copy the loader read before this commit (without
+            # the done marks) is taken in before this, while the fire is still held.
+            with self._admit_lock:
+                self._held_ids.difference_update(released)
         if retry_later:
             with state:
                 for item in retry_later:
@@ -531,9 +554,11 @@ class LocalDispatcher:
         """The claimed fires that had completed (None: the runtime asks its ledger).
 
         A row loaded from the table says so itself (`with_done`): only this dispatcher
-        marks fires done, and the queue holds one row per fire_id, so no other copy of
-        the fire can complete between that read and this batch. Fires handed over in
-        memory (`publish_many` here) are looked up.
+        marks fires done, and it holds one copy of a fire_id in memory at a time (later
+        copies are duplicates; a fire leaves memory only after its commit, under the
+        lock the loader reads under), so no other copy of the fire can complete between
+        that read and this batch. Fires handed over in memory (`publish_many` here) are
+        looked up.
         """
         ledger = self._ledger_here
         if ledger is None:
