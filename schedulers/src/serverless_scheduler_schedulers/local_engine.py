@@ -44,7 +44,7 @@ from serverless_scheduler_common.ports import (
 )
 from serverless_scheduler_common.registry import JobTypeRegistry
 from serverless_scheduler_common.schedule import AtSchedule, RateSchedule, Schedule
-from serverless_scheduler_common.sqlite import connect
+from serverless_scheduler_common.sqlite import connect, insert_rows
 
 from .sync import apply_changes
 from .timing import AnySchedule, jitter_offset_s, newest_at_or_before, rate_next_after
@@ -78,10 +78,10 @@ CREATE TABLE IF NOT EXISTS schedule_fires (
 );
 """
 
-_RECORD_FIRE = """
-INSERT INTO schedule_fires (id, last_fire_at) VALUES (?, ?)
-ON CONFLICT (id) DO UPDATE SET last_fire_at = max(last_fire_at, excluded.last_fire_at)
-"""
+_RECORD_FIRE = "INSERT INTO schedule_fires (id, last_fire_at)"
+_RECORD_FIRE_TAIL = (
+    " ON CONFLICT (id) DO UPDATE SET last_fire_at = max(last_fire_at, excluded.last_fire_at)"
+)
 
 # A newer version re-arms the schedule (no catch-up of time before the edit) and clears
 # `done`; the same version (a reconciler repair) keeps both. Tombstones only yield to a
@@ -380,8 +380,9 @@ class LocalScheduleBackend:
             cur = self._conn.cursor()
             cur.execute("BEGIN")
             try:
-                cur.executemany(_RECORD_FIRE, [(r, t) for t, r in fired])
-                cur.executemany(_RECORD_FIRE, [(r, t) for t, r in missed])
+                for marks in (fired, missed):
+                    rows = [(r, t) for t, r in marks]
+                    insert_rows(self._conn, _RECORD_FIRE, rows, width=2, tail=_RECORD_FIRE_TAIL)
                 cur.executemany(
                     "UPDATE schedules SET missed = missed + 1, last_missed_at = ? WHERE rowid = ?",
                     missed,

@@ -27,7 +27,7 @@ from ..events import JobFired
 from ..policy import MAX_CATCHUP_WINDOW_S
 from ..ports import Page, RenderedFire
 from ..runs import Run
-from ..sqlite import SqliteStore
+from ..sqlite import SqliteStore, insert_rows
 from .ports import DeadLetter
 
 log = logging.getLogger(__name__)
@@ -145,7 +145,7 @@ def write_runs(conn: sqlite3.Connection, runs: Sequence[tuple[str, Run]], retent
     for owner_id, run in runs:
         data = run.__pydantic_serializer__.to_json(run).decode()
         rows.append((owner_id, run.job_id, run.run_id, _started_text(run, data), data))
-    conn.executemany("INSERT OR REPLACE INTO runs VALUES (?, ?, ?, ?, ?)", rows)
+    insert_rows(conn, "INSERT OR REPLACE INTO runs", rows, width=5)
     slack = max(1, retention // 4)
     trim = {
         (owner_id, run.job_id)
@@ -259,9 +259,7 @@ class SqliteFireLedger(SqliteStore):
     def write_done(self, conn: sqlite3.Connection, fire_ids: Sequence[str]) -> None:
         """Mark fires done inside the caller's transaction (on any connection to the file)."""
         now = time.time()
-        conn.executemany(
-            "INSERT OR IGNORE INTO fires_done VALUES (?, ?)", [(f, now) for f in fire_ids]
-        )
+        insert_rows(conn, "INSERT OR IGNORE INTO fires_done", [(f, now) for f in fire_ids], width=2)
         self._marked_since_prune += len(fire_ids)
         if time.monotonic() - self._last_prune >= self.prune_interval_s:
             self.prune_step(conn, now - self.done_ttl_s)
@@ -444,7 +442,7 @@ class QueuedFire:
 
 #: `OR IGNORE`: a table created by an earlier version keeps its unique `fire_id` (a copy
 #: already queued is then not added again); the current layout has no such index.
-_QUEUE_INSERT = "INSERT OR IGNORE INTO dispatch_queue (fire_id, payload) VALUES (?, ?)"
+_QUEUE_INSERT = "INSERT OR IGNORE INTO dispatch_queue (fire_id, payload)"
 
 
 class SqliteFireQueue(SqliteStore):
@@ -482,10 +480,7 @@ class SqliteFireQueue(SqliteStore):
         rows = [(fire_id, fired.model_dump_json()) for fire_id, fired in fresh.items()]
         with self._tx() as conn:
             before = conn.total_changes
-            conn.executemany(
-                _QUEUE_INSERT,
-                rows,
-            )
+            insert_rows(conn, _QUEUE_INSERT, rows, width=2)
             inserted = conn.total_changes - before
             last = int(conn.execute("SELECT last_insert_rowid()").fetchone()[0])
             if inserted == 0:
@@ -519,9 +514,8 @@ class SqliteFireQueue(SqliteStore):
             return 0
         with self._tx() as conn:
             before = conn.total_changes
-            conn.executemany(
-                _QUEUE_INSERT,
-                [(fire_id, payload) for fire_id, _, payload in fires],
+            insert_rows(
+                conn, _QUEUE_INSERT, [(fire_id, payload) for fire_id, _, payload in fires], width=2
             )
             return conn.total_changes - before
 

@@ -1,0 +1,64 @@
+"""`insert_rows`: multi-row inserts that behave like one statement per row."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from serverless_scheduler_common.sqlite import ROW_CHUNKS, connect, insert_rows
+
+UPSERT_TAIL = " ON CONFLICT (id) DO UPDATE SET value = max(value, excluded.value)"
+
+
+def _pair(tmp_path: Path, name: str) -> sqlite3.Connection:
+    conn = connect(tmp_path / f"{name}.db")
+    conn.execute(
+        "CREATE TABLE t (seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT UNIQUE, value INTEGER)"
+    )
+    return conn
+
+
+def _rows(n: int) -> list[tuple[str, int]]:
+    # ids repeat (every 7th row reuses an earlier id) so conflicts happen inside a chunk
+    return [(f"id{(i if i % 7 else i // 2):05d}", (i * 37) % 101) for i in range(n)]
+
+
+@pytest.mark.parametrize("n", [0, 1, 3, 17, 255, 256, 257, 700])
+def test_or_ignore_matches_one_statement_per_row(tmp_path: Path, n: int) -> None:
+    rows = _rows(n)
+    many, multi = _pair(tmp_path, "many"), _pair(tmp_path, "multi")
+    many.executemany("INSERT OR IGNORE INTO t (id, value) VALUES (?, ?)", rows)
+    insert_rows(multi, "INSERT OR IGNORE INTO t (id, value)", rows, width=2)
+    query = "SELECT seq, id, value FROM t ORDER BY seq"
+    assert multi.execute(query).fetchall() == many.execute(query).fetchall()
+    assert multi.total_changes == many.total_changes
+
+
+@pytest.mark.parametrize("n", [1, 64, 300])
+def test_an_upsert_tail_applies_per_row_in_order(tmp_path: Path, n: int) -> None:
+    rows = _rows(n)
+    many, multi = _pair(tmp_path, "many"), _pair(tmp_path, "multi")
+    many.executemany(f"INSERT INTO t (id, value) VALUES (?, ?){UPSERT_TAIL}", rows)
+    insert_rows(multi, "INSERT INTO t (id, value)", rows, width=2, tail=UPSERT_TAIL)
+    query = "SELECT id, value FROM t ORDER BY id"
+    assert multi.execute(query).fetchall() == many.execute(query).fetchall()
+
+
+def test_a_batch_uses_few_statement_texts(tmp_path: Path) -> None:
+    conn = _pair(tmp_path, "t")
+    statements: list[str] = []
+    conn.set_trace_callback(statements.append)
+    insert_rows(conn, "INSERT INTO t (id, value)", [(f"x{i}", i) for i in range(597)], width=2)
+    conn.set_trace_callback(None)
+    assert conn.execute("SELECT count(*) FROM t").fetchone() == (597,)
+    # 597 = 2 * 256 + 64 + 16 + 4 + 1: one statement per chunk, at most one text per size
+    assert len(statements) == 6
+    assert len({s.count("(") for s in statements}) <= len(ROW_CHUNKS)
+
+
+def test_a_row_of_the_wrong_width_is_refused(tmp_path: Path) -> None:
+    conn = _pair(tmp_path, "t")
+    with pytest.raises(sqlite3.ProgrammingError):
+        insert_rows(conn, "INSERT INTO t (id, value)", [("a", 1), ("b",)], width=2)
