@@ -58,6 +58,15 @@ def test_a_batch_uses_few_statement_texts(tmp_path: Path) -> None:
     assert len({s.count("(") for s in statements}) <= len(ROW_CHUNKS)
 
 
+def test_chunks_stay_within_the_limit_on_bound_values(tmp_path: Path) -> None:
+    conn = connect(tmp_path / "limited.db")
+    conn.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 999)  # SQLite before 3.32
+    conn.execute("CREATE TABLE w (a, b, c, d, e)")
+    rows = [(i, i, i, i, i) for i in range(700)]
+    insert_rows(conn, "INSERT INTO w", rows, width=5)  # 256 rows would bind 1280 values
+    assert conn.execute("SELECT count(*), sum(a) FROM w").fetchone() == (700, sum(range(700)))
+
+
 def test_a_row_of_the_wrong_width_is_refused(tmp_path: Path) -> None:
     conn = _pair(tmp_path, "t")
     with pytest.raises(sqlite3.ProgrammingError):
