@@ -20,14 +20,20 @@ def test_the_queue_table_has_no_index_on_fire_ids(rig: Any) -> None:
     assert indexes == []
 
 
-def test_a_copy_queued_while_the_fire_runs_is_dropped(
-    rig: Any, make_job: Any, fire_of: Any
-) -> None:
-    job = make_job(policy={"overlap": "allow_all"})
+def _first_copy_running(rig: Any, job: Any, fire_of: Any) -> Any:
+    """Publish one fire and wait until its consumer call has started (and blocks)."""
     fired = fire_of(job)
     rig.alpha.block = True
     rig.dispatcher.publish(fired)
     assert rig.alpha.entered.wait(10)  # the first copy is running (held in memory)
+    return fired
+
+
+def test_a_copy_queued_while_the_fire_runs_is_dropped(
+    rig: Any, make_job: Any, fire_of: Any
+) -> None:
+    job = make_job(policy={"overlap": "allow_all"})
+    fired = _first_copy_running(rig, job, fire_of)
     other = SqliteFireQueue(rig.db)  # e.g. an engine re-firing after a crash
     other.add_many([fired])
     rig.dispatcher.publish(fired)  # and one handed over in this process
@@ -60,12 +66,8 @@ def test_copies_queued_before_a_start_run_once(
 def test_a_copy_of_a_failing_fire_does_not_add_attempts(
     rig: Any, make_job: Any, fire_of: Any
 ) -> None:
-    job = make_job(policy={"overlap": "allow_all"})
-    fired = fire_of(job)
     rig.alpha.failing = True
-    rig.alpha.block = True
-    rig.dispatcher.publish(fired)
-    assert rig.alpha.entered.wait(10)
+    fired = _first_copy_running(rig, make_job(policy={"overlap": "allow_all"}), fire_of)
     SqliteFireQueue(rig.db).add_many([fired])
     rig.dispatcher.load_queued()
     rig.alpha.release.set()
