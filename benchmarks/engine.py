@@ -10,7 +10,8 @@ mode's `DispatcherProcess`: durable queue table here, the dispatcher with a no-o
 consumer plugin in a child process), `dispatcher` (the same dispatcher in this
 process) or `noop` (the engine alone). With `process`, CPU and memory cover both
 processes: `cpu_s` adds the child's CPU (`cpu_dispatcher_s`), and `rss_mb` is the sum
-of the two peaks (`rss_engine_mb` + `rss_dispatcher_mb`).
+of the two peaks (`rss_engine_mb` + `rss_dispatcher_mb`). `--dispatchers K` runs K
+dispatcher processes that split the fires by job (their CPU and peaks added up).
 
 Lateness is measured twice: where the engine hands a batch to the publisher
 (`lateness_*`, the engine's own delay) and when the no-op consumer starts the fire
@@ -32,6 +33,7 @@ queue table, and the difference of the two totals per extra fire is reported
 (`instructions_per_fire`). Unlike CPU time it barely moves with the machine's load.
 
     python benchmarks/engine.py --jobs 100000 --period 10 --duration 10
+    python benchmarks/engine.py --jobs 500000 --period 10 --duration 10 --dispatchers 2
     python benchmarks/engine.py --publisher noop      # engine alone
     python benchmarks/engine.py --instructions        # engine's instructions per fire
 """
@@ -57,6 +59,7 @@ from typing import Any
 from serverless_scheduler_common.coldstart import tune_for_throughput
 from serverless_scheduler_common.events import JobFired
 from serverless_scheduler_common.policy import JobPolicy
+from serverless_scheduler_common.ports import RenderedFire
 from serverless_scheduler_common.schedule import RateSchedule
 from serverless_scheduler_schedulers.local_engine import LocalScheduleBackend, TimerEngine
 from serverless_scheduler_schedulers.sync import SnapshotJob
@@ -90,8 +93,8 @@ class MeasuringPublisher:
         self.in_window += n
         self.total += fires
 
-    def _publish_payloads(self, fires: Sequence[tuple[str, float, str]]) -> None:
-        self._count((ts for _, ts, _ in fires), len(fires))
+    def _publish_payloads(self, fires: Sequence[RenderedFire]) -> None:
+        self._count((fire[1] for fire in fires), len(fires))
         if self._inner_payloads is not None:
             self._inner_payloads(fires)
 
@@ -178,26 +181,33 @@ def _child_dispatcher(settings: Any) -> Any:
 
 
 class ChildProbe:
-    """CPU and peak memory of the dispatcher's child process, read from /proc."""
+    """CPU and peak memory of the dispatcher's child processes, read from /proc."""
 
-    def __init__(self, pid: int) -> None:
-        self.pid = pid
+    def __init__(self, pids: Sequence[int]) -> None:
+        self.pids = list(pids)
 
     def cpu_s(self) -> float:
         user, system = self.cpu_split_s()
         return user + system
 
     def cpu_split_s(self) -> tuple[float, float]:
-        """(user, system) CPU seconds of the child so far."""
-        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        """(user, system) CPU seconds of the children so far."""
         tick = os.sysconf("SC_CLK_TCK")
-        return int(fields[11]) / tick, int(fields[12]) / tick
+        user = system = 0.0
+        for pid in self.pids:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            user += int(fields[11]) / tick
+            system += int(fields[12]) / tick
+        return user, system
 
     def peak_rss_mb(self) -> float:
-        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-        return 0.0
+        """The children's peak resident memory, added up."""
+        total = 0.0
+        for pid in self.pids:
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    total += int(line.split()[1]) / 1024
+        return total
 
 
 def _consumer_lateness(db: Path, lo: float, hi: float) -> list[float]:
@@ -290,7 +300,6 @@ def virtual_fires(jobs: int, periods: int, period: float = 1.0, per_batch: int =
     transaction holds about as many fires as the running engine's at 10,000 fires/s (it
     gathers for 20 ms), and the last-fire bookkeeping is flushed every 0.25 s of virtual
     time as there."""
-    from serverless_scheduler_common.ports import RenderedFire
     from serverless_scheduler_common.runtime.sqlite import SqliteFireQueue
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -355,6 +364,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--period", type=float, default=10.0)
     parser.add_argument("--duration", type=float, default=20.0)
     parser.add_argument("--publisher", choices=["process", "dispatcher", "noop"], default="process")
+    parser.add_argument(
+        "--dispatchers",
+        type=int,
+        default=1,
+        help="dispatcher processes with --publisher process (local mode's "
+        "SCHEDULER_DISPATCHER_PROCESSES)",
+    )
     parser.add_argument("--warmup", type=float, default=None, help="seconds before measuring")
     parser.add_argument(
         "--drain", type=float, default=2.0, help="seconds the consumer may finish late fires"
@@ -385,7 +401,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from serverless_scheduler_common.runtime.process import DispatcherProcess
             from serverless_scheduler_common.settings import Settings
 
-            inner = DispatcherProcess(Settings(data_dir=data_dir), _child_dispatcher)
+            inner = DispatcherProcess(
+                Settings(data_dir=data_dir, dispatcher_processes=args.dispatchers),
+                _child_dispatcher,
+            )
         backend = LocalScheduleBackend(data_dir / "scheduler.db")
         warmup = args.warmup if args.warmup is not None else max(2.0, args.period)
         # Anchors spread over one period from now; each job's first fire is its next grid
@@ -398,7 +417,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if inner is not None:
             inner.start()
             if args.publisher == "process":
-                child = ChildProbe(inner.pid)
+                child = ChildProbe(inner.pids)
         engine.start()
 
         # add_jobs_s: storing and arming, not building the pydantic jobs beforehand.
@@ -467,6 +486,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "period_s": args.period,
             "duration_s": args.duration,
             "publisher": args.publisher,
+            "dispatchers": args.dispatchers if args.publisher == "process" else 0,
             "expected_fires_per_s": round(args.jobs / args.period, 1),
             "fires_per_s": round(publisher.in_window / args.duration, 1),
             "lateness_p50_ms": round(_pct(lat, 0.50) * 1000, 2),

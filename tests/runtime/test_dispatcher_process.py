@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import time
@@ -14,6 +15,7 @@ import pytest
 from serverless_scheduler.local import build_local_system, child_dispatcher
 from serverless_scheduler_common import Settings
 from serverless_scheduler_common.events import JobFired
+from serverless_scheduler_common.ports import render_fire
 from serverless_scheduler_common.runtime.dispatcher import LocalDispatcher
 from serverless_scheduler_common.runtime.process import DispatcherProcess
 from serverless_scheduler_common.runtime.sqlite import SqliteRunRepository
@@ -64,9 +66,7 @@ def test_fires_run_in_the_child_with_the_installed_plugins(
     process.publish_many([_fire(i) for i in range(20)])
     # The timer engine's fast path: fires already rendered to JobFired JSON.
     rendered = _fire(20)
-    process.publish_payloads(
-        [(rendered.fire_id, rendered.scheduled_time.timestamp(), rendered.model_dump_json())]
-    )
+    process.publish_payloads([render_fire(rendered)])
     assert process.wait_idle(timeout=30)
     for i in range(21):
         assert _runs(settings, f"job{i:03d}") == [f"ok: logged: message {i}"]
@@ -145,3 +145,50 @@ def test_publishing_waits_for_room_then_accepts(settings: Settings) -> None:
     started = time.monotonic()
     proc.publish(_fire(4))  # not running: no wait
     assert time.monotonic() - started < 0.3 and proc.backlog() == 5
+
+
+def test_two_processes_split_the_fires_and_a_killed_one_is_replaced(settings: Settings) -> None:
+    proc = DispatcherProcess(settings, child_dispatcher, processes=2, restart_delay_s=0.1)
+    try:
+        proc.start()
+        first = proc.pids
+        assert len(set(first)) == 2 and os.getpid() not in first
+        proc.publish_many([_fire(i) for i in range(30)])
+        assert proc.wait_idle(timeout=30)
+        os.kill(first[1], signal.SIGKILL)
+        proc.publish_many([_fire(i) for i in range(30, 40)])  # some are the dead one's
+        deadline = time.monotonic() + 30
+        while proc.restarts == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert proc.restarts == 1 and proc.pids[0] == first[0] and proc.pids[1] != first[1]
+        assert proc.wait_idle(timeout=30)
+        children = [child.process for child in proc._children]
+    finally:
+        proc.stop(drain=True, timeout=10)
+    assert not any(child.is_alive() for child in children)
+    for i in range(40):
+        assert _runs(settings, f"job{i:03d}") == [f"ok: logged: message {i}"]
+
+
+def test_stopping_right_after_start_does_not_mistake_the_child_for_stuck(
+    settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The watchdog used to reap the child too: when both threads woke at its exit,
+    # `stop` could see no exit status, call a child that had stopped stuck and kill it.
+    for _ in range(3):
+        proc = DispatcherProcess(settings, child_dispatcher)
+        proc.start()
+        with caplog.at_level(logging.WARNING):
+            proc.stop(drain=True, timeout=30)
+        assert "did not stop" not in caplog.text
+        assert proc.pids == []
+
+
+def test_a_second_parent_on_the_same_data_directory_is_refused(
+    settings: Settings, process: DispatcherProcess
+) -> None:
+    process.start()
+    other = DispatcherProcess(settings, child_dispatcher, start_timeout_s=0.5)
+    with pytest.raises(RuntimeError, match="already running"):
+        other.start()
+    assert process.pids and all(p.is_alive() for p in [c.process for c in process._children])

@@ -7,6 +7,7 @@ port runs against every adapter so they cannot drift.
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -102,8 +103,30 @@ class Publisher(Protocol):
     def publish(self, fired: JobFired) -> None: ...
 
 
-#: One fire already rendered: (fire_id, scheduled time as epoch seconds, `JobFired` JSON).
-RenderedFire = tuple[str, float, str]
+#: One fire already rendered: (fire_id, scheduled time as epoch seconds, `JobFired` JSON,
+#: `fire_shard(job_id)`).
+RenderedFire = tuple[str, float, str, int]
+
+#: Shards a fire can fall into (`fire_shard`); local mode runs up to this many dispatchers.
+FIRE_SHARDS = 256
+
+
+def fire_shard(job_id: str) -> int:
+    """The shard of a job's fires, 0 to `FIRE_SHARDS - 1`, stable across processes and
+    versions. Local mode's dispatcher processes split the queue by it (process i of K
+    takes the fires with `shard % K == i`), so every fire of a job, and with them its
+    overlap policy, buffer slot and failure count, stays in one process."""
+    return zlib.crc32(job_id.encode()) % FIRE_SHARDS
+
+
+def render_fire(fired: JobFired) -> RenderedFire:
+    """`fired` as a `RenderedFire` (what the timer engine builds from its templates)."""
+    return (
+        fired.fire_id,
+        fired.scheduled_time.timestamp(),
+        fired.model_dump_json(),
+        fire_shard(fired.job_id),
+    )
 
 
 @runtime_checkable

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from serverless_scheduler_common.ids import new_id
-from serverless_scheduler_common.ports import Page, RunRepository
+from serverless_scheduler_common.ports import Page, RunRepository, render_fire
 from serverless_scheduler_common.runs import Run
 from serverless_scheduler_common.runtime.core import ConsumerRuntime, FireBatch, run_id
 from serverless_scheduler_common.runtime.dispatcher import LocalDispatcher
@@ -83,7 +83,7 @@ def test_completed_fires_queued_again_by_another_process_are_not_run_again(
 def test_fires_rendered_to_json_run_once_each(rig: Any, make_job: Any, fire_of: Any) -> None:
     job = make_job(policy={"overlap": "allow_all"})
     fires = [fire_of(job, i) for i in range(3)]
-    rendered = [(f.fire_id, f.scheduled_time.timestamp(), f.model_dump_json()) for f in fires]
+    rendered = [render_fire(f) for f in fires]
     rig.dispatcher.publish_payloads(rendered)
     rig.dispatcher.publish_payloads(rendered[:1])  # the same fire again: not run twice
     assert rig.dispatcher.wait_idle(timeout=10)  # counts rows taken from the table

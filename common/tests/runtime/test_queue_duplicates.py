@@ -10,6 +10,7 @@ from __future__ import annotations
 import sqlite3
 from typing import Any
 
+from serverless_scheduler_common.ports import render_fire
 from serverless_scheduler_common.runtime.dispatcher import LocalDispatcher
 from serverless_scheduler_common.runtime.sqlite import SqliteFireQueue
 
@@ -55,7 +56,7 @@ def test_copies_queued_before_a_start_run_once(
     queue = SqliteFireQueue(rig.db)
     queue.add_many(fires)
     queue.add_many(fires[:2])  # a second copy of two of them (a crash before the marks)
-    queue.add_payloads([(fires[0].fire_id, 0.0, fires[0].model_dump_json())])
+    queue.add_payloads([render_fire(fires[0])])
     assert queue.count() == 6
     rig.dispatcher.start()
     assert rig.dispatcher.wait_idle(timeout=10)
@@ -100,7 +101,7 @@ def test_a_table_of_the_earlier_layout_still_ignores_a_queued_fire_id(
     added = queue.add_many(fires)  # the first is queued already: only two are new
     assert [q.fire_id for q in added] == [f.fire_id for f in fires[1:]]
     assert [q.seq for q in added] == [q.seq for q in queue.pending()][1:]  # rows' own seqs
-    assert queue.add_payloads([(fires[2].fire_id, 0.0, fires[2].model_dump_json())]) == 0
+    assert queue.add_payloads([render_fire(fires[2])]) == 0
     dispatcher = LocalDispatcher(rig.runtime, queue, rig.dead, workers=2, poll_s=0.05)
     dispatcher.start()
     try:

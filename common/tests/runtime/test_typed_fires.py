@@ -9,6 +9,7 @@ import pytest
 from pydantic import ValidationError
 
 from serverless_scheduler_common import JobFired
+from serverless_scheduler_common.ports import fire_shard
 from serverless_scheduler_common.runtime.sqlite import SqliteFireQueue
 
 from .conftest import AlphaJob, BetaJob
@@ -75,7 +76,7 @@ def test_an_invalid_queued_snapshot_is_dead_lettered_naming_the_field(
     fired = rig.runtime.parse_fire(text)
     assert isinstance(fired.job, dict)  # left for `handle` to report
     other = SqliteFireQueue(rig.dispatcher.queue.db_path)
-    other.add_payloads([(good.fire_id, 0.0, text)])
+    other.add_payloads([(good.fire_id, 0.0, text, fire_shard(good.job_id))])
     rig.dispatcher.load_queued()
     assert rig.dispatcher.wait_idle(timeout=10)
     assert rig.alpha.calls == []

@@ -41,10 +41,11 @@ from serverless_scheduler_common.ports import (
     Publisher,
     RenderedFire,
     ScheduleState,
+    fire_shard,
 )
 from serverless_scheduler_common.registry import JobTypeRegistry
 from serverless_scheduler_common.schedule import AtSchedule, RateSchedule, Schedule
-from serverless_scheduler_common.sqlite import connect, insert_rows
+from serverless_scheduler_common.sqlite import connect, insert_rows, write_gate
 
 from .sync import apply_changes
 from .timing import AnySchedule, jitter_offset_s, newest_at_or_before, rate_next_after
@@ -174,7 +175,8 @@ class LocalScheduleBackend:
     def __init__(self, db_path: str | Path, *, clock: Clock | None = None) -> None:
         self._clock: Clock = clock or SystemClock()
         self._lock = threading.RLock()
-        self._conn = connect(db_path)
+        self._conn = connect(db_path, autocheckpoint=False)
+        self._gate = write_gate(db_path)  # shared with the queue's writers
         with self._lock:
             self._conn.executescript(_SCHEMA)
         self._listeners: list[Callable[[ScheduleEvent], None]] = []
@@ -217,7 +219,7 @@ class LocalScheduleBackend:
     def _upsert_chunk(self, jobs: list[ScheduledJob], period_s: float | None, now: float) -> int:
         """One transaction; subscribers hear of it after the commit."""
         events: list[ScheduleEvent] = []
-        with self._lock:
+        with self._lock, self._gate:
             cur = self._conn.cursor()
             cur.execute("BEGIN IMMEDIATE")
             try:
@@ -267,6 +269,8 @@ class LocalScheduleBackend:
             except BaseException:
                 cur.execute("ROLLBACK")
                 raise
+        with self._lock:
+            self._gate.checkpoint_after(self._conn)
         self._emit(events)
         return len(events)
 
@@ -376,24 +380,27 @@ class LocalScheduleBackend:
         """Batched bookkeeping: (time, rowid) of last fires and missed fires, done rowids."""
         if not (fired or missed or done):
             return
+        # Rows are built before the transaction: other processes wait while it is open.
+        marks = [[(r, t) for t, r in fired], [(r, t) for t, r in missed]]
+        done_rows = [(r,) for r in done]
         with self._lock:
-            cur = self._conn.cursor()
-            cur.execute("BEGIN")
-            try:
-                for marks in (fired, missed):
-                    rows = [(r, t) for t, r in marks]
-                    insert_rows(self._conn, _RECORD_FIRE, rows, width=2, tail=_RECORD_FIRE_TAIL)
-                cur.executemany(
-                    "UPDATE schedules SET missed = missed + 1, last_missed_at = ? WHERE rowid = ?",
-                    missed,
-                )
-                cur.executemany(
-                    "UPDATE schedules SET done = 1 WHERE rowid = ?", [(r,) for r in done]
-                )
-                cur.execute("COMMIT")
-            except BaseException:
-                cur.execute("ROLLBACK")
-                raise
+            with self._gate:
+                cur = self._conn.cursor()
+                cur.execute("BEGIN")
+                try:
+                    for rows in marks:
+                        insert_rows(self._conn, _RECORD_FIRE, rows, width=2, tail=_RECORD_FIRE_TAIL)
+                    cur.executemany(
+                        "UPDATE schedules SET missed = missed + 1, last_missed_at = ? "
+                        "WHERE rowid = ?",
+                        missed,
+                    )
+                    cur.executemany("UPDATE schedules SET done = 1 WHERE rowid = ?", done_rows)
+                    cur.execute("COMMIT")
+                except BaseException:
+                    cur.execute("ROLLBACK")
+                    raise
+            self._gate.checkpoint_after(self._conn)
 
 
 def _state(row: tuple[Any, ...]) -> ScheduleState:
@@ -460,6 +467,7 @@ class _Entry:
         "period",
         "rowid",
         "schedule",
+        "shard",
         "window",
     )
 
@@ -467,6 +475,7 @@ class _Entry:
         schedule = row.schedule
         self.key = (sys.intern(row.owner_id), row.job_id)
         self.rowid = row.rowid
+        self.shard = fire_shard(row.job_id)  # a small int: shared, no memory per job
         # Rate entries need only their period and end (memory: one entry per job).
         self.schedule: AnySchedule | None = None if isinstance(schedule, RateSchedule) else schedule
         self.alive = True
@@ -818,6 +827,7 @@ class TimerEngine:
                             f"{entry.key[1]}@{stamp}",
                             nominal,
                             entry.render(stamp, _iso_in_second(nominal, second, texts[1])),
+                            entry.shard,
                         )
                     )
                 else:

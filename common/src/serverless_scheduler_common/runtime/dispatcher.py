@@ -35,7 +35,13 @@ from ..events import JobFired
 from ..ports import Publisher, RenderedFire
 from .core import ConsumerRuntime, FireBatch, HandleResult
 from .ports import DeadLetter, DeadLetterStore
-from .sqlite import QueuedFire, SqliteFireLedger, SqliteFireQueue, SqliteRunRepository
+from .sqlite import (
+    ALL_SHARDS,
+    QueuedFire,
+    SqliteFireLedger,
+    SqliteFireQueue,
+    SqliteRunRepository,
+)
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +88,9 @@ class LocalDispatcher:
             ready fire) may wait before another worker joins in.
         slow_call_s: mean consumer call time from which waiting fires bring in more
             workers.
+        shard: `(i, k)`: this is dispatcher i of k over the same queue table and takes
+            only the fires with `fire_shard(job_id) % k == i` (every fire of a job goes
+            to one dispatcher); `(0, 1)`, the default, takes every fire.
     """
 
     def __init__(
@@ -99,9 +108,13 @@ class LocalDispatcher:
         spread_after_s: float = 0.02,
         slow_call_s: float = 0.001,
         switch_interval_s: float | None = 0.001,
+        shard: tuple[int, int] = ALL_SHARDS,
     ) -> None:
         if max_backlog < 1 or batch_size < 1:
             raise ValueError("max_backlog and batch_size must be at least 1")
+        if not 0 <= shard[0] < shard[1]:
+            raise ValueError(f"shard: {shard!r} is not (index, count) with 0 <= index < count")
+        self.shard = shard
         self.runtime = runtime
         self.queue = queue
         self.dead_letters = dead_letters
@@ -178,6 +191,7 @@ class LocalDispatcher:
             with self._cond:
                 follows_on = (
                     not self._spilled
+                    and self.shard[1] == 1  # else some are another dispatcher's
                     and added[0].seq == self._loaded_upto + 1
                     and added[-1].seq - added[0].seq + 1 == len(added)
                 )
@@ -332,7 +346,10 @@ class LocalDispatcher:
             if room <= 0:
                 return
             items, high = self.queue.pending_window(
-                after_seq=after, limit=room, with_done=self._ledger_here is not None
+                after_seq=after,
+                limit=room,
+                with_done=self._ledger_here is not None,
+                shard=self.shard,
             )
             with self._cond:
                 for item in items:

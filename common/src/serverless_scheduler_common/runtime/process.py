@@ -16,20 +16,31 @@ child deletes a row only in the transaction that records its run, and a child th
 The child builds its dispatcher with `factory(settings)`: a module-level callable (it is
 pickled by name into a freshly spawned interpreter, so plugin objects cannot be passed;
 plugins come from the installed entry points, or from what the factory registers).
+
+With `processes=K` (`settings.dispatcher_processes`) K children split the queue by
+job (`fire_shard(job_id) % K`): one core runs about 20,000 no-op fires per second, and
+a job's fires, with its overlap policy, buffer slot and failure count, stay in one
+child. Each child holds an exclusive lock on its own file (`dispatcher.lock`,
+`dispatcher-1.lock`, ...), and `start()` first waits until every child of an earlier
+parent (whatever its K) has released its lock, so two children never take the same
+fire.
 """
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import fcntl
 import logging
 import multiprocessing
+import multiprocessing.connection
 import os
 import select
 import signal
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
 from typing import Any
 
 from ..coldstart import tune_for_throughput
@@ -67,31 +78,41 @@ def _limit_malloc_arenas(arenas: int = 2) -> None:
     mallopt(-8, arenas)  # M_ARENA_MAX
 
 
+def lock_path_for(data_dir: str | Path, index: int = 0) -> Path:
+    """The lock file dispatcher child `index` holds while it runs."""
+    name = "dispatcher.lock" if index == 0 else f"dispatcher-{index}.lock"
+    return db_path_for(data_dir).with_name(name)
+
+
 def _child_main(
     settings_json: str,
     factory: DispatcherFactory,
     inbox: Any,
     outbox: Any,
     log_level: int,
+    shard: tuple[int, int] = (0, 1),
 ) -> None:
     """Entry point of the child: run the dispatcher until the parent says stop."""
     _limit_malloc_arenas()
+    index, count = shard
+    name = "dispatcher" if count == 1 else f"dispatcher {index + 1}/{count}"
     logging.basicConfig(
-        level=log_level, format="%(asctime)s %(levelname)s %(name)s [dispatcher]: %(message)s"
+        level=log_level, format=f"%(asctime)s %(levelname)s %(name)s [{name}]: %(message)s"
     )
     # Ctrl-C in a terminal reaches the whole process group: the parent decides when the
     # child stops (after the engine has handed over its last fires).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     parent = os.getppid()
     settings = Settings.model_validate_json(settings_json)
-    # One dispatcher per database: a child left over from a parent that was killed
-    # finishes its current batch and exits (it watches its parent) before this one runs.
-    lock_path = db_path_for(settings.data_dir).with_name("dispatcher.lock")
-    with open(lock_path, "a+b") as lock_file:
+    # One dispatcher per database and shard: a child left over from a parent that was
+    # killed finishes its current batch and exits (it watches its parent) before this
+    # one runs.
+    with open(lock_path_for(settings.data_dir, index), "a+b") as lock_file:
         fcntl.flock(lock_file, fcntl.LOCK_EX)
         if os.getppid() != parent:
             return
         dispatcher = factory(settings)
+        dispatcher.shard = shard
         # The queue table is the buffer: the child reads (and holds) a little at a time.
         dispatcher.max_backlog = min(dispatcher.max_backlog, CHILD_MAX_BACKLOG)
         tune_for_throughput()
@@ -134,13 +155,27 @@ def _read_until_stop(fd: int, dispatcher: LocalDispatcher, parent: int) -> bool:
         dispatcher.notify_queued()
 
 
+class _Child:
+    """One dispatcher child: its process and the parent's end of its pipe."""
+
+    __slots__ = ("index", "process", "send_fd")
+
+    def __init__(self, index: int, process: Any, send_fd: int) -> None:
+        self.index = index
+        self.process = process
+        self.send_fd = send_fd
+
+
 class DispatcherProcess:
-    """`Publisher` for local mode that runs a `LocalDispatcher` in a child process.
+    """`Publisher` for local mode that runs `LocalDispatcher`s in child processes.
 
     Args:
-        settings: the system's settings (the child gets a copy).
-        factory: module-level callable building the child's dispatcher from settings.
-        start_timeout_s: how long `start()` waits for the child to be ready.
+        settings: the system's settings (each child gets a copy).
+        factory: module-level callable building a child's dispatcher from settings.
+        processes: how many children split the queue (default
+            `settings.dispatcher_processes`).
+        start_timeout_s: how long `start()` waits for the children to be ready (and,
+            before that, for the children of an earlier parent to exit).
         restart_delay_s: pause before starting a child that died again.
         max_queued: back-pressure: while this many fires are queued, publishing waits
             (the timer engine falls behind and its lateness shows the overload)...
@@ -154,6 +189,7 @@ class DispatcherProcess:
         settings: Settings,
         factory: DispatcherFactory,
         *,
+        processes: int | None = None,
         start_timeout_s: float = 60.0,
         restart_delay_s: float = 1.0,
         max_queued: int = 100_000,
@@ -162,12 +198,14 @@ class DispatcherProcess:
     ) -> None:
         self.settings = settings
         self.factory = factory
+        self.processes = processes or settings.dispatcher_processes
+        if self.processes < 1:
+            raise ValueError("processes must be at least 1")
         self.queue = SqliteFireQueue(db_path_for(settings.data_dir))
         self.start_timeout_s = start_timeout_s
         self.restart_delay_s = restart_delay_s
         self._ctx = multiprocessing.get_context("spawn")
-        self._process: Any = None
-        self._send_fd: int | None = None
+        self._children: list[_Child] = []
         self._lock = threading.Lock()
         self._running = False
         self._watchdog: threading.Thread | None = None
@@ -181,11 +219,11 @@ class DispatcherProcess:
 
     # -- Publisher -----------------------------------------------------------------------
     def publish(self, fired: JobFired) -> None:
-        """Persist one fire and wake the child (returns once the fire is durable)."""
+        """Persist one fire and wake the children (returns once the fire is durable)."""
         self.publish_many([fired])
 
     def publish_many(self, fires: Iterable[JobFired]) -> None:
-        """Persist a batch of fires in one transaction, then wake the child."""
+        """Persist a batch of fires in one transaction, then wake the children."""
         self._wait_for_room()
         added = len(self.queue.add_many(fires))
         if added:
@@ -228,23 +266,59 @@ class DispatcherProcess:
     # -- life cycle ----------------------------------------------------------------------
     @property
     def pid(self) -> int | None:
-        """The child's process id while it runs."""
-        process = self._process
-        return int(process.pid) if process is not None and process.pid is not None else None
+        """The (first) child's process id while it runs."""
+        pids = self.pids
+        return pids[0] if pids else None
+
+    @property
+    def pids(self) -> list[int]:
+        """The children's process ids, in shard order."""
+        return [int(child.process.pid) for child in self._children if child.process.pid is not None]
 
     def start(self) -> None:
-        """Start the child and wait until its dispatcher runs (it resumes queued fires)."""
+        """Start the children and wait until their dispatchers run (they resume queued
+        fires)."""
         with self._lock:
             if self._running:
                 return
-            self._spawn()
+            deadline = time.monotonic() + self.start_timeout_s
+            self._wait_for_leftovers(deadline)
+            children: list[_Child] = []
+            try:
+                for index in range(self.processes):
+                    children.append(self._spawn(index, deadline))
+            except BaseException:
+                for child in children:
+                    _close_quietly(child.send_fd)
+                    child.process.kill()
+                raise
+            self._children = children
             self._running = True
+        self._signal(WAKE)  # fires queued while no child ran
         self._watchdog = threading.Thread(
             target=self._watch, name="dispatcher-watchdog", daemon=True
         )
         self._watchdog.start()
 
-    def _spawn(self) -> None:
+    def _wait_for_leftovers(self, deadline: float) -> None:
+        """Wait until no process holds a dispatcher lock of this data directory (children
+        of an earlier parent finish their batch and exit once their parent is gone)."""
+        for path in sorted(lock_path_for(self.settings.data_dir).parent.glob("dispatcher*.lock")):
+            with open(path, "a+b") as lock_file:
+                while True:
+                    try:
+                        fcntl.flock(lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                        break
+                    except BlockingIOError:
+                        if time.monotonic() > deadline:
+                            raise RuntimeError(
+                                f"another dispatcher holds {path.name}: is local mode "
+                                "already running on this data directory?"
+                            ) from None
+                        time.sleep(0.05)
+                fcntl.flock(lock_file, fcntl.LOCK_UN)
+
+    def _spawn(self, index: int, deadline: float) -> _Child:
         inbox, to_child = self._ctx.Pipe(duplex=False)
         from_child, outbox = self._ctx.Pipe(duplex=False)
         process = self._ctx.Process(
@@ -255,15 +329,15 @@ class DispatcherProcess:
                 inbox,
                 outbox,
                 logging.getLogger().getEffectiveLevel(),
+                (index, self.processes),
             ),
-            name="serverless-scheduler-dispatcher",
+            name=f"serverless-scheduler-dispatcher-{index}",
             daemon=True,
         )
         process.start()
         inbox.close()
         outbox.close()
         try:
-            deadline = time.monotonic() + self.start_timeout_s
             while not from_child.poll(0.05):
                 if not process.is_alive():
                     raise RuntimeError(
@@ -277,52 +351,57 @@ class DispatcherProcess:
             raise
         finally:
             from_child.close()
-        old = self._send_fd
-        self._send_fd = os.dup(to_child.fileno())
+        send_fd = os.dup(to_child.fileno())
         to_child.close()
-        os.set_blocking(self._send_fd, False)
-        if old is not None:
-            os.close(old)
-        self._process = process
-        self._signal(WAKE)  # fires queued while no child ran
-        log.info("dispatcher process %d started", process.pid)
+        os.set_blocking(send_fd, False)
+        if self.processes == 1:
+            log.info("dispatcher process %d started", process.pid)
+        else:
+            log.info(
+                "dispatcher process %d started (%d of %d)", process.pid, index + 1, self.processes
+            )
+        return _Child(index, process, send_fd)
 
-    def _signal(self, message: bytes) -> bool:
-        """Send one byte to the child; False when the pipe is full or the child gone."""
-        fd = self._send_fd
-        if fd is None:
-            return False
-        try:
-            return os.write(fd, message) == 1
-        except (BlockingIOError, BrokenPipeError, OSError):
-            return False
+    def _signal(self, message: bytes) -> None:
+        """Send one byte to every child (a full pipe or a gone child is skipped)."""
+        for child in self._children:
+            _send(child.send_fd, message)
 
     def _watch(self) -> None:
-        """Start the child again when it dies while it should run."""
+        """Start a child again when it dies while it should run.
+
+        Only waits for the children's sentinels: reaping a process here as well as in
+        `stop` let the two race for its exit status, and `stop` then took a child that
+        had just exited for one still running.
+        """
         while True:
-            process = self._process
-            if process is None:
-                return
-            process.join(0.5)
+            sentinels = [child.process.sentinel for child in self._children]
+            multiprocessing.connection.wait(sentinels, 0.5)
             with self._lock:
                 if not self._running:
                     return
-                if process.is_alive() or process is not self._process:
-                    continue
-                log.error(
-                    "dispatcher process %d exited (code %s); starting it again",
-                    process.pid,
-                    process.exitcode,
-                )
-                time.sleep(self.restart_delay_s)
-                try:
-                    self._spawn()
+                for position, child in enumerate(self._children):
+                    process = child.process
+                    if process.is_alive():
+                        continue
+                    log.error(
+                        "dispatcher process %d exited (code %s); starting it again",
+                        process.pid,
+                        process.exitcode,
+                    )
+                    time.sleep(self.restart_delay_s)
+                    try:
+                        fresh = self._spawn(child.index, time.monotonic() + self.start_timeout_s)
+                    except RuntimeError:
+                        log.exception("could not start the dispatcher process again")
+                        continue
+                    _close_quietly(child.send_fd)
+                    self._children[position] = fresh
                     self.restarts += 1
-                except RuntimeError:
-                    log.exception("could not start the dispatcher process again")
+                    _send(fresh.send_fd, WAKE)  # fires queued while it was down
 
     def stop(self, drain: bool = True, timeout: float | None = 30.0) -> None:
-        """Stop the child; with `drain` it first finishes every fire due now.
+        """Stop the children; with `drain` they first finish every fire due now.
 
         Fires not handled stay in the queue table and run after the next `start()`.
         """
@@ -330,26 +409,28 @@ class DispatcherProcess:
             if not self._running:
                 return
             self._running = False
-            process = self._process
-        if process is not None:
-            message = STOP_DRAIN if drain else STOP
+            children = list(self._children)
+        if self._watchdog is not None:
+            self._watchdog.join(2.0)
+            self._watchdog = None
+        message = STOP_DRAIN if drain else STOP
+        for child in children:
             deadline = time.monotonic() + 5.0
-            while not self._signal(message) and process.is_alive():
+            while not _send(child.send_fd, message) and child.process.is_alive():
                 if time.monotonic() > deadline:  # the child reads no more: end it
-                    process.terminate()
+                    child.process.terminate()
                     break
                 time.sleep(0.01)
-            process.join(timeout)
+        end = None if timeout is None else time.monotonic() + timeout
+        for child in children:
+            process = child.process
+            process.join(None if end is None else max(0.0, end - time.monotonic()))
             if process.is_alive():
                 log.warning("dispatcher process %d did not stop; killing it", process.pid)
                 process.kill()
                 process.join(5.0)
-        if self._watchdog is not None:
-            self._watchdog.join(2.0)
-            self._watchdog = None
-        if self._send_fd is not None:
-            os.close(self._send_fd)
-            self._send_fd = None
+            _close_quietly(child.send_fd)
+        self._children = []
 
     def wait_idle(self, timeout: float | None = None, *, include_delayed: bool = True) -> bool:
         """Block until no queued fire is left (by default also none waiting for a retry)."""
@@ -365,3 +446,16 @@ class DispatcherProcess:
     def backlog(self) -> int:
         """Fires accepted and not yet handled (rows in the queue table)."""
         return self.queue.count()
+
+
+def _send(fd: int, message: bytes) -> bool:
+    """Write one byte to a child's pipe; False when the pipe is full or the child gone."""
+    try:
+        return os.write(fd, message) == 1
+    except OSError:  # BlockingIOError (full), BrokenPipeError (gone), a closed fd
+        return False
+
+
+def _close_quietly(fd: int) -> None:
+    with contextlib.suppress(OSError):
+        os.close(fd)
