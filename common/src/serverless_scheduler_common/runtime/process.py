@@ -231,8 +231,16 @@ class DispatcherProcess:
             self._signal(WAKE)
 
     def publish_payloads(self, fires: Sequence[RenderedFire]) -> None:
-        """`PayloadPublisher`: persist fires rendered by the timer engine, then wake."""
+        """`PayloadPublisher`: persist fires rendered by the timer engine, then wake.
+
+        With several children the batch is grouped by child first (a stable sort, so
+        each child's fires keep their order): each child's rows then lie together in
+        the table, and its dequeues touch pages the others do not write.
+        """
         self._wait_for_room()
+        count = self.processes
+        if count > 1:
+            fires = sorted(fires, key=lambda fire: fire[3] % count)
         added = self.queue.add_payloads(fires)
         if added:
             self._depth += added
