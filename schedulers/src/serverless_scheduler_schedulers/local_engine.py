@@ -45,7 +45,7 @@ from serverless_scheduler_common.ports import (
 )
 from serverless_scheduler_common.registry import JobTypeRegistry
 from serverless_scheduler_common.schedule import AtSchedule, RateSchedule, Schedule
-from serverless_scheduler_common.sqlite import connect, insert_rows, write_gate
+from serverless_scheduler_common.sqlite import connect, insert_rows
 
 from .sync import apply_changes
 from .timing import AnySchedule, jitter_offset_s, newest_at_or_before, rate_next_after
@@ -175,8 +175,7 @@ class LocalScheduleBackend:
     def __init__(self, db_path: str | Path, *, clock: Clock | None = None) -> None:
         self._clock: Clock = clock or SystemClock()
         self._lock = threading.RLock()
-        self._conn = connect(db_path, autocheckpoint=False)
-        self._gate = write_gate(db_path)  # shared with the queue's writers
+        self._conn = connect(db_path)
         with self._lock:
             self._conn.executescript(_SCHEMA)
         self._listeners: list[Callable[[ScheduleEvent], None]] = []
@@ -219,7 +218,7 @@ class LocalScheduleBackend:
     def _upsert_chunk(self, jobs: list[ScheduledJob], period_s: float | None, now: float) -> int:
         """One transaction; subscribers hear of it after the commit."""
         events: list[ScheduleEvent] = []
-        with self._lock, self._gate:
+        with self._lock:
             cur = self._conn.cursor()
             cur.execute("BEGIN IMMEDIATE")
             try:
@@ -269,8 +268,6 @@ class LocalScheduleBackend:
             except BaseException:
                 cur.execute("ROLLBACK")
                 raise
-        with self._lock:
-            self._gate.checkpoint_after(self._conn)
         self._emit(events)
         return len(events)
 
@@ -380,27 +377,24 @@ class LocalScheduleBackend:
         """Batched bookkeeping: (time, rowid) of last fires and missed fires, done rowids."""
         if not (fired or missed or done):
             return
-        # Rows are built before the transaction: other processes wait while it is open.
+        # Rows are built before the transaction: other writers wait while it is open.
         marks = [[(r, t) for t, r in fired], [(r, t) for t, r in missed]]
         done_rows = [(r,) for r in done]
         with self._lock:
-            with self._gate:
-                cur = self._conn.cursor()
-                cur.execute("BEGIN")
-                try:
-                    for rows in marks:
-                        insert_rows(self._conn, _RECORD_FIRE, rows, width=2, tail=_RECORD_FIRE_TAIL)
-                    cur.executemany(
-                        "UPDATE schedules SET missed = missed + 1, last_missed_at = ? "
-                        "WHERE rowid = ?",
-                        missed,
-                    )
-                    cur.executemany("UPDATE schedules SET done = 1 WHERE rowid = ?", done_rows)
-                    cur.execute("COMMIT")
-                except BaseException:
-                    cur.execute("ROLLBACK")
-                    raise
-            self._gate.checkpoint_after(self._conn)
+            cur = self._conn.cursor()
+            cur.execute("BEGIN")
+            try:
+                for rows in marks:
+                    insert_rows(self._conn, _RECORD_FIRE, rows, width=2, tail=_RECORD_FIRE_TAIL)
+                cur.executemany(
+                    "UPDATE schedules SET missed = missed + 1, last_missed_at = ? WHERE rowid = ?",
+                    missed,
+                )
+                cur.executemany("UPDATE schedules SET done = 1 WHERE rowid = ?", done_rows)
+                cur.execute("COMMIT")
+            except BaseException:
+                cur.execute("ROLLBACK")
+                raise
 
 
 def _state(row: tuple[Any, ...]) -> ScheduleState:
