@@ -41,6 +41,7 @@ from .sqlite import (
     SqliteFireLedger,
     SqliteFireQueue,
     SqliteRunRepository,
+    check_shard,
 )
 
 log = logging.getLogger(__name__)
@@ -112,9 +113,7 @@ class LocalDispatcher:
     ) -> None:
         if max_backlog < 1 or batch_size < 1:
             raise ValueError("max_backlog and batch_size must be at least 1")
-        if not 0 <= shard[0] < shard[1]:
-            raise ValueError(f"shard: {shard!r} is not (index, count) with 0 <= index < count")
-        self.shard = shard
+        self.shard = check_shard(shard)
         self.runtime = runtime
         self.queue = queue
         self.dead_letters = dead_letters

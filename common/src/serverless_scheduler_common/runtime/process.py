@@ -206,6 +206,9 @@ class DispatcherProcess:
         self.restart_delay_s = restart_delay_s
         self._ctx = multiprocessing.get_context("spawn")
         self._children: list[_Child] = []
+        # Pipe ends of children that were replaced: closed in `stop`, not at once, so a
+        # publisher still holding one never writes into a descriptor number reused since.
+        self._retired_fds: list[int] = []
         self._lock = threading.Lock()
         self._running = False
         self._watchdog: threading.Thread | None = None
@@ -403,8 +406,8 @@ class DispatcherProcess:
                     except RuntimeError:
                         log.exception("could not start the dispatcher process again")
                         continue
-                    _close_quietly(child.send_fd)
                     self._children[position] = fresh
+                    self._retired_fds.append(child.send_fd)
                     self.restarts += 1
                     _send(fresh.send_fd, WAKE)  # fires queued while it was down
 
@@ -437,8 +440,10 @@ class DispatcherProcess:
                 log.warning("dispatcher process %d did not stop; killing it", process.pid)
                 process.kill()
                 process.join(5.0)
-            _close_quietly(child.send_fd)
         self._children = []
+        for fd in [child.send_fd for child in children] + self._retired_fds:
+            _close_quietly(fd)
+        self._retired_fds = []
 
     def wait_idle(self, timeout: float | None = None, *, include_delayed: bool = True) -> bool:
         """Block until no queued fire is left (by default also none waiting for a retry)."""

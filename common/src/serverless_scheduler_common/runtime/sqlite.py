@@ -467,6 +467,14 @@ _DEPTH_READ = "SELECT queued FROM dispatch_queue_depth WHERE id = 1"
 ALL_SHARDS = (0, 1)
 
 
+def check_shard(shard: tuple[int, int]) -> tuple[int, int]:
+    """`shard` as (index, count) with 0 <= index < count, or ValueError."""
+    index, count = shard
+    if not 0 <= index < count:
+        raise ValueError(f"shard: {shard!r} is not (index, count) with 0 <= index < count")
+    return index, count
+
+
 class SqliteFireQueue(SqliteStore):
     """Accepted fires, written before `publish` returns and deleted once handled.
 
@@ -598,9 +606,7 @@ class SqliteFireQueue(SqliteStore):
         (`QueuedFire.done`, from the ledger's `fires_done` table, which must be in this
         file). `shard=(i, k)` reads only the rows with `shard % k == i`.
         """
-        index, count = shard
-        if not 0 <= index < count:
-            raise ValueError(f"shard: {shard!r} is not (index, count) with 0 <= index < count")
+        index, count = check_shard(shard)
         where = "q.seq > ?" if count == 1 else "q.seq > ? AND q.shard % ? = ?"
         sql = (
             "SELECT q.seq, q.payload, q.attempt, q.not_before, q.fire_id, d.fire_id IS NOT NULL "
@@ -671,7 +677,8 @@ class SqliteFireQueue(SqliteStore):
             if delete:
                 before = conn.total_changes
                 _dequeue(conn, delete)
-                conn.execute(_DEPTH_ADD, (before - conn.total_changes,))
+                if conn.total_changes != before:
+                    conn.execute(_DEPTH_ADD, (before - conn.total_changes,))
 
     def count(self, *, due_by: float | None = None) -> int:
         """Queued fires (only those due by `due_by`, epoch seconds, when given)."""
