@@ -49,7 +49,7 @@ from ..ports import RenderedFire
 from ..settings import Settings
 from ..sqlite import db_path_for
 from .dispatcher import LocalDispatcher
-from .sqlite import SqliteFireQueue
+from .sqlite import ALL_SHARDS, SqliteFireQueue
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +90,7 @@ def _child_main(
     inbox: Any,
     outbox: Any,
     log_level: int,
-    shard: tuple[int, int] = (0, 1),
+    shard: tuple[int, int] = ALL_SHARDS,
 ) -> None:
     """Entry point of the child: run the dispatcher until the parent says stop."""
     _limit_malloc_arenas()
@@ -156,12 +156,12 @@ def _read_until_stop(fd: int, dispatcher: LocalDispatcher, parent: int) -> bool:
 
 
 class _Child:
-    """One dispatcher child: its process and the parent's end of its pipe."""
+    """One dispatcher child (its shard index is its position in the parent's list): its
+    process and the parent's end of its pipe."""
 
-    __slots__ = ("index", "process", "send_fd")
+    __slots__ = ("process", "send_fd")
 
-    def __init__(self, index: int, process: Any, send_fd: int) -> None:
-        self.index = index
+    def __init__(self, process: Any, send_fd: int) -> None:
         self.process = process
         self.send_fd = send_fd
 
@@ -371,7 +371,7 @@ class DispatcherProcess:
             log.info(
                 "dispatcher process %d started (%d of %d)", process.pid, index + 1, self.processes
             )
-        return _Child(index, process, send_fd)
+        return _Child(process, send_fd)
 
     def _signal(self, message: bytes) -> None:
         """Send one byte to every child (a full pipe or a gone child is skipped)."""
@@ -402,7 +402,7 @@ class DispatcherProcess:
                     )
                     time.sleep(self.restart_delay_s)
                     try:
-                        fresh = self._spawn(child.index, time.monotonic() + self.start_timeout_s)
+                        fresh = self._spawn(position, time.monotonic() + self.start_timeout_s)
                     except RuntimeError:
                         log.exception("could not start the dispatcher process again")
                         continue
