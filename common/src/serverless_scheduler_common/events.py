@@ -10,6 +10,15 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validato
 M = TypeVar("M", bound=BaseModel)
 _FIELDS: dict[type[BaseModel], frozenset[str]] = {}
 
+# The setters of the instance slots every pydantic model has (`__dict__` and three
+# more), taken from `BaseModel` once: calling a slot's setter costs about a third of
+# `object.__setattr__(obj, name, value)`, which looks the name up each time.
+_new_object = object.__new__
+_set_dict = vars(BaseModel)["__dict__"].__set__
+_set_fields_set = vars(BaseModel)["__pydantic_fields_set__"].__set__
+_set_extra = vars(BaseModel)["__pydantic_extra__"].__set__
+_set_private = vars(BaseModel)["__pydantic_private__"].__set__
+
 
 def build_unchecked(model: type[M], data: dict[str, Any]) -> M:
     """An instance of `model` from values that are already valid, every field given.
@@ -21,11 +30,11 @@ def build_unchecked(model: type[M], data: dict[str, Any]) -> M:
     fields = _FIELDS.get(model)
     if fields is None:
         fields = _FIELDS[model] = frozenset(model.model_fields)
-    obj = object.__new__(model)
-    object.__setattr__(obj, "__dict__", data)
-    object.__setattr__(obj, "__pydantic_fields_set__", set(fields))
-    object.__setattr__(obj, "__pydantic_extra__", None)
-    object.__setattr__(obj, "__pydantic_private__", None)
+    obj = _new_object(model)
+    _set_dict(obj, data)
+    _set_fields_set(obj, set(fields))
+    _set_extra(obj, None)
+    _set_private(obj, None)
     return obj
 
 

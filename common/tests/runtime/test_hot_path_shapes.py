@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import copy
+import pickle
 import sqlite3
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from serverless_scheduler_common import Run
+from serverless_scheduler_common.events import JobFired, build_unchecked
 from serverless_scheduler_common.runtime.core import _fast_run
 from serverless_scheduler_common.runtime.sqlite import SqliteRunRepository, _started_text, _ts
 
@@ -31,6 +35,33 @@ def test_fast_run_equals_a_validated_run() -> None:
     assert fast == Run.model_validate(data)
     assert fast.model_dump_json() == Run.model_validate(data).model_dump_json()
     assert Run.model_validate_json(fast.model_dump_json()) == fast
+
+
+def test_unchecked_instance_behaves_like_a_validated_one() -> None:
+    data = {
+        "job_type": "t",
+        "job_id": "j1",
+        "owner_id": "o1",
+        "scheduled_time": T0,
+        "job": {"a": 1},
+        "fire_id": "j1@x",
+        "manual": False,
+    }
+    checked = JobFired.model_validate(data)
+    fast = build_unchecked(JobFired, dict(data))
+    assert fast == checked
+    assert fast.model_fields_set == checked.model_fields_set == set(JobFired.model_fields)
+    assert fast.model_dump(exclude_unset=True) == checked.model_dump(exclude_unset=True)
+    assert fast.__pydantic_extra__ is None and fast.__pydantic_private__ is None
+    assert fast.model_copy(update={"manual": True}).manual is True
+    assert copy.deepcopy(fast) == checked
+    assert pickle.loads(pickle.dumps(fast)) == checked
+    with pytest.raises(ValidationError):
+        fast.manual = True  # frozen like a validated fire
+    # Each instance has its own set of set fields.
+    other = build_unchecked(JobFired, dict(data))
+    other.model_fields_set.discard("manual")
+    assert "manual" in fast.model_fields_set
 
 
 def test_timestamp_text_matches_strftime_and_sorts() -> None:
