@@ -16,8 +16,11 @@ dispatcher processes that split the fires by job (their CPU and peaks added up).
 Lateness is measured twice: where the engine hands a batch to the publisher
 (`lateness_*`, the engine's own delay) and when the no-op consumer starts the fire
 (`consumer_lateness_*`: engine, durable queue and worker pool together; with `process`
-read from the run history the child wrote). `fires_per_s` counts hand-offs,
-`consumer_fires_per_s` fires the consumer ran. `missed` counts fires scheduled inside
+read from the run history the child wrote). `fires_per_s` counts hand-offs of the
+fires scheduled inside the window, `consumer_fires_per_s` the ones the consumer ran.
+`handed_off_per_s` counts every hand-off made during the window, whenever its fire was
+scheduled: a pipeline that cannot keep up hands off fires from long before the window
+(and `fires_per_s` falls towards 0), so this is its throughput. `missed` counts fires scheduled inside
 the measured window that never reached the publisher or were skipped by the catch-up
 policy; `consumer_missed` those the consumer had not started within `--drain` seconds
 after the window. `cpu_us_per_fire` is the CPU of every process involved per fire
@@ -489,6 +492,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "dispatchers": args.dispatchers if args.publisher == "process" else 0,
             "expected_fires_per_s": round(args.jobs / args.period, 1),
             "fires_per_s": round(publisher.in_window / args.duration, 1),
+            "handed_off_per_s": round(fires_measured / args.duration, 1),
             "lateness_p50_ms": round(_pct(lat, 0.50) * 1000, 2),
             "lateness_p99_ms": round(_pct(lat, 0.99) * 1000, 2),
             "missed": max(0, expected - publisher.in_window) + engine.stats.missed,
