@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -54,6 +55,7 @@ class AlphaPlugin:
     failing: bool = False
     healed: bool = False  # jobs with fail=True succeed once healed
     block: bool = False
+    delay_s: float = 0.0  # each call sleeps this long (a slow consumer)
     entered: threading.Event = field(default_factory=threading.Event)
     release: threading.Event = field(default_factory=threading.Event)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -70,6 +72,8 @@ class AlphaPlugin:
         with self.lock:
             self.calls.append(fired.fire_id)
             self.seen.append((job, fired))
+        if self.delay_s:
+            time.sleep(self.delay_s)
         if self.block:
             self.entered.set()
             assert self.release.wait(10)

@@ -313,3 +313,35 @@ def test_amortised_pruning_never_shows_more_than_the_retention(tmp_path: Path) -
     assert len(first.items) + len(rest.items) == 20 and rest.next_cursor is None
     stored = repo._query("SELECT count(*) FROM runs WHERE job_id = 'j1'")[0][0]
     assert 20 <= int(str(stored)) < 120  # trimmed as it goes, not kept forever
+
+
+def test_a_long_batch_commits_its_finished_fires_before_it_ends(
+    rig_factory: Any, make_job: Any, fire_of: Any, wait_for: Any
+) -> None:
+    """One worker, one claimed batch of slow fires: their runs show up (and are dequeued)
+    while the batch is still running, not all at its end."""
+    rig = rig_factory()
+    rig.alpha.delay_s = 0.02
+    dispatcher = LocalDispatcher(
+        rig.runtime, SqliteFireQueue(rig.db), rig.dead, workers=1, commit_after_s=0.05
+    )
+    job = make_job(policy={"overlap": "allow_all"})
+    fires = [fire_of(job, i) for i in range(20)]
+    dispatcher.publish_many(fires)  # held in memory: the worker claims all 20 at once
+    dispatcher.start()
+    try:
+        seen: list[tuple[int, int]] = []
+
+        def committed_midway() -> bool:
+            seen.append((len(rig.runs_of(job)), len(rig.alpha.calls)))
+            return seen[-1][0] > 0 and seen[-1][1] < len(fires)
+
+        wait_for(committed_midway, timeout=10)
+        assert dispatcher.queue.count() < len(fires)  # dequeued with their runs
+        assert dispatcher.wait_idle(timeout=10)
+    finally:
+        dispatcher.stop(timeout=10)
+    assert sorted(rig.alpha.calls) == sorted(f.fire_id for f in fires)  # each once
+    assert len(rig.runs_of(job)) == len(fires)
+    assert dispatcher.queue.count() == 0
+    assert dispatcher.backlog() == 0  # nothing counted in flight twice

@@ -61,6 +61,20 @@ class _Slot:
         self.started = 0.0  # monotonic start of the current consumer call; 0 when idle
 
 
+class _Outcomes:
+    """What a batch's fires came to, until it is committed (`LocalDispatcher._finish`)."""
+
+    __slots__ = ("batch", "dead", "finished", "moved", "released", "retry_later")
+
+    def __init__(self, batch: FireBatch) -> None:
+        self.batch = batch
+        self.finished: list[int] = []  # seqs to dequeue
+        self.moved: list[tuple[int, int, float]] = []  # (seq, attempt, not_before)
+        self.dead: list[tuple[QueuedFire, JobFired, HandleResult]] = []
+        self.retry_later: list[QueuedFire] = []  # held in memory until not_before
+        self.released: list[str] = []  # fire_ids that leave memory with the commit
+
+
 def backoff_delay(attempt: int, *, base_s: float, max_s: float, jitter: float = 0.1) -> float:
     """Delay before attempt `attempt + 1`: base * 2^(attempt-1), capped, with a little jitter."""
     delay = min(max_s, base_s * 2.0 ** max(0, attempt - 1))
@@ -80,7 +94,11 @@ class LocalDispatcher:
         max_backlog: fires held in memory at most (queued, waiting for a retry or running).
         publish_wait_s: how long `publish_many` waits for room before it accepts fires
             into the table only.
-        batch_size: most fires one worker takes at once.
+        batch_size: most fires one worker takes at once. Their runs, done marks and
+            dequeues are committed together when the batch ends, or earlier, for the
+            fires finished so far, once the batch has run `commit_after_s`.
+        commit_after_s: longest time a batch keeps its finished fires uncommitted (slow
+            consumers: their runs show up, and a crash repeats, at most this much work).
         switch_interval_s: while running, lower the interpreter's thread switch interval
             to this (`sys.setswitchinterval`; default 5 ms): a worker returning from a
             SQLite call then waits less for the interpreter lock, which otherwise
@@ -105,7 +123,8 @@ class LocalDispatcher:
         poll_s: float = 1.0,
         max_backlog: int = 10_000,
         publish_wait_s: float = 5.0,
-        batch_size: int = 256,
+        batch_size: int = 1024,
+        commit_after_s: float = 0.5,
         spread_after_s: float = 0.02,
         slow_call_s: float = 0.001,
         switch_interval_s: float | None = 0.001,
@@ -123,6 +142,7 @@ class LocalDispatcher:
         self.max_backlog = max_backlog
         self.publish_wait_s = publish_wait_s
         self.batch_size = batch_size
+        self.commit_after_s = commit_after_s
         self.spread_after_s = spread_after_s
         self.slow_call_s = slow_call_s
         self.switch_interval_s = switch_interval_s
@@ -494,7 +514,11 @@ class LocalDispatcher:
                 self._load_wake.set()
 
     def _process(self, me: _Slot) -> None:
-        """Run the fires in `me.pending` (moving them to `me.taken`), then commit them."""
+        """Run the fires in `me.pending` (moving them to `me.taken`), then commit them.
+
+        A batch that has run `commit_after_s` commits the fires it has finished before
+        it starts the next one.
+        """
         runtime = self.runtime
         settings = runtime.settings
         # The condition's own lock: the same exclusion, without the Python-level
@@ -503,14 +527,11 @@ class LocalDispatcher:
         with state:
             claimed = list(me.pending)
         known_done = self._known_done(claimed)
-        batch = FireBatch(known_done=known_done)
-        finished: list[int] = []
-        moved: list[tuple[int, int, float]] = []
-        dead: list[tuple[QueuedFire, JobFired, HandleResult]] = []
-        retry_later: list[QueuedFire] = []
-        released: list[str] = []  # fire_ids that leave memory with this batch's commit
+        out = _Outcomes(FireBatch(known_done=known_done))
+        batch, finished, moved, released = out.batch, out.finished, out.moved, out.released
         taken, pending = me.taken, me.pending
         parse, handle, monotonic = runtime.parse_fire, runtime.handle, time.monotonic
+        commit_at = monotonic() + self.commit_after_s
         while True:
             with state:
                 if not pending:
@@ -518,7 +539,13 @@ class LocalDispatcher:
                     break
                 item = pending.popleft()
                 taken.append(item)
-                me.started = monotonic()
+                me.started = now = monotonic()
+            if now >= commit_at and len(taken) > 1:
+                # Commit what is finished (every taken fire but this one) first.
+                self._finish(out, me, len(taken) - 1)
+                out = _Outcomes(FireBatch(known_done=known_done))
+                batch, finished, moved, released = out.batch, out.finished, out.moved, out.released
+                commit_at = now + self.commit_after_s
             if item.duplicate:
                 log.info("fire %s queued twice; the copy seq %d is dropped", item.fire_id, item.seq)
                 finished.append(item.seq)
@@ -529,7 +556,7 @@ class LocalDispatcher:
                 log.exception("dispatcher: queued fire seq %d is unreadable", item.seq)
                 later = time.time() + settings.retry_max_s
                 moved.append((item.seq, item.attempt, later))
-                retry_later.append(replace(item, not_before=later))
+                out.retry_later.append(replace(item, not_before=later))
                 continue
             result = handle(fired, attempt=item.attempt, batch=batch)
             # Mean consumer call time (a racy float update is fine for a heuristic).
@@ -540,7 +567,7 @@ class LocalDispatcher:
             elif result.disposition == "defer":
                 later = time.time() + self.defer_s
                 moved.append((item.seq, item.attempt, later))
-                retry_later.append(replace(item, not_before=later))
+                out.retry_later.append(replace(item, not_before=later))
             elif result.disposition == "retry" and item.attempt < settings.max_attempts:
                 delay = backoff_delay(
                     item.attempt, base_s=settings.retry_base_s, max_s=settings.retry_max_s
@@ -548,23 +575,31 @@ class LocalDispatcher:
                 log.info("fire %s: retry %d in %.2fs", fired.fire_id, item.attempt + 1, delay)
                 later = time.time() + delay
                 moved.append((item.seq, item.attempt + 1, later))
-                retry_later.append(replace(item, attempt=item.attempt + 1, not_before=later))
+                out.retry_later.append(replace(item, attempt=item.attempt + 1, not_before=later))
             else:
-                dead.append((item, fired, result))
+                out.dead.append((item, fired, result))
                 finished.append(item.seq)
                 released.append(item.fire_id or fired.fire_id)
-        for item, fired, result in dead:
+        self._finish(out, me, len(taken))
+
+    def _finish(self, out: _Outcomes, me: _Slot, count: int) -> None:
+        """Store the outcomes of the first `count` fires of `me.taken` and let them go
+        (out of `me.taken` and the in-flight count, their fire_ids out of memory)."""
+        for item, fired, result in out.dead:
             self._dead_letter(item, fired, result)
-        self._commit(batch, finished, moved)
-        if released:
+        self._commit(out.batch, out.finished, out.moved)
+        if out.released:
             # Under `_admit_lock`: a copy the loader read before this commit (without
             # the done marks) is taken in before this, while the fire is still held.
             with self._admit_lock:
-                self._held_ids.difference_update(released)
-        if retry_later:
-            with state:
-                for item in retry_later:
-                    heapq.heappush(self._delayed, (item.not_before, item.seq, item))
+                self._held_ids.difference_update(out.released)
+        with self._state_lock:
+            for item in out.retry_later:
+                heapq.heappush(self._delayed, (item.not_before, item.seq, item))
+            if count < len(me.taken):  # the batch goes on: these leave it now
+                del me.taken[:count]
+                self._in_flight -= count
+                self._room.notify_all()
 
     def _known_done(self, claimed: Sequence[QueuedFire]) -> set[str] | None:
         """The claimed fires that had completed (None: the runtime asks its ledger).
