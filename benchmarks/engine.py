@@ -16,17 +16,18 @@ dispatcher processes that split the fires by job (their CPU and peaks added up).
 Lateness is measured twice: where the engine hands a batch to the publisher
 (`lateness_*`, the engine's own delay) and when the no-op consumer starts the fire
 (`consumer_lateness_*`: engine, durable queue and worker pool together; with `process`
-read from the run history the child wrote). `fires_per_s` counts hand-offs of the
-fires scheduled inside the window, `consumer_fires_per_s` the ones the consumer ran.
+read from the run history the child wrote). `fires_per_s` counts hand-offs of the fires
+scheduled inside the window, `consumer_fires_per_s` the ones the consumer ran.
 `handed_off_per_s` counts every hand-off made during the window, whenever its fire was
 scheduled: a pipeline that cannot keep up hands off fires from long before the window
-(and `fires_per_s` falls towards 0), so this is its throughput. `missed` counts fires scheduled inside
-the measured window that never reached the publisher or were skipped by the catch-up
-policy; `consumer_missed` those the consumer had not started within `--drain` seconds
-after the window. `cpu_us_per_fire` is the CPU of every process involved per fire
-handed off in the window. With a dispatcher, the warm-up starts once the fires queued
-while the jobs were added are down to 100 ms worth (`settle_s`: how long that took):
-the window measures the steady state, not the catch-up after adding N jobs at once.
+(and `fires_per_s` falls towards 0), so this is its throughput. `missed` counts fires
+scheduled inside the measured window that never reached the publisher or were skipped by
+the catch-up policy; `consumer_missed` those the consumer had not started within
+`--drain` seconds after the window. `cpu_us_per_fire` is the CPU of every process
+involved per fire handed off in the window. With a dispatcher, the warm-up starts once
+the fires queued while the jobs were added are down to 100 ms worth (`settle_s`: how
+long that took): the window measures the steady state, not the catch-up after adding N
+jobs at once.
 
 `--instructions` counts the engine's own work per fire instead (rendering the fire, the
 queue insert, the last-fire bookkeeping) with Valgrind's callgrind: 3,000 jobs with a

@@ -330,13 +330,8 @@ def test_a_long_batch_commits_its_finished_fires_before_it_ends(
     dispatcher.publish_many(fires)  # held in memory: the worker claims all 20 at once
     dispatcher.start()
     try:
-        seen: list[tuple[int, int]] = []
-
-        def committed_midway() -> bool:
-            seen.append((len(rig.runs_of(job)), len(rig.alpha.calls)))
-            return seen[-1][0] > 0 and seen[-1][1] < len(fires)
-
-        wait_for(committed_midway, timeout=10)
+        # Runs are stored while the consumer has not yet been called for every fire.
+        wait_for(lambda: rig.runs_of(job) and len(rig.alpha.calls) < len(fires), timeout=10)
         assert dispatcher.queue.count() < len(fires)  # dequeued with their runs
         assert dispatcher.wait_idle(timeout=10)
     finally:

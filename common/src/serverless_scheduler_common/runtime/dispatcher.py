@@ -593,13 +593,15 @@ class LocalDispatcher:
             # the done marks) is taken in before this, while the fire is still held.
             with self._admit_lock:
                 self._held_ids.difference_update(out.released)
-        with self._state_lock:
-            for item in out.retry_later:
-                heapq.heappush(self._delayed, (item.not_before, item.seq, item))
-            if count < len(me.taken):  # the batch goes on: these leave it now
-                del me.taken[:count]
-                self._in_flight -= count
-                self._room.notify_all()
+        goes_on = count < len(me.taken)  # the batch goes on: these leave it now
+        if out.retry_later or goes_on:
+            with self._state_lock:
+                for item in out.retry_later:
+                    heapq.heappush(self._delayed, (item.not_before, item.seq, item))
+                if goes_on:
+                    del me.taken[:count]
+                    self._in_flight -= count
+                    self._room.notify_all()
 
     def _known_done(self, claimed: Sequence[QueuedFire]) -> set[str] | None:
         """The claimed fires that had completed (None: the runtime asks its ledger).
