@@ -9,10 +9,8 @@ from __future__ import annotations
 import hashlib
 import math
 from datetime import UTC, datetime, timedelta
-from zoneinfo import ZoneInfo
 
-from croniter import croniter
-
+from serverless_scheduler_common import cron
 from serverless_scheduler_common.schedule import AtSchedule, CronSchedule, RateSchedule
 
 AnySchedule = RateSchedule | CronSchedule | AtSchedule
@@ -65,8 +63,7 @@ def newest_at_or_before(
     if period > 0:
         return first_due + math.floor((limit - first_due) / period) * period
     if isinstance(schedule, CronSchedule):
-        tz = ZoneInfo(schedule.timezone)
-        start = (from_ts(limit) + timedelta(microseconds=1)).astimezone(tz)
-        prev = croniter(schedule.expression, start).get_prev(datetime).timestamp()
+        before = from_ts(limit) + timedelta(microseconds=1)
+        prev = cron.prev_before(schedule.expression, schedule.timezone, before).timestamp()
         return max(prev, first_due)
     return first_due

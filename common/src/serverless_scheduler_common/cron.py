@@ -1,0 +1,89 @@
+"""Fire times of cron expressions, with croniter's expensive parts shared.
+
+croniter parses an expression each time an iterator is built (about 0.25 ms) and
+finds a next fire time in about 0.06 ms more. The timer engine asks for a job's next
+fire after each of its fires, so this is on a hot path: one iterator per expression is
+reused (under a lock: an iterator keeps its position), and next fire times are cached
+per expression, timezone and minute, so the many jobs that share an expression and
+fire in the same minute cost one computation between them. (Checking an expression is
+cached in `schedule.py`.)
+
+Fire times of a cron expression are whole local minutes, so the first fire strictly
+after any instant of a minute is the first fire strictly after the minute's start:
+that start is the cache key.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+from zoneinfo import ZoneInfo
+
+if TYPE_CHECKING:
+    from croniter import croniter
+
+#: Entries kept per cache; past it the cache starts over (a full cache means the
+#: expressions in use are not shared much, and a computation costs well under a ms).
+CACHE_SIZE = 4096
+
+_lock = threading.Lock()
+_iterators: dict[str, croniter] = {}
+_next: dict[tuple[str, str, float], datetime] = {}
+_gaps: dict[tuple[str, str, int], int] = {}
+
+
+def _iterator(expression: str) -> croniter:
+    """The shared iterator of `expression` (call with `_lock` held)."""
+    it = _iterators.get(expression)
+    if it is None:
+        from croniter import croniter  # imported on use: it costs cold-start time
+
+        if len(_iterators) >= CACHE_SIZE:
+            _iterators.clear()
+        it = _iterators[expression] = croniter(expression)
+    return it
+
+
+def _minute_start(when: datetime) -> datetime:
+    """The start of `when`'s local minute, as an aware time in the same zone."""
+    return when.replace(second=0, microsecond=0)  # keeps `fold` in a repeated hour
+
+
+def next_after(expression: str, timezone: str, after: datetime) -> datetime:
+    """The first fire of `expression` in `timezone` strictly after `after` (UTC)."""
+    start = _minute_start(after.astimezone(ZoneInfo(timezone)))
+    key = (expression, timezone, start.timestamp())
+    found = _next.get(key)
+    if found is None:
+        with _lock:
+            found = _iterator(expression).get_next(datetime, start_time=start).astimezone(UTC)
+        if len(_next) >= CACHE_SIZE:
+            _next.clear()
+        _next[key] = found
+    return found
+
+
+def prev_before(expression: str, timezone: str, before: datetime) -> datetime:
+    """The newest fire of `expression` in `timezone` strictly before `before` (UTC)."""
+    start = before.astimezone(ZoneInfo(timezone))
+    with _lock:
+        found: datetime = _iterator(expression).get_prev(datetime, start_time=start)
+    return found.astimezone(UTC)
+
+
+def shortest_gap_s(expression: str, timezone: str, now: datetime) -> int:
+    """The shortest gap between consecutive fires among the next six after `now`
+    (cached per hour: it is a default's basis, not a fire time)."""
+    key = (expression, timezone, int(now.timestamp() // 3600))
+    gap = _gaps.get(key)
+    if gap is None:
+        times = [now]
+        for _ in range(6):
+            times.append(next_after(expression, timezone, times[-1]))
+        gap = int(min((b - a).total_seconds() for a, b in itertools.pairwise(times[1:])))
+        if len(_gaps) >= CACHE_SIZE:
+            _gaps.clear()
+        _gaps[key] = gap
+    return gap
