@@ -1,6 +1,10 @@
 """Local timer engine benchmark: N jobs firing every P seconds for D seconds.
 
-Start times are spread evenly over one period. Prints one JSON object with jobs,
+Start times are spread evenly over one period. With `--cron EXPRESSION` every job has
+that cron expression instead and they fire together, at the top of the minute for
+`* * * * *` (cron's usual load); the window then starts 5 s before one of its fire
+times, `period_s` is the expression's shortest gap and `expected_fires_per_s` is N
+times the fire times inside the window, over D. Prints one JSON object with jobs,
 period_s, expected_fires_per_s, fires_per_s, lateness_p50_ms, lateness_p99_ms, missed,
 add_jobs_s, settle_s, cpu_s, cpu_sys_s, cpu_us_per_fire, rss_mb (peak), rss_loaded_mb
 (once every job is armed) and rss_end_mb.
@@ -38,6 +42,7 @@ queue table, and the difference of the two totals per extra fire is reported
 
     python benchmarks/engine.py --jobs 100000 --period 10 --duration 10
     python benchmarks/engine.py --jobs 500000 --period 10 --duration 10 --dispatchers 2
+    python benchmarks/engine.py --jobs 100000 --cron "* * * * *" --duration 60
     python benchmarks/engine.py --publisher noop      # engine alone
     python benchmarks/engine.py --instructions        # engine's instructions per fire
 """
@@ -64,7 +69,7 @@ from serverless_scheduler_common.coldstart import tune_for_throughput
 from serverless_scheduler_common.events import JobFired
 from serverless_scheduler_common.policy import JobPolicy
 from serverless_scheduler_common.ports import RenderedFire
-from serverless_scheduler_common.schedule import RateSchedule
+from serverless_scheduler_common.schedule import CronSchedule, RateSchedule
 from serverless_scheduler_schedulers.local_engine import LocalScheduleBackend, TimerEngine
 from serverless_scheduler_schedulers.sync import SnapshotJob
 
@@ -234,14 +239,20 @@ def _consumer_lateness(db: Path, lo: float, hi: float) -> list[float]:
     return out
 
 
-def _jobs(n: int, period: float, t0: float) -> Iterable[SnapshotJob]:
+def _jobs(n: int, period: float, t0: float, cron: str | None = None) -> Iterable[SnapshotJob]:
+    """N benchmark jobs: rate jobs with start times spread over one period, or jobs of
+    the cron expression `cron` (all firing together)."""
     created = datetime.fromtimestamp(t0 - 60, UTC)
     policy = JobPolicy()
     for i in range(n):
-        start = datetime.fromtimestamp(t0 + i * period / n, UTC)
-        schedule = RateSchedule.model_construct(
-            kind="rate", every=1, unit="minutes", start_at=start, end_at=None, jitter_s=0
-        )
+        schedule: RateSchedule | CronSchedule
+        if cron is not None:
+            schedule = CronSchedule(expression=cron)
+        else:
+            start = datetime.fromtimestamp(t0 + i * period / n, UTC)
+            schedule = RateSchedule.model_construct(
+                kind="rate", every=1, unit="minutes", start_at=start, end_at=None, jitter_s=0
+            )
         yield SnapshotJob.model_construct(
             job_id=f"bench{i:08d}",
             owner_id="bench",
@@ -375,6 +386,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="dispatcher processes with --publisher process (local mode's "
         "SCHEDULER_DISPATCHER_PROCESSES)",
     )
+    parser.add_argument(
+        "--cron",
+        metavar="EXPRESSION",
+        help="jobs of this cron expression instead (every job fires at its fire times, "
+        "together; the window starts 5 s before one; --period is ignored)",
+    )
     parser.add_argument("--warmup", type=float, default=None, help="seconds before measuring")
     parser.add_argument(
         "--drain", type=float, default=2.0, help="seconds the consumer may finish late fires"
@@ -410,7 +427,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 _child_dispatcher,
             )
         backend = LocalScheduleBackend(data_dir / "scheduler.db")
-        warmup = args.warmup if args.warmup is not None else max(2.0, args.period)
+        cron = CronSchedule(expression=args.cron) if args.cron else None
+        period = float(cron.period_s) if cron is not None else args.period
+        warmup = args.warmup if args.warmup is not None else max(2.0, period)
         # Anchors spread over one period from now; each job's first fire is its next grid
         # point after it was armed, so adding jobs never causes a catch-up burst.
         t0 = time.time()
@@ -427,7 +446,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         # add_jobs_s: storing and arming, not building the pydantic jobs beforehand.
         add_jobs_s = 0.0
         chunk: list[SnapshotJob] = []
-        for job in _jobs(args.jobs, args.period, t0):
+        for job in _jobs(args.jobs, period, t0, args.cron):
             chunk.append(job)
             if len(chunk) == 5000:
                 t_add = time.perf_counter()
@@ -446,12 +465,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         # that burst is absorbed: at most 100 ms of fires still queued (60 s at most).
         t_settle = time.monotonic()
         if inner is not None:
-            allowed = max(1, int(args.jobs / args.period * 0.1))
+            allowed = max(1, int(args.jobs / period * 0.1))
             while time.monotonic() - t_settle < 60 and inner.queue.count() > allowed:
                 time.sleep(0.05)
         settle_s = time.monotonic() - t_settle
 
         lo = time.time() + warmup
+        fire_times: list[float] = []
+        if cron is not None:
+            # The window starts 5 s before a fire time: each burst has the window's rest
+            # to be handed off.
+            lo = cron.next_fire_after(datetime.fromtimestamp(lo + 5, UTC)).timestamp() - 5  # type: ignore[union-attr]
+            at = datetime.fromtimestamp(lo, UTC)
+            while (
+                nxt := cron.next_fire_after(at)
+            ) is not None and nxt.timestamp() < lo + args.duration:
+                fire_times.append(nxt.timestamp())
+                at = nxt
         publisher._lo, publisher._hi = lo, lo + args.duration
         consumer.window = (lo, lo + args.duration)
         time.sleep(max(0.0, lo - time.time()))
@@ -483,15 +513,21 @@ def main(argv: Sequence[str] | None = None) -> int:
                 data_dir / "scheduler.db", lo, lo + args.duration
             )
 
-        expected = round(args.jobs * args.duration / args.period)
+        expected = (
+            args.jobs * len(fire_times)
+            if cron is not None
+            else round(args.jobs * args.duration / period)
+        )
         lat = publisher.lateness
         result = {
             "jobs": args.jobs,
-            "period_s": args.period,
+            "period_s": period,
             "duration_s": args.duration,
             "publisher": args.publisher,
             "dispatchers": args.dispatchers if args.publisher == "process" else 0,
-            "expected_fires_per_s": round(args.jobs / args.period, 1),
+            "expected_fires_per_s": round(
+                expected / args.duration if cron is not None else args.jobs / period, 1
+            ),
             "fires_per_s": round(publisher.in_window / args.duration, 1),
             "handed_off_per_s": round(fires_measured / args.duration, 1),
             "lateness_p50_ms": round(_pct(lat, 0.50) * 1000, 2),

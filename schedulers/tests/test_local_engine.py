@@ -78,6 +78,28 @@ def test_cron_across_dst(
     ]
 
 
+def test_cron_jobs_of_one_expression_share_their_schedule_and_fire_together(
+    engine: Any, backend: Any, publisher: Any, clock: Any, make_job: Any
+) -> None:
+    clock.set(datetime(2026, 10, 24, 22, 0, tzinfo=UTC))
+    cron = {"kind": "cron", "expression": "30 2 * * *", "timezone": "Europe/Warsaw"}
+    other = {**cron, "timezone": "UTC"}
+    for i in range(20):
+        backend.upsert(make_job(f"j{i}", schedule=cron if i % 2 else other))
+    run_until(engine, clock, datetime(2026, 10, 27, 3, 0, tzinfo=UTC), timedelta(minutes=7))
+    warsaw = [  # the night clocks go back, 02:30 comes twice (CEST, then CET): croniter
+        datetime(2026, 10, 25, 0, 30, tzinfo=UTC),  # fires at both, as it always did
+        datetime(2026, 10, 25, 1, 30, tzinfo=UTC),
+        datetime(2026, 10, 26, 1, 30, tzinfo=UTC),
+        datetime(2026, 10, 27, 1, 30, tzinfo=UTC),
+    ]
+    utc = [datetime(2026, 10, d, 2, 30, tzinfo=UTC) for d in (25, 26, 27)]
+    for i in range(20):
+        assert times(publisher, f"j{i}") == (warsaw if i % 2 else utc), i
+    schedules = {id(entry.schedule) for entry in engine._entries.values()}
+    assert len(schedules) == 2  # one object per distinct schedule, not one per job
+
+
 def test_at_fires_once_and_is_done(
     engine: Any, backend: Any, publisher: Any, clock: Any, make_job: Any
 ) -> None:

@@ -44,7 +44,7 @@ from serverless_scheduler_common.ports import (
     fire_shard,
 )
 from serverless_scheduler_common.registry import JobTypeRegistry
-from serverless_scheduler_common.schedule import AtSchedule, RateSchedule, Schedule
+from serverless_scheduler_common.schedule import AtSchedule, CronSchedule, RateSchedule, Schedule
 from serverless_scheduler_common.sqlite import connect, insert_rows
 
 from .sync import apply_changes
@@ -424,6 +424,22 @@ def _shared(value: _N) -> _N:
     return got
 
 
+_SCHEDULES: dict[CronSchedule, CronSchedule] = {}
+
+
+def _shared_schedule(schedule: AnySchedule) -> AnySchedule:
+    """One object per distinct cron schedule (memory: about 630 bytes per job, and jobs
+    often share their expression); a one-off's `at` is its own."""
+    if not isinstance(schedule, CronSchedule):
+        return schedule
+    got = _SCHEDULES.get(schedule)
+    if got is None:
+        if len(_SCHEDULES) > 10_000:
+            _SCHEDULES.clear()
+        got = _SCHEDULES[schedule] = schedule
+    return got
+
+
 def _second_texts(second: int) -> tuple[str, str]:
     """A UTC second as a fire_id stamp (`...T12:00:00Z`) and as the head of an ISO time
     with a fraction (`...T12:00:00.`)."""
@@ -471,7 +487,9 @@ class _Entry:
         self.rowid = row.rowid
         self.shard = fire_shard(row.job_id)  # a small int: shared, no memory per job
         # Rate entries need only their period and end (memory: one entry per job).
-        self.schedule: AnySchedule | None = None if isinstance(schedule, RateSchedule) else schedule
+        self.schedule: AnySchedule | None = (
+            None if isinstance(schedule, RateSchedule) else _shared_schedule(schedule)
+        )
         self.alive = True
         self.at = isinstance(schedule, AtSchedule)
         if isinstance(schedule, RateSchedule):
