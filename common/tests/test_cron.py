@@ -18,9 +18,9 @@ EXPRESSIONS = [
     "* * * * *",
     "*/5 9-17 * * 1-5",
     "30 2 * * *",  # inside the spring-forward gap and the fall-back fold in Europe
-    "0 1 * * 0",
-    "15,45 */2 1 * *",
-    "0 0 29 2 *",
+    "0 2 * * *",
+    "15,45 */2 * * *",
+    "*/20 1-3 * * *",
 ]
 ZONES = ["UTC", "Europe/Warsaw", "America/New_York", "Australia/Lord_Howe", "Asia/Kathmandu"]
 #: Around this year's clock changes in the zones above, and a plain day.
@@ -40,25 +40,81 @@ def _instants(seed: int) -> list[datetime]:
     rng = random.Random(seed)
     out: list[datetime] = []
     for base in AROUND:
-        for _ in range(25):
+        for _ in range(10):
             out.append(base + timedelta(seconds=rng.uniform(-3 * 3600, 3 * 3600)))
         minute = base.replace(second=0, microsecond=0) + timedelta(minutes=rng.randrange(-90, 90))
         out += [minute, minute - timedelta(microseconds=1), minute + timedelta(microseconds=1)]
     return out
 
 
-@pytest.mark.parametrize("zone", ZONES)
-def test_next_and_previous_fires_match_croniter(zone: str) -> None:
+def _brute_force(expression: str, zone: str, when: datetime, step: int) -> datetime:
+    """EventBridge Scheduler's rule, minute by minute: every real instant whose local wall
+    time matches fires, except the second pass of a repeated hour (a wall time fires
+    once). Walking UTC minutes never meets a wall time of the skipped hour."""
     tz = ZoneInfo(zone)
+    minutes, hours, days, months, weekdays = croniter.expand(expression)[0]
+
+    def matches(values: list[int | str], value: int) -> bool:
+        return values[0] == "*" or value in values
+
+    floor = when.replace(second=0, microsecond=0)
+    if step > 0:
+        t = floor + timedelta(minutes=1)
+    else:
+        t = floor if floor < when else floor - timedelta(minutes=1)
+    for _ in range(5 * 24 * 60):
+        local = t.astimezone(tz)
+        repeated = local.fold and local.replace(fold=0).utcoffset() != local.utcoffset()
+        if (
+            not repeated
+            and matches(minutes, local.minute)
+            and matches(hours, local.hour)
+            and matches(days, local.day)
+            and matches(months, local.month)
+            and matches(weekdays, (local.weekday() + 1) % 7)
+        ):
+            return t
+        t += timedelta(minutes=step)
+    raise AssertionError(f"no fire of {expression!r} within 5 days of {when}")
+
+
+@pytest.mark.parametrize("zone", ZONES)
+def test_next_and_previous_fires_follow_eventbridge_across_clock_changes(zone: str) -> None:
     for expression in EXPRESSIONS:
         for when in _instants(hash((zone, expression)) & 0xFFFF):
-            local = when.astimezone(tz)
-            want_next = croniter(expression, local).get_next(datetime).astimezone(UTC)
-            want_prev = croniter(expression, local).get_prev(datetime).astimezone(UTC)
+            want_next = _brute_force(expression, zone, when, 1)
+            want_prev = _brute_force(expression, zone, when, -1)
             assert cron.next_after(expression, zone, when) == want_next, (expression, when)
             # A second time comes from the cache: still the same answer.
             assert cron.next_after(expression, zone, when) == want_next, (expression, when)
             assert cron.prev_before(expression, zone, when) == want_prev, (expression, when)
+
+
+def test_the_skipped_hour_does_not_fire_and_the_repeated_hour_fires_once() -> None:
+    spring = datetime(2026, 3, 28, 23, 0, tzinfo=UTC)  # Warsaw: 02:00 -> 03:00 on the 29th
+    autumn = datetime(2026, 10, 24, 23, 0, tzinfo=UTC)  # Warsaw: 03:00 -> 02:00 on the 25th
+
+    def fires(expression: str, after: datetime, count: int) -> list[datetime]:
+        out = [after]
+        for _ in range(count):
+            out.append(cron.next_after(expression, "Europe/Warsaw", out[-1]))
+        return out[1:]
+
+    # 02:30 does not exist on the 29th: the next fire is the 30th's (croniter says 03:00).
+    assert fires("30 2 * * *", spring, 1) == [datetime(2026, 3, 30, 0, 30, tzinfo=UTC)]
+    # 02:30 comes twice on the 25th: once, in summer time (croniter fires at both).
+    assert fires("30 2 * * *", autumn, 2) == [
+        datetime(2026, 10, 25, 0, 30, tzinfo=UTC),
+        datetime(2026, 10, 26, 1, 30, tzinfo=UTC),
+    ]
+    # Every 20 minutes: 02:00-02:40 once, then 03:00 an hour and 20 minutes later.
+    assert fires("*/20 * * * *", datetime(2026, 10, 24, 23, 50, tzinfo=UTC), 5) == [
+        datetime(2026, 10, 25, 0, 0, tzinfo=UTC),
+        datetime(2026, 10, 25, 0, 20, tzinfo=UTC),
+        datetime(2026, 10, 25, 0, 40, tzinfo=UTC),
+        datetime(2026, 10, 25, 2, 0, tzinfo=UTC),
+        datetime(2026, 10, 25, 2, 20, tzinfo=UTC),
+    ]
 
 
 def test_jobs_sharing_an_expression_share_one_computation(

@@ -124,13 +124,20 @@ def test_rate_hours_keep_absolute_spacing_across_dst() -> None:
 
 
 def test_cron_spring_forward_in_warsaw_skips_the_missing_hour() -> None:
-    # 2026-03-29 02:00 Europe/Warsaw jumps to 03:00; a 02:30 daily job still fires once
-    # that day (at 03:00 local), then at 02:30 again.
+    # 2026-03-29 02:00 Europe/Warsaw jumps to 03:00: a 02:30 daily job does not fire that
+    # day (EventBridge Scheduler skips a wall time that does not exist), then again at
+    # 02:30. 03:00 jobs are not affected.
     warsaw = ZoneInfo("Europe/Warsaw")
     sched = CronSchedule(expression="30 2 * * *", timezone="Europe/Warsaw")
     fires = next_fires(sched, datetime(2026, 3, 28, 12, tzinfo=warsaw), 3)
     local = [f.astimezone(warsaw) for f in fires]
-    assert [(d.day, d.hour, d.minute) for d in local] == [(29, 3, 0), (30, 2, 30), (31, 2, 30)]
+    assert [(d.day, d.hour, d.minute) for d in local] == [(30, 2, 30), (31, 2, 30), (1, 2, 30)]
+    three = CronSchedule(expression="0 3 * * *", timezone="Europe/Warsaw")
+    fires = next_fires(three, datetime(2026, 3, 28, 12, tzinfo=warsaw), 2)
+    assert [(f.astimezone(warsaw).day, f.astimezone(warsaw).hour) for f in fires] == [
+        (29, 3),
+        (30, 3),
+    ]
     assert all(f.tzinfo is not None and f.utcoffset() == timedelta(0) for f in fires)
 
 

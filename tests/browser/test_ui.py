@@ -260,6 +260,14 @@ def test_schedules_in_words_and_next_run(page: Any, live_system: LiveSystem) -> 
                                 { created_at: '2026-03-27T09:58:00Z' }), now).toISOString(),
               paused: nextRun(job({ kind: 'rate', every: 5, unit: 'minutes' }, { enabled: false }), now),
               past: nextRun(job({ kind: 'at', at: '2026-03-01T00:00:00Z' }), now),
+              // Warsaw's clock changes: 02:30 does not exist on 29 March, and comes twice
+              // on 25 October (it fires once, in summer time, as on EventBridge).
+              spring: nextRun(job(cron('30 2 * * *', 'Europe/Warsaw')),
+                              new Date('2026-03-28T12:00:00Z')).toISOString(),
+              autumn: nextRun(job(cron('30 2 * * *', 'Europe/Warsaw')),
+                              new Date('2026-10-25T00:45:00Z')).toISOString(),
+              every20: nextRun(job(cron('*/20 * * * *', 'Europe/Warsaw')),
+                               new Date('2026-10-25T00:45:00Z')).toISOString(),
             };
         }"""
     )
@@ -276,6 +284,9 @@ def test_schedules_in_words_and_next_run(page: Any, live_system: LiveSystem) -> 
     assert result["rate"] == "2026-03-27T10:03:00.000Z"
     assert result["paused"] is None
     assert result["past"] is None
+    assert result["spring"] == "2026-03-30T00:30:00.000Z"
+    assert result["autumn"] == "2026-10-26T01:30:00.000Z"
+    assert result["every20"] == "2026-10-25T02:00:00.000Z"  # 03:00 CET
 
 
 def test_edit_keeps_the_job_and_saves_changes(

@@ -11,6 +11,10 @@ cached in `schedule.py`.)
 Fire times of a cron expression are whole local minutes, so the first fire strictly
 after any instant of a minute is the first fire strictly after the minute's start:
 that start is the cache key.
+
+Clock changes follow EventBridge Scheduler, so a job fires at the same times in local
+mode and on AWS: a wall time inside the hour skipped in spring does not fire, and a
+wall time of the hour repeated in autumn fires once, the first time (see `_fires`).
 """
 
 from __future__ import annotations
@@ -58,7 +62,7 @@ def next_after(expression: str, timezone: str, after: datetime) -> datetime:
     found = _next.get(key)
     if found is None:
         with _lock:
-            found = _iterator(expression).get_next(datetime, start_time=start).astimezone(UTC)
+            found = _step(_iterator(expression), start, forward=True)
         if len(_next) >= CACHE_SIZE:
             _next.clear()
         _next[key] = found
@@ -67,10 +71,47 @@ def next_after(expression: str, timezone: str, after: datetime) -> datetime:
 
 def prev_before(expression: str, timezone: str, before: datetime) -> datetime:
     """The newest fire of `expression` in `timezone` strictly before `before` (UTC)."""
-    start = before.astimezone(ZoneInfo(timezone))
     with _lock:
-        found: datetime = _iterator(expression).get_prev(datetime, start_time=start)
-    return found.astimezone(UTC)
+        it = _iterator(expression)
+        return _step(it, before.astimezone(ZoneInfo(timezone)), forward=False)
+
+
+def _step(it: croniter, start: datetime, *, forward: bool) -> datetime:
+    """croniter's next (or previous) fire from `start`, passing over what EventBridge
+    Scheduler does not fire (`_fires`). Call with `_lock` held."""
+    candidate = start
+    for _ in range(_MAX_STEPS):
+        if forward:
+            candidate = it.get_next(datetime, start_time=candidate)
+        else:
+            candidate = it.get_prev(datetime, start_time=candidate)
+        if _fires(it, candidate):
+            break
+    return candidate.astimezone(UTC)
+
+
+#: Wall times passed over in one search at most: a clock change repeats or skips at
+#: most a few hours, 60 candidates an hour for `* * * * *`.
+_MAX_STEPS = 1000
+
+
+def _fires(it: croniter, candidate: datetime) -> bool:
+    """Whether EventBridge Scheduler fires at croniter's `candidate` (aware, local).
+
+    Its documented rules on clock changes: a wall time that does not exist (the hour
+    skipped in spring) does not fire, and a wall time that comes twice (the hour
+    repeated in autumn) fires once, the first time. croniter moves a time in the gap to
+    the next one that exists (02:30 becomes 03:00), so a candidate whose minute or hour
+    is not one of the expression's was moved; one in the repeated hour's second pass
+    has `fold` set.
+    """
+    local = candidate.astimezone(candidate.tzinfo)  # sets `fold` from the instant
+    if local.fold and local.replace(fold=0).utcoffset() != local.utcoffset():
+        return False
+    minutes, hours = it.expanded[0], it.expanded[1]
+    return (minutes[0] == "*" or local.minute in minutes) and (
+        hours[0] == "*" or local.hour in hours
+    )
 
 
 def shortest_gap_s(expression: str, timezone: str, now: datetime) -> int:

@@ -97,6 +97,18 @@ function zonedParts(date, timeZone) {
   };
 }
 
+/**
+ * Whether the wall time `p` of instant `t` already came earlier that day, before the
+ * clocks went back: like EventBridge Scheduler, a repeated wall time fires once, the
+ * first time. (Walking real instants never meets a wall time the clocks skipped.)
+ */
+function repeated(t, p, timeZone) {
+  return [30, 60, 120].some((back) => {
+    const q = zonedParts(new Date(t - back * 60_000), timeZone);
+    return q.day === p.day && q.hour === p.hour && q.minute === p.minute;
+  });
+}
+
 function nextCron(expression, timeZone, after) {
   const fields = expression.trim().split(/\s+/);
   if (fields.length !== 5) return null;
@@ -126,7 +138,7 @@ function nextCron(expression, timeZone, after) {
       t += ((23 - p.hour) * 60 + (60 - p.minute)) * MIN;
     } else if (!hours.has(p.hour)) {
       t += (60 - p.minute) * MIN;
-    } else if (!minutes.has(p.minute)) {
+    } else if (!minutes.has(p.minute) || repeated(t, p, timeZone)) {
       t += MIN;
     } else {
       return new Date(t);
