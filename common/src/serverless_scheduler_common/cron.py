@@ -14,7 +14,7 @@ that start is the cache key.
 
 Clock changes follow EventBridge Scheduler, so a job fires at the same times in local
 mode and on AWS: a wall time inside the hour skipped in spring does not fire, and a
-wall time of the hour repeated in autumn fires once, the first time (see `_fires`).
+wall time of the hour repeated in autumn fires once, the first time (see `_search`).
 """
 
 from __future__ import annotations
@@ -62,7 +62,7 @@ def next_after(expression: str, timezone: str, after: datetime) -> datetime:
     found = _next.get(key)
     if found is None:
         with _lock:
-            found = _step(_iterator(expression), start, forward=True)
+            found = _search(_iterator(expression), start, forward=True).astimezone(UTC)
         if len(_next) >= CACHE_SIZE:
             _next.clear()
         _next[key] = found
@@ -73,21 +73,7 @@ def prev_before(expression: str, timezone: str, before: datetime) -> datetime:
     """The newest fire of `expression` in `timezone` strictly before `before` (UTC)."""
     with _lock:
         it = _iterator(expression)
-        return _step(it, before.astimezone(ZoneInfo(timezone)), forward=False)
-
-
-def _step(it: croniter, start: datetime, *, forward: bool) -> datetime:
-    """croniter's next (or previous) fire from `start`, passing over what EventBridge
-    Scheduler does not fire (`_fires`). Call with `_lock` held."""
-    candidate = start
-    for _ in range(_MAX_STEPS):
-        if forward:
-            candidate = it.get_next(datetime, start_time=candidate)
-        else:
-            candidate = it.get_prev(datetime, start_time=candidate)
-        if _fires(it, candidate):
-            break
-    return candidate.astimezone(UTC)
+        return _search(it, before.astimezone(ZoneInfo(timezone)), forward=False).astimezone(UTC)
 
 
 #: Wall times passed over in one search at most: a clock change repeats or skips at
@@ -95,23 +81,69 @@ def _step(it: croniter, start: datetime, *, forward: bool) -> datetime:
 _MAX_STEPS = 1000
 
 
-def _fires(it: croniter, candidate: datetime) -> bool:
-    """Whether EventBridge Scheduler fires at croniter's `candidate` (aware, local).
+def _search(it: croniter, start: datetime, *, forward: bool) -> datetime:
+    """The first fire after (or the newest before) `start`, an aware local time, as
+    EventBridge Scheduler fires on the nights clocks change. Call with `_lock` held.
 
-    Its documented rules on clock changes: a wall time that does not exist (the hour
-    skipped in spring) does not fire, and a wall time that comes twice (the hour
-    repeated in autumn) fires once, the first time. croniter moves a time in the gap to
-    the next one that exists (02:30 becomes 03:00), so a candidate whose minute or hour
-    is not one of the expression's was moved; one in the repeated hour's second pass
-    has `fold` set.
+    Its documented rules: a wall time that does not exist (the hour skipped in spring)
+    does not fire, and a wall time that comes twice (the hour repeated in autumn) fires
+    once, the first time. croniter moves a time in the gap to the next one that exists
+    (02:30 becomes 03:00), so a candidate whose minute or hour is not one of the
+    expression's was moved and is passed over; a candidate in the repeated hour's
+    second pass has `fold` set and is passed over too.
     """
-    local = candidate.astimezone(candidate.tzinfo)  # sets `fold` from the instant
-    if local.fold and local.replace(fold=0).utcoffset() != local.utcoffset():
-        return False
-    minutes, hours = it.expanded[0], it.expanded[1]
-    return (minutes[0] == "*" or local.minute in minutes) and (
-        hours[0] == "*" or local.hour in hours
-    )
+    tz = start.tzinfo
+    if not forward and _repeated(start):
+        # Every fire from the clock change up to `start` repeats a wall time; croniter
+        # steps back by wall time and would miss the first pass's later fires.
+        start = _before_change(start)
+    candidate = start
+    for _ in range(_MAX_STEPS):
+        step = it.get_next if forward else it.get_prev
+        candidate = step(datetime, start_time=candidate).astimezone(tz)  # sets `fold`
+        if _repeated(candidate):
+            if forward:
+                continue
+            # Going back through a repeated hour, croniter steps by wall time and would
+            # pass over the first pass's later fires: take them going forward from this
+            # wall time's first occurrence, which fired.
+            return _newest_before(it, candidate.replace(fold=0), start)
+        minutes, hours = it.expanded[0], it.expanded[1]
+        if (minutes[0] == "*" or candidate.minute in minutes) and (
+            hours[0] == "*" or candidate.hour in hours
+        ):
+            break
+    return candidate
+
+
+def _repeated(local: datetime) -> bool:
+    """Whether `local` is the second pass of a wall time (clocks went back)."""
+    return bool(local.fold) and local.replace(fold=0).utcoffset() != local.utcoffset()
+
+
+def _before_change(local: datetime) -> datetime:
+    """The last second before the clocks went back, for `local` in the repeated hour's
+    second pass (changes fall on whole seconds; fires on whole minutes)."""
+    tz, offset = local.tzinfo, local.utcoffset()
+    lo, hi = int(local.replace(fold=0).timestamp()), int(local.timestamp())
+    while hi - lo > 1:  # lo: before the change; hi: after it
+        mid = (lo + hi) // 2
+        if datetime.fromtimestamp(mid, tz).utcoffset() == offset:
+            hi = mid
+        else:
+            lo = mid
+    return datetime.fromtimestamp(lo, tz)
+
+
+def _newest_before(it: croniter, fire: datetime, before: datetime) -> datetime:
+    """The newest fire before `before`, from `fire` (an earlier fire) on."""
+    limit = before.timestamp()  # instants: comparing times of one zone ignores `fold`
+    for _ in range(_MAX_STEPS):
+        following = _search(it, fire, forward=True)
+        if following.timestamp() >= limit:
+            break
+        fire = following
+    return fire
 
 
 def shortest_gap_s(expression: str, timezone: str, now: datetime) -> int:
