@@ -24,7 +24,7 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -408,35 +408,20 @@ def _state(row: tuple[Any, ...]) -> ScheduleState:
     )
 
 
-_NUMBERS: dict[tuple[type, float], Any] = {}
-_N = TypeVar("_N", int, float)
+_SHARED: dict[tuple[type, Hashable], Any] = {}
+_H = TypeVar("_H", int, float, CronSchedule)
 
 
-def _shared(value: _N) -> _N:
-    """One object per distinct period, window or length (memory: 24-28 bytes per job
-    each; the engine holds one entry per armed job)."""
+def _shared(value: _H) -> _H:
+    """One object per distinct period, window, length or cron schedule (memory: 24-28
+    bytes per job for a number, about 630 for a cron schedule, and jobs often share
+    their expression; the engine holds one entry per armed job)."""
     key = (type(value), value)
-    got = _NUMBERS.get(key)
+    got = _SHARED.get(key)
     if got is None:
-        if len(_NUMBERS) > 10_000:
-            _NUMBERS.clear()
-        got = _NUMBERS[key] = value
-    return got
-
-
-_SCHEDULES: dict[CronSchedule, CronSchedule] = {}
-
-
-def _shared_schedule(schedule: AnySchedule) -> AnySchedule:
-    """One object per distinct cron schedule (memory: about 630 bytes per job, and jobs
-    often share their expression); a one-off's `at` is its own."""
-    if not isinstance(schedule, CronSchedule):
-        return schedule
-    got = _SCHEDULES.get(schedule)
-    if got is None:
-        if len(_SCHEDULES) > 10_000:
-            _SCHEDULES.clear()
-        got = _SCHEDULES[schedule] = schedule
+        if len(_SHARED) > 10_000:
+            _SHARED.clear()
+        got = _SHARED[key] = value
     return got
 
 
@@ -488,7 +473,11 @@ class _Entry:
         self.shard = fire_shard(row.job_id)  # a small int: shared, no memory per job
         # Rate entries need only their period and end (memory: one entry per job).
         self.schedule: AnySchedule | None = (
-            None if isinstance(schedule, RateSchedule) else _shared_schedule(schedule)
+            None
+            if isinstance(schedule, RateSchedule)
+            else _shared(schedule)
+            if isinstance(schedule, CronSchedule)
+            else schedule
         )
         self.alive = True
         self.at = isinstance(schedule, AtSchedule)
