@@ -97,9 +97,9 @@ def _search(it: croniter, start: datetime, *, forward: bool) -> datetime:
         # Every fire from the clock change up to `start` repeats a wall time; croniter
         # steps back by wall time and would miss the first pass's later fires.
         start = _before_change(start)
+    step = it.get_next if forward else it.get_prev
     candidate = start
     for _ in range(_MAX_STEPS):
-        step = it.get_next if forward else it.get_prev
         candidate = step(datetime, start_time=candidate).astimezone(tz)  # sets `fold`
         if _repeated(candidate):
             if forward:
