@@ -89,6 +89,7 @@ def test_next_and_previous_fires_follow_eventbridge_across_clock_changes(zone: s
             # A second time comes from the cache: still the same answer.
             assert cron.next_after(expression, zone, when) == want_next, (expression, when)
             assert cron.prev_before(expression, zone, when) == want_prev, (expression, when)
+            assert cron.prev_before(expression, zone, when) == want_prev, (expression, when)
 
 
 def test_the_skipped_hour_does_not_fire_and_the_repeated_hour_fires_once() -> None:

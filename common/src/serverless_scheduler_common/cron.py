@@ -35,6 +35,7 @@ CACHE_SIZE = 4096
 _lock = threading.Lock()
 _iterators: dict[str, croniter] = {}
 _next: dict[tuple[str, str, float], datetime] = {}
+_prev: dict[tuple[str, str, float], datetime] = {}
 _gaps: dict[tuple[str, str, int], int] = {}
 
 
@@ -70,10 +71,27 @@ def next_after(expression: str, timezone: str, after: datetime) -> datetime:
 
 
 def prev_before(expression: str, timezone: str, before: datetime) -> datetime:
-    """The newest fire of `expression` in `timezone` strictly before `before` (UTC)."""
-    with _lock:
-        it = _iterator(expression)
-        return _search(it, before.astimezone(ZoneInfo(timezone)), forward=False).astimezone(UTC)
+    """The newest fire of `expression` in `timezone` strictly before `before` (UTC).
+
+    Cached per minute like `next_after`: the newest fire before any instant of a minute
+    past its start is the newest before the next minute's start (catching up after a
+    stop asks this for every job at the same instant).
+    """
+    tz = ZoneInfo(timezone)
+    local = before.astimezone(tz)
+    end = _minute_start(local).timestamp()
+    if end < local.timestamp():
+        end += 60
+    key = (expression, timezone, end)
+    found = _prev.get(key)
+    if found is None:
+        with _lock:
+            start = datetime.fromtimestamp(end, tz)
+            found = _search(_iterator(expression), start, forward=False).astimezone(UTC)
+        if len(_prev) >= CACHE_SIZE:
+            _prev.clear()
+        _prev[key] = found
+    return found
 
 
 #: Wall times passed over in one search at most: a clock change repeats or skips at
