@@ -174,6 +174,9 @@ def test_misfire_after_one_hour_stop(
     backend.upsert(make_job("strict", policy={"catchup_window_s": 10}))
     hourly = {"kind": "cron", "expression": "0 * * * *", "timezone": "UTC"}
     backend.upsert(make_job("hourly", schedule=hourly, policy={"catchup_window_s": 60}))
+    every5 = {"kind": "cron", "expression": "*/5 * * * *", "timezone": "Europe/Warsaw"}
+    for twin in ("cron-a", "cron-b"):  # one shared computation of the newest missed fire
+        backend.upsert(make_job(twin, schedule=every5))
     run_until(engine, clock, T0 + timedelta(minutes=10), timedelta(minutes=1))
     assert len(times(publisher, "coalesce")) == 2
     engine.flush()
@@ -187,6 +190,8 @@ def test_misfire_after_one_hour_stop(
     engine.run_due(clock.now())
     # newest missed fire (13:10) is 30 s old, inside the 5-minute window: one run
     assert times(publisher, "coalesce")[2:] == [T0 + timedelta(hours=1, minutes=10)]
+    for twin in ("cron-a", "cron-b"):  # the same for cron jobs (window: one period)
+        assert times(publisher, twin)[2:] == [T0 + timedelta(hours=1, minutes=10)]
     # 30 s is outside a 10 s window: skipped and recorded, not run
     assert times(publisher, "strict")[2:] == []
     # the 13:00 hourly fire is 10 minutes old: outside 60 s, skipped
