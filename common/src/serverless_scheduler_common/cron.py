@@ -22,7 +22,7 @@ from __future__ import annotations
 import itertools
 import threading
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 if TYPE_CHECKING:
@@ -45,9 +45,8 @@ def _iterator(expression: str) -> croniter:
     if it is None:
         from croniter import croniter  # imported on use: it costs cold-start time
 
-        if len(_iterators) >= CACHE_SIZE:
-            _iterators.clear()
-        it = _iterators[expression] = croniter(expression)
+        it = croniter(expression)
+        _remember(_iterators, expression, it)
     return it
 
 
@@ -64,9 +63,7 @@ def next_after(expression: str, timezone: str, after: datetime) -> datetime:
     if found is None:
         with _lock:
             found = _search(_iterator(expression), start, forward=True).astimezone(UTC)
-        if len(_next) >= CACHE_SIZE:
-            _next.clear()
-        _next[key] = found
+        _remember(_next, key, found)
     return found
 
 
@@ -88,9 +85,7 @@ def prev_before(expression: str, timezone: str, before: datetime) -> datetime:
         with _lock:
             start = datetime.fromtimestamp(end, tz)
             found = _search(_iterator(expression), start, forward=False).astimezone(UTC)
-        if len(_prev) >= CACHE_SIZE:
-            _prev.clear()
-        _prev[key] = found
+        _remember(_prev, key, found)
     return found
 
 
@@ -174,7 +169,12 @@ def shortest_gap_s(expression: str, timezone: str, now: datetime) -> int:
         for _ in range(6):
             times.append(next_after(expression, timezone, times[-1]))
         gap = int(min((b - a).total_seconds() for a, b in itertools.pairwise(times[1:])))
-        if len(_gaps) >= CACHE_SIZE:
-            _gaps.clear()
-        _gaps[key] = gap
+        _remember(_gaps, key, gap)
     return gap
+
+
+def _remember(cache: dict[Any, Any], key: Any, value: Any) -> None:
+    """Store `value` under `key`, starting `cache` over when it is full."""
+    if len(cache) >= CACHE_SIZE:
+        cache.clear()
+    cache[key] = value
