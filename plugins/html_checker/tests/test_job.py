@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -36,6 +37,23 @@ def test_only_http_urls(url: str) -> None:
 def test_ignore_patterns_are_validated() -> None:
     message = _error(ignore_patterns=["ok", "(unclosed"])
     assert "ignore_patterns[1] is not a valid regex" in message
+
+
+def test_patterns_are_compiled_once_even_past_the_re_modules_cache(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Every fire validates its job's patterns: with more distinct patterns than `re`
+    # caches (512), each validation would compile them again (about 0.1 ms each).
+    patterns = [rf"updated {i}: \d+" for i in range(600)]
+    for pattern in patterns:
+        HTMLMonitorJob(**BASE, ignore_patterns=[pattern])
+    compiled: list[str] = []
+    real = re.compile
+    monkeypatch.setattr(re, "compile", lambda p, *a: compiled.append(p) or real(p, *a))
+    for pattern in patterns:
+        assert HTMLMonitorJob(**BASE, ignore_patterns=[pattern]).ignore_patterns == [pattern]
+    assert compiled == []
+    assert "is not a valid regex" in _error(ignore_patterns=["(unclosed"])  # still refused
 
 
 def test_headers_are_validated() -> None:

@@ -17,6 +17,7 @@ the failure and raises, and the runtime's retry resumes the pending notification
 
 from __future__ import annotations
 
+import functools
 import html as html_lib
 import logging
 import re
@@ -49,6 +50,15 @@ _RESERVED_HEADERS = frozenset({"host", "content-length", "transfer-encoding", "c
 _APPRISE_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]{0,30}://\S+$")
 
 
+@functools.lru_cache(maxsize=4096)
+def _pattern(text: str) -> re.Pattern[str]:
+    """`re.compile(text)`, kept past `re`'s own cache of 512. Every fire validates its
+    job's patterns and a changed page applies them, and the monitors of one deployment
+    may hold thousands of distinct patterns: once `re`'s cache overflows, each compile
+    costs about 0.1 ms, a fifth of an unchanged check."""
+    return re.compile(text)
+
+
 class HTMLMonitorJob(ScheduledJob):
     """Watch a web page (or part of it) and notify when its content changes."""
 
@@ -69,7 +79,7 @@ class HTMLMonitorJob(ScheduledJob):
     def _patterns_compile(cls, value: list[str]) -> list[str]:
         for i, pattern in enumerate(value):
             try:
-                re.compile(pattern)
+                _pattern(pattern)
             except re.error as exc:
                 raise ValueError(f"ignore_patterns[{i}] is not a valid regex: {exc}") from exc
         return value
@@ -215,7 +225,7 @@ def check(job: HTMLMonitorJob, fired: JobFired, context: RunContext) -> RunOutco
             css_selector=job.css_selector,
             xpath=job.xpath,
             mode=job.mode,
-            ignore=[re.compile(p) for p in job.ignore_patterns],
+            ignore=[_pattern(p) for p in job.ignore_patterns],
         )
     except SelectorError as exc:
         return RunOutcome(status="error", summary=f"error: {exc}")
