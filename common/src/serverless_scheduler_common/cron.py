@@ -58,13 +58,7 @@ def _minute_start(when: datetime) -> datetime:
 def next_after(expression: str, timezone: str, after: datetime) -> datetime:
     """The first fire of `expression` in `timezone` strictly after `after` (UTC)."""
     start = _minute_start(after.astimezone(ZoneInfo(timezone)))
-    key = (expression, timezone, start.timestamp())
-    found = _next.get(key)
-    if found is None:
-        with _lock:
-            found = _search(_iterator(expression), start, forward=True).astimezone(UTC)
-        _remember(_next, key, found)
-    return found
+    return _cached(_next, expression, timezone, start, forward=True)
 
 
 def prev_before(expression: str, timezone: str, before: datetime) -> datetime:
@@ -79,13 +73,24 @@ def prev_before(expression: str, timezone: str, before: datetime) -> datetime:
     end = _minute_start(local).timestamp()
     if end < local.timestamp():
         end += 60
-    key = (expression, timezone, end)
-    found = _prev.get(key)
+    return _cached(_prev, expression, timezone, datetime.fromtimestamp(end, tz), forward=False)
+
+
+def _cached(
+    cache: dict[tuple[str, str, float], datetime],
+    expression: str,
+    timezone: str,
+    start: datetime,
+    *,
+    forward: bool,
+) -> datetime:
+    """`_search` from `start` (a minute's start, local) in UTC, cached per minute."""
+    key = (expression, timezone, start.timestamp())
+    found = cache.get(key)
     if found is None:
         with _lock:
-            start = datetime.fromtimestamp(end, tz)
-            found = _search(_iterator(expression), start, forward=False).astimezone(UTC)
-        _remember(_prev, key, found)
+            found = _search(_iterator(expression), start, forward=forward).astimezone(UTC)
+        _remember(cache, key, found)
     return found
 
 
