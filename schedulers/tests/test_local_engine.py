@@ -249,20 +249,20 @@ class BatchRecorder:
         self.calls.append(list(fires))
 
 
-@pytest.mark.parametrize(("gather_s", "hand_overs"), [(0.0, 2), (0.5, 1)])
+@pytest.mark.parametrize(("gather_s", "hand_overs"), [(0.0, 2), (2.0, 1)])
 def test_the_publishing_thread_gathers_fires_of_several_timer_wake_ups(
     db: Any, make_job: Any, gather_s: float, hand_overs: int
 ) -> None:
     backend = LocalScheduleBackend(db)
     recorder = BatchRecorder()
     engine = TimerEngine(backend, recorder, publish_gather_s=gather_s)
-    start = datetime.now(UTC) + timedelta(seconds=0.3)
+    start = datetime.now(UTC) + timedelta(seconds=1.0)  # room for a slow machine's start
     jobs = [
         make_job(
             job_id=f"j{i}",
             schedule={
                 "kind": "at",
-                "at": (start + timedelta(seconds=0.15 * i)).isoformat(),
+                "at": (start + timedelta(seconds=0.6 * i)).isoformat(),
             },
         )
         for i in range(2)
@@ -275,7 +275,7 @@ def test_the_publishing_thread_gathers_fires_of_several_timer_wake_ups(
             time.sleep(0.01)
     finally:
         engine.stop()
-    # Two wake-ups 150 ms apart: two transactions without gathering, one with it.
+    # Two wake-ups 600 ms apart: two transactions without gathering, one with it.
     assert len(recorder.calls) == hand_overs
     assert sorted(f.job_id for call in recorder.calls for f in call) == ["j0", "j1"]
 
