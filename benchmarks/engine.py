@@ -525,9 +525,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "duration_s": args.duration,
             "publisher": args.publisher,
             "dispatchers": args.dispatchers if args.publisher == "process" else 0,
-            "expected_fires_per_s": round(
-                expected / args.duration if cron is not None else args.jobs / period, 1
-            ),
+            "expected_fires_per_s": round(expected / args.duration, 1),
             "fires_per_s": round(publisher.in_window / args.duration, 1),
             "handed_off_per_s": round(fires_measured / args.duration, 1),
             "lateness_p50_ms": round(_pct(lat, 0.50) * 1000, 2),

@@ -472,19 +472,15 @@ class _Entry:
         self.rowid = row.rowid
         self.shard = fire_shard(row.job_id)  # a small int: shared, no memory per job
         # Rate entries need only their period and end (memory: one entry per job).
-        self.schedule: AnySchedule | None = (
-            None
-            if isinstance(schedule, RateSchedule)
-            else _shared(schedule)
-            if isinstance(schedule, CronSchedule)
-            else schedule
-        )
+        self.schedule: AnySchedule | None = schedule
+        self.period = 0.0
+        if isinstance(schedule, RateSchedule):
+            self.schedule = None
+            self.period = _shared(float(row.period_s or schedule.period_s))
+        elif isinstance(schedule, CronSchedule):
+            self.schedule = _shared(schedule)
         self.alive = True
         self.at = isinstance(schedule, AtSchedule)
-        if isinstance(schedule, RateSchedule):
-            self.period = _shared(float(row.period_s or schedule.period_s))
-        else:
-            self.period = 0.0
         period_for_window = int(self.period) if self.period else schedule.period_s
         self.window = _shared(float(row.policy.effective_catchup_window_s(period_for_window)))
         end_at = None if isinstance(schedule, AtSchedule) else schedule.end_at
