@@ -24,6 +24,7 @@ def test_a_batch_commits_runs_done_marks_and_dequeues_in_one_transaction(
     fires = [fire_of(job, i) for i in range(300)]
     commits: list[str] = []
     rig = rig_factory()
+    rig.runtime.ledger.trim_chance = 0.0  # keep every mark of the job, to count them
     conn: sqlite3.Connection = rig.dispatcher.queue._conn
     # Installed and removed only while no dispatcher thread uses the connection:
     # sqlite3's set_* calls hold the GIL while they wait for the connection's mutex,
@@ -45,9 +46,11 @@ def test_a_batch_commits_runs_done_marks_and_dequeues_in_one_transaction(
     assert len(commits) <= 10, len(commits)
 
 
-def _five_completed(rig: Any, make_job: Any, fire_of: Any) -> tuple[Any, list[Any]]:
+def _completed(rig: Any, make_job: Any, fire_of: Any) -> tuple[Any, list[Any]]:
+    """A job's last fires, completed: as many as the ledger keeps marks of per job (a
+    second delivery is one of a job's last fires before a stop)."""
     job = make_job(policy={"overlap": "allow_all"})
-    first = [fire_of(job, i) for i in range(5)]
+    first = [fire_of(job, i) for i in range(rig.runtime.ledger.keep_per_job)]
     rig.dispatcher.publish_many(first)
     assert rig.dispatcher.wait_idle(timeout=10)
     return job, first
@@ -56,7 +59,7 @@ def _five_completed(rig: Any, make_job: Any, fire_of: Any) -> tuple[Any, list[An
 def test_a_fire_completed_in_an_earlier_batch_is_not_run_again(
     rig: Any, make_job: Any, fire_of: Any
 ) -> None:
-    job, first = _five_completed(rig, make_job, fire_of)
+    job, first = _completed(rig, make_job, fire_of)
     again = [*first, fire_of(job, 99)]
     rig.dispatcher.publish_many(again)
     rig.dispatcher.publish_many([fire_of(job, 99)])  # still queued or done: not twice
@@ -67,7 +70,7 @@ def test_a_fire_completed_in_an_earlier_batch_is_not_run_again(
 def test_completed_fires_queued_again_by_another_process_are_not_run_again(
     rig: Any, make_job: Any, fire_of: Any
 ) -> None:
-    job, first = _five_completed(rig, make_job, fire_of)
+    job, first = _completed(rig, make_job, fire_of)
     other = SqliteFireQueue(rig.dispatcher.queue.db_path)  # e.g. an engine re-firing
     other.add_many([*first, fire_of(job, 42)])
     rig.dispatcher.load_queued()  # rows read from the table, with their done marks

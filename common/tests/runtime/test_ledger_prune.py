@@ -1,4 +1,5 @@
-"""Expired done marks leave the local ledger a slice at a time, never all at once."""
+"""The local ledger stays small: a job keeps its newest done marks only, and expired
+marks leave a slice at a time, never all at once."""
 
 from __future__ import annotations
 
@@ -98,3 +99,46 @@ def test_default_marks_outlive_the_longest_catch_up_window(tmp_path: Path) -> No
     assert ledger.is_done("job@in-window")
     assert not ledger.is_done("job@long-gone")
     assert ledger.done_ttl_s < 30 * 86_400  # not a month of marks at high fire rates
+
+
+def test_a_job_keeps_its_newest_marks_and_other_jobs_keep_theirs(tmp_path: Path) -> None:
+    db = tmp_path / "scheduler.db"
+    ledger = SqliteFireLedger(db)
+    ledger.trim_chance = 1.0  # trim at every write (amortised in service)
+    neighbours = ["job-1@2026-01-01T00:00:00Z", "job1x@2026-01-01T00:00:00Z", "job1"]
+    ledger.mark_done_many(neighbours)
+    fires = [f"job1@2026-01-01T00:00:{second:02d}Z" for second in range(10)]
+    for fire_id in fires:
+        ledger.mark_done(fire_id)
+    manual = "job1@manual-01jabc"
+    ledger.mark_done(manual)  # marked last: the newest, although it sorts after the rest
+
+    kept = set(fires[-(ledger.keep_per_job - 1) :]) | {manual}
+    assert _ids(db) == kept | set(neighbours)
+    # A second delivery of one of the job's last fires is still recognised.
+    assert ledger.done_among([*fires, manual]) == kept
+    assert ledger.is_done(fires[-1])
+    assert not ledger.is_done(fires[0])
+
+
+def test_marks_of_one_batch_are_trimmed_together(tmp_path: Path) -> None:
+    db = tmp_path / "scheduler.db"
+    ledger = SqliteFireLedger(db)
+    ledger.trim_chance = 1.0
+    batch = [f"job{j}@2026-01-01T00:00:{second:02d}Z" for j in range(3) for second in range(7)]
+    with ledger._tx() as conn:
+        ledger.write_done(conn, batch)
+    ids = _ids(db)
+    for j in range(3):
+        mine = sorted(fire_id for fire_id in ids if fire_id.startswith(f"job{j}@"))
+        assert mine == [f"job{j}@2026-01-01T00:00:{s:02d}Z" for s in range(3, 7)]
+
+
+def test_amortised_trimming_bounds_a_job_that_fires_for_long(tmp_path: Path) -> None:
+    db = tmp_path / "scheduler.db"
+    ledger = SqliteFireLedger(db)  # the default chance: one write in keep_per_job trims
+    for minute in range(400):
+        ledger.mark_done(f"busy@2026-01-01T{minute // 60:02d}:{minute % 60:02d}:00Z")
+    left = len(_ids(db))
+    assert ledger.keep_per_job <= left < 60  # 400 without trimming
+    assert ledger.is_done("busy@2026-01-01T06:39:00Z")  # the newest stays

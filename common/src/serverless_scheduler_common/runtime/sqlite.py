@@ -206,15 +206,46 @@ def _decode_cursor(cursor: str) -> tuple[str, str]:
 
 
 # -- idempotency, in-progress markers, failure counts ---------------------------------------
-#: How long a local done mark is kept: the timer engine hands a fire over again only
-#: after a stop between publishing it and recording it, and never once it is older than
-#: the longest catch-up window, so a day more than that covers every second delivery.
-#: (The marks of 10,000 fires/s for 30 days, the earlier setting, were 26 billion rows.)
+#: How long a local done mark is kept at most: the timer engine hands a fire over again
+#: only after a stop between publishing it and recording it, and never once it is older
+#: than the longest catch-up window, so a day more than that covers every second
+#: delivery. (The marks of 10,000 fires/s for 30 days, the earlier setting, were 26
+#: billion rows.) Marks of a job that keeps firing go much sooner (`DONE_KEEP_PER_JOB`).
 DONE_TTL_S = MAX_CATCHUP_WINDOW_S + 86_400
+
+#: Done marks kept per job: its newest, by when they were marked. A second delivery is
+#: one of a job's last fires before a stop (the engine's marks lag by a fraction of a
+#: second, and a job fires at most once a minute), so older marks only grow the table:
+#: at 10,000 fires/s the TTL alone kept some 7 billion of them.
+DONE_KEEP_PER_JOB = 4
+
+# A job's marks lie together (a fire_id is `<job_id>@<time>`, and `@` sorts just below
+# `A`): drop all but the newest `?3` of the range (`?1`, `?2`).
+_TRIM_DONE = """
+DELETE FROM fires_done WHERE fire_id IN (
+    SELECT fire_id FROM fires_done WHERE fire_id > ?1 AND fire_id < ?2
+    ORDER BY done_at DESC, fire_id DESC LIMIT -1 OFFSET ?3)
+"""
+
+
+def _done_trims(fire_ids: Sequence[str], keep: int, chance: float) -> list[tuple[str, str, int]]:
+    """`_TRIM_DONE` parameters for the jobs of `fire_ids`, each picked with `chance`
+    (trimming is amortised as for runs: a job holds about `keep + 1/chance` marks at
+    most for long). Fire ids without a job part (`<job_id>@`) are left to the TTL."""
+    jobs = set()
+    for fire_id in fire_ids:
+        at = fire_id.find("@")
+        if at > 0 and (chance >= 1.0 or random.random() < chance):
+            jobs.add(fire_id[:at])
+    return [(f"{job}@", f"{job}A", keep) for job in jobs]
 
 
 class SqliteFireLedger(SqliteStore):
     """`FireLedger` for local mode: completed fire_ids are a unique key in SQLite.
+
+    A job keeps its newest `keep_per_job` marks (older ones are trimmed as new ones are
+    written) and no mark outlives `done_ttl_s` (a sweep, for jobs that stopped firing),
+    so the table holds a few marks per job instead of every fire of the last days.
 
     Local mode runs one dispatcher per database, so the in-progress markers (with their
     expiry) and the buffer slots live in memory: a restarted process starts with none,
@@ -235,6 +266,10 @@ class SqliteFireLedger(SqliteStore):
     #: Fewest keys one sweep step looks at; a step looks at twice as many as were marked
     #: since the last one, so the sweep outruns the inserts.
     prune_min_slice = 1000
+    #: Marks kept per job (`DONE_KEEP_PER_JOB`), and the chance that writing a job's mark
+    #: also trims that job's older marks.
+    keep_per_job = DONE_KEEP_PER_JOB
+    trim_chance = 1.0 / DONE_KEEP_PER_JOB
 
     def __init__(self, db_path: str | Path, *, done_ttl_s: int = DONE_TTL_S) -> None:
         super().__init__(db_path)
@@ -275,7 +310,10 @@ class SqliteFireLedger(SqliteStore):
     def write_done(self, conn: sqlite3.Connection, fire_ids: Sequence[str]) -> None:
         """Mark fires done inside the caller's transaction (on any connection to the file)."""
         now = time.time()
+        trims = _done_trims(fire_ids, self.keep_per_job, self.trim_chance)
         insert_rows(conn, "INSERT OR IGNORE INTO fires_done", [(f, now) for f in fire_ids], width=2)
+        if trims:
+            conn.executemany(_TRIM_DONE, trims)
         self._marked_since_prune += len(fire_ids)
         if time.monotonic() - self._last_prune >= self.prune_interval_s:
             self.prune_step(conn, now - self.done_ttl_s)
