@@ -7,7 +7,7 @@ import sqlite3
 import time
 from pathlib import Path
 
-from serverless_scheduler_common.runtime.sqlite import SqliteFireLedger
+from serverless_scheduler_common.runtime.sqlite import DONE_TRIM_MAX, SqliteFireLedger
 
 
 def _insert(db: Path, marks: list[tuple[str, float]]) -> None:
@@ -101,22 +101,31 @@ def test_default_marks_outlive_the_longest_catch_up_window(tmp_path: Path) -> No
     assert ledger.done_ttl_s < 30 * 86_400  # not a month of marks at high fire rates
 
 
-def test_a_job_keeps_its_newest_marks_and_other_jobs_keep_theirs(tmp_path: Path) -> None:
+def test_a_job_keeps_the_marks_of_its_newest_fires_and_other_jobs_keep_theirs(
+    tmp_path: Path,
+) -> None:
     db = tmp_path / "scheduler.db"
     ledger = SqliteFireLedger(db)
     ledger.trim_chance = 1.0  # trim at every write (amortised in service)
-    neighbours = ["job-1@2026-01-01T00:00:00Z", "job1x@2026-01-01T00:00:00Z", "job1"]
-    ledger.mark_done_many(neighbours)
-    fires = [f"job1@2026-01-01T00:00:{second:02d}Z" for second in range(10)]
+    keep = ledger.keep_per_job
+    # Job ids next to `job1` in key order, a fire id of no job, a manual fire.
+    others = [
+        "job-1@2026-01-01T00:00:00Z",
+        "job1x@2026-01-01T00:00:00Z",
+        "job1",
+        "job1@manual-01jabc",
+    ]
+    ledger.mark_done_many(others)
+    fires = [f"job1@2026-01-01T00:{minute:02d}:00Z" for minute in range(10)]
     for fire_id in fires:
         ledger.mark_done(fire_id)
-    manual = "job1@manual-01jabc"
-    ledger.mark_done(manual)  # marked last: the newest, although it sorts after the rest
+    late = "job1@2026-01-01T00:03:00Z"  # an old fire that completed late (retries)
+    ledger.mark_done(late)
 
-    kept = set(fires[-(ledger.keep_per_job - 1) :]) | {manual}
-    assert _ids(db) == kept | set(neighbours)
+    kept = set(fires[-keep:])
+    assert _ids(db) == kept | set(others)
     # A second delivery of one of the job's last fires is still recognised.
-    assert ledger.done_among([*fires, manual]) == kept
+    assert ledger.done_among([*fires, late]) == kept
     assert ledger.is_done(fires[-1])
     assert not ledger.is_done(fires[0])
 
@@ -125,13 +134,28 @@ def test_marks_of_one_batch_are_trimmed_together(tmp_path: Path) -> None:
     db = tmp_path / "scheduler.db"
     ledger = SqliteFireLedger(db)
     ledger.trim_chance = 1.0
-    batch = [f"job{j}@2026-01-01T00:00:{second:02d}Z" for j in range(3) for second in range(7)]
+    batch = [f"job{j}@2026-01-01T00:{minute:02d}:00Z" for j in range(3) for minute in range(7)]
     with ledger._tx() as conn:
         ledger.write_done(conn, batch)
     ids = _ids(db)
     for j in range(3):
         mine = sorted(fire_id for fire_id in ids if fire_id.startswith(f"job{j}@"))
-        assert mine == [f"job{j}@2026-01-01T00:00:{s:02d}Z" for s in range(3, 7)]
+        assert mine == [f"job{j}@2026-01-01T00:{m:02d}:00Z" for m in range(7 - 4, 7)]
+
+
+def test_a_long_history_from_before_the_trims_goes_a_slice_per_trim(tmp_path: Path) -> None:
+    db = tmp_path / "scheduler.db"
+    ledger = SqliteFireLedger(db)
+    ledger.trim_chance = 1.0
+    now = time.time()
+    history = [(f"old@2026-01-01T{m // 60:02d}:{m % 60:02d}:00Z", now) for m in range(300)]
+    _insert(db, history)
+    ledger.mark_done("old@2026-01-02T00:00:00Z")
+    assert len(_ids(db)) == 301 - DONE_TRIM_MAX  # one bounded slice, the newest kept
+    for day in range(3, 9):
+        ledger.mark_done(f"old@2026-01-0{day}T00:00:00Z")
+    assert len(_ids(db)) == ledger.keep_per_job
+    assert ledger.is_done("old@2026-01-08T00:00:00Z")
 
 
 def test_amortised_trimming_bounds_a_job_that_fires_for_long(tmp_path: Path) -> None:

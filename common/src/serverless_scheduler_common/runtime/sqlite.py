@@ -213,39 +213,49 @@ def _decode_cursor(cursor: str) -> tuple[str, str]:
 #: billion rows.) Marks of a job that keeps firing go much sooner (`DONE_KEEP_PER_JOB`).
 DONE_TTL_S = MAX_CATCHUP_WINDOW_S + 86_400
 
-#: Done marks kept per job: its newest, by when they were marked. A second delivery is
-#: one of a job's last fires before a stop (the engine's marks lag by a fraction of a
-#: second, and a job fires at most once a minute), so older marks only grow the table:
-#: at 10,000 fires/s the TTL alone kept some 7 billion of them.
+#: Done marks kept per job: those of its newest timed fires. A second delivery is one of
+#: a job's last fires before a stop (the engine's marks lag by a fraction of a second,
+#: and a job fires at most once a minute), so older marks only grow the table: at
+#: 10,000 fires/s the TTL alone kept some 7 billion of them.
 DONE_KEEP_PER_JOB = 4
 
-# A job's marks lie together (a fire_id is `<job_id>@<time>`, and `@` sorts just below
-# `A`): drop all but the newest `?3` of the range (`?1`, `?2`).
+#: Most marks one trim deletes (a table from before the trims has days of a job's marks:
+#: they go a bounded slice at a time instead of in one long write).
+DONE_TRIM_MAX = 64
+
+# A job's timed marks lie together in key order, oldest first: `<job_id>@<UTC time>`,
+# and a time starts with a digit (`:` sorts just after `9`; manual fires,
+# `<job_id>@manual-<id>`, sort after it and are left to the TTL: they are never handed
+# over twice). The statement walks the job's range down from its newest mark.
 _TRIM_DONE = """
 DELETE FROM fires_done WHERE fire_id IN (
     SELECT fire_id FROM fires_done WHERE fire_id > ?1 AND fire_id < ?2
-    ORDER BY done_at DESC, fire_id DESC LIMIT -1 OFFSET ?3)
+    ORDER BY fire_id DESC LIMIT ?4 OFFSET ?3)
 """
 
 
-def _done_trims(fire_ids: Sequence[str], keep: int, chance: float) -> list[tuple[str, str, int]]:
-    """`_TRIM_DONE` parameters for the jobs of `fire_ids`, each picked with `chance`
-    (trimming is amortised as for runs: a job holds about `keep + 1/chance` marks at
-    most for long). Fire ids without a job part (`<job_id>@`) are left to the TTL."""
+def _done_trims(
+    fire_ids: Sequence[str], keep: int, chance: float
+) -> list[tuple[str, str, int, int]]:
+    """`_TRIM_DONE` parameters for the jobs of the timed fires among `fire_ids`, each
+    picked with `chance` (amortised as for runs: a job holds about `keep + 1/chance`
+    marks at most for long)."""
     jobs = set()
     for fire_id in fire_ids:
         at = fire_id.find("@")
-        if at > 0 and (chance >= 1.0 or random.random() < chance):
-            jobs.add(fire_id[:at])
-    return [(f"{job}@", f"{job}A", keep) for job in jobs]
+        if at > 0 and fire_id[at + 1 : at + 2].isdigit():
+            if chance >= 1.0 or random.random() < chance:
+                jobs.add(fire_id[: at + 1])
+    return [(job, f"{job}:", keep, DONE_TRIM_MAX) for job in jobs]
 
 
 class SqliteFireLedger(SqliteStore):
     """`FireLedger` for local mode: completed fire_ids are a unique key in SQLite.
 
-    A job keeps its newest `keep_per_job` marks (older ones are trimmed as new ones are
-    written) and no mark outlives `done_ttl_s` (a sweep, for jobs that stopped firing),
-    so the table holds a few marks per job instead of every fire of the last days.
+    A job keeps the marks of its newest `keep_per_job` timed fires (older ones are
+    trimmed as new ones are written) and no mark outlives `done_ttl_s` (a sweep, for
+    jobs that stopped firing, and manual fires), so the table holds a few marks per job
+    instead of every fire of the last days.
 
     Local mode runs one dispatcher per database, so the in-progress markers (with their
     expiry) and the buffer slots live in memory: a restarted process starts with none,
