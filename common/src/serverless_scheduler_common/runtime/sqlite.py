@@ -243,9 +243,9 @@ def _done_trims(
     jobs = set()
     for fire_id in fire_ids:
         at = fire_id.find("@")
-        if at > 0 and fire_id[at + 1 : at + 2].isdigit():
-            if chance >= 1.0 or random.random() < chance:
-                jobs.add(fire_id[: at + 1])
+        timed = at > 0 and fire_id[at + 1 : at + 2].isdigit()
+        if timed and (chance >= 1.0 or random.random() < chance):
+            jobs.add(fire_id[: at + 1])
     return [(job, f"{job}:", keep, DONE_TRIM_MAX) for job in jobs]
 
 
