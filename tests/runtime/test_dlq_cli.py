@@ -1,9 +1,9 @@
-"""`serverless-scheduler dlq list|redrive` on a local data directory."""
+"""`serverless-scheduler dlq list|redrive|purge` on a local data directory."""
 
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -12,26 +12,35 @@ from serverless_scheduler.cli import main
 from serverless_scheduler_common import JobFired, Settings
 from serverless_scheduler_common.runtime.local import create_local_dispatcher
 from serverless_scheduler_common.runtime.ports import DeadLetter
-from serverless_scheduler_common.runtime.sqlite import SqliteDeadLetterStore
+from serverless_scheduler_common.runtime.sqlite import SqliteDeadLetterStore, SqliteFireQueue
 from serverless_scheduler_common.sqlite import db_path_for
 
 
-def _dead_letter(data_dir: Path) -> JobFired:
+def _dead_letter(
+    data_dir: Path,
+    job_id: str = "job1",
+    dead_at: datetime | None = None,
+    store: SqliteDeadLetterStore | None = None,
+) -> JobFired:
+    """A dead letter of an `example_job`, written as it is (by default through a store
+    that expires nothing)."""
+    dead_at = dead_at or datetime.now(UTC)
     fired = JobFired(
         job_type="example_job",
-        job_id="job1",
+        job_id=job_id,
         owner_id="alice",
-        scheduled_time=datetime(2026, 5, 1, 9, tzinfo=UTC),
+        scheduled_time=dead_at - timedelta(minutes=5),
         job={
             "job_type": "example_job",
-            "job_id": "job1",
+            "job_id": job_id,
             "owner_id": "alice",
             "name": "hello",
             "schedule": {"kind": "rate", "every": 5, "unit": "minutes"},
             "message": "again",
         },
     )
-    SqliteDeadLetterStore(db_path_for(data_dir)).add(
+    store = store or SqliteDeadLetterStore(db_path_for(data_dir), retention_s=None)
+    store.add(
         DeadLetter(
             fire_id=fired.fire_id,
             job_type=fired.job_type,
@@ -40,7 +49,7 @@ def _dead_letter(data_dir: Path) -> JobFired:
             payload=fired.model_dump_json(),
             error="RuntimeError: boom",
             attempts=5,
-            dead_at=datetime(2026, 5, 1, 9, 5, tzinfo=UTC),
+            dead_at=dead_at,
         )
     )
     return fired
@@ -94,3 +103,57 @@ def test_missing_database_and_bad_options(
     assert "--limit" in capsys.readouterr().err
     assert main(["dlq", "list", "--aws"]) == 2
     assert "--queue-url" in capsys.readouterr().err
+
+
+def test_purge_drops_named_or_all_letters_without_running_them(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    first = _dead_letter(tmp_path, "job1")
+    second = _dead_letter(tmp_path, "job2")
+    third = _dead_letter(tmp_path, "job3")
+    assert main(["dlq", "purge", "--data-dir", str(tmp_path)]) == 2
+    assert "--fire-id, or pass --all" in capsys.readouterr().err
+    assert main(["dlq", "purge", "--data-dir", str(tmp_path), "--all", "--fire-id", "x"]) == 2
+    capsys.readouterr()
+
+    assert main(["dlq", "purge", "--data-dir", str(tmp_path), "--fire-id", second.fire_id]) == 0
+    captured = capsys.readouterr()
+    assert captured.out == f"purged\t{second.fire_id}\n"
+    assert "1 fire(s) purged" in captured.err
+    store = SqliteDeadLetterStore(db_path_for(tmp_path))
+    assert sorted(d.fire_id for d in store.list()) == sorted([first.fire_id, third.fire_id])
+
+    assert main(["dlq", "purge", "--data-dir", str(tmp_path), "--all", "--limit", "1"]) == 0
+    assert len(store.list()) == 1  # --limit bounds --all too
+    assert main(["dlq", "purge", "--data-dir", str(tmp_path), "--all"]) == 0
+    assert store.list() == []
+    # nothing was queued to run
+    assert SqliteFireQueue(db_path_for(tmp_path)).count() == 0
+
+
+def test_letters_past_the_retention_are_dropped_unless_it_is_off(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    now = datetime.now(UTC)
+    old = _dead_letter(tmp_path, "old", dead_at=now - timedelta(days=20))
+    recent = _dead_letter(tmp_path, "recent", dead_at=now - timedelta(days=2))
+    monkeypatch.setenv("SCHEDULER_DEAD_LETTER_RETENTION_DAYS", "0")  # kept until purged
+    assert main(["dlq", "list", "--data-dir", str(tmp_path), "--json"]) == 0
+    listed = [json.loads(line)["fire_id"] for line in capsys.readouterr().out.splitlines()]
+    assert listed == [old.fire_id, recent.fire_id]
+
+    monkeypatch.delenv("SCHEDULER_DEAD_LETTER_RETENTION_DAYS")  # the default, 14 days
+    assert main(["dlq", "list", "--data-dir", str(tmp_path), "--json"]) == 0
+    listed = [json.loads(line)["fire_id"] for line in capsys.readouterr().out.splitlines()]
+    assert listed == [recent.fire_id]
+
+
+def test_adding_a_letter_drops_expired_ones(tmp_path: Path) -> None:
+    _dead_letter(tmp_path, "stale", dead_at=datetime.now(UTC) - timedelta(hours=2))
+    store = SqliteDeadLetterStore(db_path_for(tmp_path), retention_s=24 * 3600)
+    assert len(store.list()) == 1  # inside a day's retention
+    store.retention_s = 3600
+    fresh = _dead_letter(tmp_path, "fresh", store=store)  # it drops the expired one
+    assert [d.fire_id for d in store.list()] == [fresh.fire_id]
+    with pytest.raises(ValueError, match="retention_s"):
+        SqliteDeadLetterStore(db_path_for(tmp_path), retention_s=0)

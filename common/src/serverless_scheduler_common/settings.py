@@ -52,6 +52,15 @@ class Settings(BaseSettings):
         default=2.0, gt=0, le=3600, description="First retry delay; doubles per attempt."
     )
     retry_max_s: float = Field(default=300.0, gt=0, le=86_400, description="Retry delay cap.")
+    dead_letter_retention_days: float = Field(
+        default=14,
+        ge=0,
+        le=3650,
+        description=(
+            "Local mode drops dead letters older than this (0 keeps them until redriven "
+            "or purged); the deployment's SQS dead-letter queues keep 14 days."
+        ),
+    )
     run_lock_ttl_s: int = Field(
         default=900,
         ge=1,
@@ -95,3 +104,9 @@ class Settings(BaseSettings):
     @classmethod
     def _csv(cls, value: object) -> object:
         return _split_csv(value)
+
+    @property
+    def dead_letter_retention_s(self) -> float | None:
+        """`dead_letter_retention_days` in seconds (None: kept until redriven or purged)."""
+        days = self.dead_letter_retention_days
+        return days * 86_400 if days > 0 else None

@@ -21,7 +21,7 @@ from serverless_scheduler_common import Settings  # noqa: E402
 from serverless_scheduler_common.plugins import build_registry, get_plugin_manager  # noqa: E402
 from serverless_scheduler_common.runtime import lambda_consumer  # noqa: E402
 from serverless_scheduler_common.runtime.core import ConsumerRuntime  # noqa: E402
-from serverless_scheduler_common.runtime.dispatcher import redrive  # noqa: E402
+from serverless_scheduler_common.runtime.dispatcher import purge, redrive  # noqa: E402
 from serverless_scheduler_common.runtime.dynamodb import (  # noqa: E402
     DynamoDBFireLedger,
     DynamoDBJobControl,
@@ -268,6 +268,21 @@ def test_invalid_snapshot_goes_straight_to_the_dlq(aws: dict[str, Any], rig_fact
     [letter] = SqsDeadLetterStore(aws["sqs"], dlq_url, visibility_s=0).list()
     assert letter.fire_id == bad.fire_id
     assert rig.alpha.calls == []
+
+
+def test_purge_drops_named_letters_from_the_sqs_dlq(aws: dict[str, Any]) -> None:
+    from .conftest import fire_of, make_job  # type: ignore[import-not-found]
+
+    dlq_url = aws["queues"]["alpha_job"]["dlq"]
+    fires = [fire_of(make_job(f"p{i}")) for i in range(3)]
+    for fired in fires:
+        aws["sqs"].send_message(QueueUrl=dlq_url, MessageBody=fired.model_dump_json())
+    store = SqsDeadLetterStore(aws["sqs"], dlq_url, visibility_s=0)
+    assert purge(store, fire_ids=[fires[1].fire_id]) == [fires[1].fire_id]
+    left = SqsDeadLetterStore(aws["sqs"], dlq_url, visibility_s=0).list()
+    assert sorted(letter.fire_id for letter in left) == sorted([fires[0].fire_id, fires[2].fire_id])
+    assert sorted(purge(store)) == sorted([fires[0].fire_id, fires[2].fire_id])
+    assert SqsDeadLetterStore(aws["sqs"], dlq_url, visibility_s=0).list() == []
 
 
 def test_garbage_record_is_a_batch_failure(aws: dict[str, Any], rig_factory: Any) -> None:

@@ -1,8 +1,9 @@
-"""`serverless-scheduler dlq list|redrive`: inspect and replay dead-lettered fires.
+"""`serverless-scheduler dlq list|redrive|purge`: inspect, replay or drop dead letters.
 
-Locally the dead letters live in `<data-dir>/scheduler.db`; `redrive` puts them back on
-the dispatcher's durable queue (a running `serve` picks them up within a second, else
-the next start does). With `--aws`, the commands read a plugin's SQS dead-letter queue
+Locally the dead letters live in `<data-dir>/scheduler.db` (kept 14 days by default,
+`SCHEDULER_DEAD_LETTER_RETENTION_DAYS`); `redrive` puts them back on the dispatcher's
+durable queue (a running `serve` picks them up within a second, else the next start
+does); `purge` drops them without running them. With `--aws`, the commands read a plugin's SQS dead-letter queue
 (`--queue-url` or `SCHEDULER_DEAD_LETTER_QUEUE_URL`) and redrive through the
 distribution topic (`--topic-arn` or `SCHEDULER_TOPIC_ARN`).
 """
@@ -17,11 +18,12 @@ from typing import Any
 
 
 def register(sub: Any) -> None:
-    parser = sub.add_parser("dlq", help="list or redrive dead-lettered fires")
+    parser = sub.add_parser("dlq", help="list, redrive or purge dead-lettered fires")
     actions = parser.add_subparsers(dest="dlq_command", required=True, metavar="ACTION")
     for name, help_text in (
         ("list", "list dead-lettered fires, oldest first"),
         ("redrive", "publish dead-lettered fires again and remove them from the dead letters"),
+        ("purge", "remove dead-lettered fires without running them (--fire-id or --all)"),
     ):
         action = actions.add_parser(name, help=help_text)
         action.add_argument(
@@ -38,7 +40,12 @@ def register(sub: Any) -> None:
             action.add_argument(
                 "--fire-id", action="append", default=None, help="only this fire (repeatable)"
             )
+        if name == "redrive":
             action.add_argument("--topic-arn", default=None, help="distribution topic ARN (--aws)")
+        if name == "purge":
+            action.add_argument(
+                "--all", action="store_true", help="every dead letter (up to --limit)"
+            )
         action.set_defaults(func=run)
 
 
@@ -79,13 +86,16 @@ def _stores(args: argparse.Namespace) -> tuple[Any, Any] | None:
     db = db_path_for(settings.data_dir)
     if not db.exists():
         return None
-    return SqliteDeadLetterStore(db), SqliteFireQueue(db)
+    store = SqliteDeadLetterStore(db, retention_s=settings.dead_letter_retention_s)
+    return store, SqliteFireQueue(db)
 
 
 def run(args: argparse.Namespace) -> int:
     try:
         if args.limit < 1:
             raise ValueError("--limit must be at least 1")
+        if args.dlq_command == "purge" and bool(args.fire_id) == bool(args.all):
+            raise ValueError("purge: name the fires with --fire-id, or pass --all (not both)")
         stores = _stores(args)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -118,6 +128,14 @@ def run(args: argparse.Namespace) -> int:
                 )
         if not args.json:
             print(f"{len(letters)} dead-lettered fire(s)", file=sys.stderr)
+        return 0
+    if args.dlq_command == "purge":
+        from serverless_scheduler_common.runtime.dispatcher import purge
+
+        dropped = purge(store, fire_ids=None if args.all else args.fire_id, limit=args.limit)
+        for fire_id in dropped:
+            print(f"purged\t{fire_id}")
+        print(f"{len(dropped)} fire(s) purged", file=sys.stderr)
         return 0
     if publisher is None:
         print("error: --topic-arn (or SCHEDULER_TOPIC_ARN) is required to redrive", file=sys.stderr)

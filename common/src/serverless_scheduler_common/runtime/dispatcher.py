@@ -28,7 +28,7 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import replace
 
 from ..events import JobFired
@@ -681,12 +681,31 @@ def redrive(
     dispatcher picks up; on AWS the `SnsPublisher`). A letter is removed only once
     published.
     """
-    wanted = set(fire_ids) if fire_ids is not None else None
     done: list[str] = []
-    for letter in dead_letters.list(limit=limit):
-        if wanted is not None and letter.fire_id not in wanted:
-            continue
+    for letter in _chosen(dead_letters, fire_ids, limit):
         publisher.publish(JobFired.model_validate_json(letter.payload))
         dead_letters.remove(letter.fire_id)
         done.append(letter.fire_id)
     return done
+
+
+def purge(
+    dead_letters: DeadLetterStore, *, fire_ids: Iterable[str] | None = None, limit: int = 1000
+) -> list[str]:
+    """Drop dead-lettered fires (all among the oldest `limit`, or those named) without
+    running them; returns their fire_ids."""
+    done: list[str] = []
+    for letter in _chosen(dead_letters, fire_ids, limit):
+        dead_letters.remove(letter.fire_id)
+        done.append(letter.fire_id)
+    return done
+
+
+def _chosen(
+    dead_letters: DeadLetterStore, fire_ids: Iterable[str] | None, limit: int
+) -> Iterator[DeadLetter]:
+    """The letters among the oldest `limit` that `fire_ids` names (all when None)."""
+    wanted = set(fire_ids) if fire_ids is not None else None
+    for letter in dead_letters.list(limit=limit):
+        if wanted is None or letter.fire_id in wanted:
+            yield letter

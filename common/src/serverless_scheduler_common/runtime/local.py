@@ -53,4 +53,5 @@ def create_local_dispatcher(
         state=state,
         notifier=notifier,
     )
-    return LocalDispatcher(runtime, SqliteFireQueue(db), SqliteDeadLetterStore(db), workers=workers)
+    dead_letters = SqliteDeadLetterStore(db, retention_s=settings.dead_letter_retention_s)
+    return LocalDispatcher(runtime, SqliteFireQueue(db), dead_letters, workers=workers)

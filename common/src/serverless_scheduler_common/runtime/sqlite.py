@@ -420,8 +420,18 @@ class SqliteFireLedger(SqliteStore):
 
 
 # -- dead letters ---------------------------------------------------------------------------
+#: How long a local dead letter is kept: 14 days, as the deployment's SQS dead-letter
+#: queues keep their messages. A job that keeps failing leaves a letter per fire.
+DEAD_LETTER_RETENTION_S = 14 * 86_400
+
+
 class SqliteDeadLetterStore(SqliteStore):
-    """`DeadLetterStore` over SQLite: one row per fire, oldest first."""
+    """`DeadLetterStore` over SQLite: one row per fire, oldest first.
+
+    Letters older than `retention_s` (None: kept until redriven or purged) are dropped
+    whenever the store is opened or a letter is added: a job failing every minute would
+    otherwise add 1,440 letters a day for as long as it runs.
+    """
 
     _schema = """
     CREATE TABLE IF NOT EXISTS dead_letters (
@@ -434,10 +444,31 @@ class SqliteDeadLetterStore(SqliteStore):
         attempts INTEGER NOT NULL,
         dead_at TEXT NOT NULL
     );
+    CREATE INDEX IF NOT EXISTS dead_letters_by_time ON dead_letters (dead_at, fire_id);
     """
+
+    def __init__(
+        self, db_path: str | Path, *, retention_s: float | None = DEAD_LETTER_RETENTION_S
+    ) -> None:
+        if retention_s is not None and retention_s <= 0:
+            raise ValueError("retention_s must be positive (None keeps every letter)")
+        self.retention_s = retention_s
+        super().__init__(db_path)
+        with self._tx() as conn:
+            self._expire(conn)
+
+    def _expire(self, conn: sqlite3.Connection) -> int:
+        """Drop the letters past the retention (in the caller's transaction)."""
+        if self.retention_s is None:
+            return 0
+        cutoff = datetime.fromtimestamp(time.time() - self.retention_s, UTC)
+        before = conn.total_changes
+        conn.execute("DELETE FROM dead_letters WHERE dead_at < ?", (_ts(cutoff),))
+        return conn.total_changes - before
 
     def add(self, letter: DeadLetter) -> None:
         with self._tx() as conn:
+            self._expire(conn)
             conn.execute(
                 "INSERT OR REPLACE INTO dead_letters VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (
