@@ -32,3 +32,26 @@ def test_reconcile_command_repairs_local_drift(tmp_path: Path, capsys: Any) -> N
     assert (second["repaired"], second["unchanged"]) == (0, 1)
     state = LocalScheduleBackend(db).get("alice", job.job_id)
     assert state is not None and state.version == job.version
+
+
+def test_reconcile_refuses_to_repair_while_local_mode_runs(tmp_path: Path, capsys: Any) -> None:
+    from serverless_scheduler.datadir import hold_lock
+
+    db = tmp_path / "scheduler.db"
+    repo = SqliteJobRepository(db)
+    job = repo.create(
+        ExampleJob(owner_id="alice", name="hello", schedule={"kind": "rate", "every": 5})
+    )
+    held = hold_lock(tmp_path)  # what a running `serve` holds
+    try:
+        assert main(["reconcile", "--data-dir", str(tmp_path)]) == 2
+        err = capsys.readouterr().err
+        assert "already running" in err and "--dry-run" in err
+        assert LocalScheduleBackend(db).get("alice", job.job_id) is None  # nothing repaired
+        assert main(["reconcile", "--data-dir", str(tmp_path), "--dry-run"]) == 0
+        assert json.loads(capsys.readouterr().out)["created"] == 1
+    finally:
+        held.close()
+    assert main(["reconcile", "--data-dir", str(tmp_path)]) == 0  # stopped: repairs go ahead
+    assert json.loads(capsys.readouterr().out)["created"] == 1
+    assert LocalScheduleBackend(db).get("alice", job.job_id) is not None

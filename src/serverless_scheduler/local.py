@@ -17,7 +17,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import pluggy
 from fastapi import FastAPI
@@ -46,6 +46,8 @@ from serverless_scheduler_schedulers.local_engine import (
     TimerEngine,
 )
 
+from .datadir import DataDirBusyError, hold_lock
+
 log = logging.getLogger(__name__)
 
 ADMIN_USER = "admin"
@@ -68,12 +70,26 @@ class LocalSystem:
     tokens: SqliteTokenStore
     admin_token: str | None = None
     _started: bool = field(default=False, repr=False)
+    _lock: IO[bytes] | None = field(default=None, repr=False)
+
+    def lock(self) -> None:
+        """Take the data directory's lock (`datadir.hold_lock`) if not held yet; raises
+        `DataDirBusyError` while another process runs local mode there."""
+        if self._lock is None:
+            self._lock = hold_lock(self.settings.data_dir)
 
     def start(self) -> None:
         """Resume from SQLite: queued fires, unapplied changes, then the timers."""
         if self._started:
             return
-        self.dispatcher.start()
+        held_before = self._lock is not None
+        self.lock()
+        try:
+            self.dispatcher.start()
+        except BaseException:
+            if not held_before:
+                self._unlock()
+            raise
         applied = self.pump.drain()
         if applied:
             log.info("applied %d job changes left from the last run", applied)
@@ -90,7 +106,13 @@ class LocalSystem:
         self.pump.stop()
         self.dispatcher.stop(drain=True)
         self._started = False
+        self._unlock()
         log.info("local mode stopped")
+
+    def _unlock(self) -> None:
+        if self._lock is not None:
+            self._lock.close()
+            self._lock = None
 
 
 def child_dispatcher(settings: Settings) -> LocalDispatcher:
@@ -223,6 +245,11 @@ def serve(
     settings = Settings(**overrides)
     configure_logging(settings)
     system = build_local_system(settings)
+    try:
+        system.lock()  # before the server binds its port: a clear refusal, no traceback
+    except DataDirBusyError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     url = f"http://{settings.host}:{settings.port}/"
 
     @asynccontextmanager

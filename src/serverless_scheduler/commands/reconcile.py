@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -25,8 +26,23 @@ def run(args: argparse.Namespace) -> int:
     from serverless_scheduler_schedulers.local_engine import LocalScheduleBackend
     from serverless_scheduler_schedulers.reconcile import reconcile
 
+    from ..datadir import DataDirBusyError, hold_lock
+
     settings = Settings(data_dir=Path(args.data_dir)) if args.data_dir else Settings()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
+    # Repairs need local mode stopped: its timer engine only hears of schedule changes
+    # made in its own process. A dry run only reads.
+    lock = None
+    if not args.dry_run:
+        try:
+            lock = hold_lock(settings.data_dir)
+        except DataDirBusyError as exc:
+            print(
+                f"error: {exc} (its timer engine would not see the repairs); "
+                "--dry-run only reports",
+                file=sys.stderr,
+            )
+            return 2
     db_path = settings.data_dir / "scheduler.db"
     jobs = SqliteJobRepository(db_path)
     backend = LocalScheduleBackend(db_path)
@@ -35,5 +51,7 @@ def run(args: argparse.Namespace) -> int:
     finally:
         backend.close()
         jobs.close()
+        if lock is not None:
+            lock.close()
     print(json.dumps(report.as_dict()))
     return 1 if report.errors else 0

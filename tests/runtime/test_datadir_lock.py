@@ -1,0 +1,68 @@
+"""One local mode per data directory: `serve.lock`."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from serverless_scheduler.datadir import DataDirBusyError, hold_lock, lock_path
+from serverless_scheduler.local import build_local_system, serve
+from serverless_scheduler_common import Settings
+
+
+def test_the_lock_has_one_holder_and_goes_with_it(tmp_path: Path) -> None:
+    first = hold_lock(tmp_path)
+    with pytest.raises(DataDirBusyError, match="already running"):
+        hold_lock(tmp_path)
+    first.close()
+    hold_lock(tmp_path).close()  # free again once the holder let go
+
+
+def test_a_killed_holder_leaves_no_stale_lock(tmp_path: Path) -> None:
+    code = (
+        "import sys, time; from serverless_scheduler.datadir import hold_lock; "
+        "h = hold_lock(sys.argv[1]); print('held', flush=True); time.sleep(60)"
+    )
+    child = subprocess.Popen(
+        [sys.executable, "-c", code, str(tmp_path)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert child.stdout is not None and child.stdout.readline().strip() == "held"
+        with pytest.raises(DataDirBusyError):
+            hold_lock(tmp_path)
+    finally:
+        child.kill()  # kill -9: the kernel drops the lock
+        child.wait(10)
+    hold_lock(tmp_path).close()
+    assert lock_path(tmp_path).exists()
+
+
+def test_a_started_system_holds_the_lock_until_it_stops(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path, dispatcher_process=False)
+    system = build_local_system(settings)
+    other = build_local_system(settings)
+    system.start()
+    try:
+        with pytest.raises(DataDirBusyError):
+            other.start()  # a second engine over the same schedules would fire twice
+        assert not other._started
+    finally:
+        system.stop()
+    other.start()  # the first one stopped: the directory is free
+    other.stop()
+
+
+def test_serve_refuses_a_busy_directory_before_it_binds(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SCHEDULER_DISPATCHER_PROCESS", "false")
+    held = hold_lock(tmp_path)
+    try:
+        assert serve(host="127.0.0.1", port=1, data_dir=str(tmp_path)) == 2
+    finally:
+        held.close()
+    err = capsys.readouterr().err
+    assert "already running" in err and str(tmp_path) in err
