@@ -314,3 +314,23 @@ def test_engine_thread_fires_in_real_time(db: Any, publisher: Any, make_job: Any
     stamps = [f.scheduled_time for f in publisher.fired[:5]]
     assert all(b > a for a, b in itertools.pairwise(stamps))
     assert backend.fire_record("alice", "job1")["last_fire_at"] is not None
+
+
+def test_arming_many_schedules_reports_its_progress(
+    db: Any, clock: Any, publisher: Any, make_job: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    LocalScheduleBackend(db, clock=clock).upsert_many(make_job(f"j{i:04d}") for i in range(2100))
+    engine = TimerEngine(LocalScheduleBackend(db, clock=clock), publisher, clock=clock)
+    engine.progress_from, engine.progress_s = 2000, 0.0
+    with caplog.at_level("INFO", logger="serverless_scheduler_schedulers.local_engine"):
+        assert engine.load() == 2100
+    lines = [r.getMessage() for r in caplog.records]
+    assert lines[0].startswith("arming 2100 schedules")
+    assert "armed 1024 of 2100 schedules" in lines and "armed 2048 of 2100 schedules" in lines
+    assert lines[-1].startswith("armed 2100 schedules in ")
+
+    caplog.clear()
+    quiet = TimerEngine(LocalScheduleBackend(db, clock=clock), publisher, clock=clock)
+    with caplog.at_level("INFO", logger="serverless_scheduler_schedulers.local_engine"):
+        assert quiet.load() == 2100  # below the default 10,000: nothing to report
+    assert not [r for r in caplog.records if "arm" in r.getMessage()]

@@ -664,12 +664,29 @@ class TimerEngine:
     def now(self) -> float:
         return self._clock.now().timestamp() if self._clock else time.time()
 
+    #: From this many live schedules on, `load` says how far it got every `progress_s`
+    #: (100,000 schedules take a few seconds to read and arm, 500,000 about half a
+    #: minute, and local mode answers no request before they are armed).
+    progress_from = 10_000
+    progress_s = 5.0
+
     def load(self) -> int:
         """Arm every live schedule from the backend; returns how many are armed."""
+        started = time.monotonic()
         rows = self._backend.load_live()
-        for row in rows:
+        total = len(rows)
+        report = total >= self.progress_from
+        if report:
+            log.info("arming %d schedules (read in %.1fs)", total, time.monotonic() - started)
+        next_report = time.monotonic() + self.progress_s
+        for done, row in enumerate(rows, 1):
             self._arm(row)
+            if report and not done & 1023 and time.monotonic() >= next_report:
+                log.info("armed %d of %d schedules", done, total)
+                next_report = time.monotonic() + self.progress_s
         self._loaded = True
+        if report:
+            log.info("armed %d schedules in %.1fs", len(self._entries), time.monotonic() - started)
         return len(self._entries)
 
     def start(self) -> None:
