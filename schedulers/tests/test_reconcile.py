@@ -224,3 +224,52 @@ def test_reconcile_lambda_with_moto(aws: dict[str, Any], make_job: Any) -> None:
 def test_handlers_name_missing_settings() -> None:
     with pytest.raises(RuntimeError, match="SCHEDULER_JOBS_TABLE"):
         lambda_reconcile.build(Settings())
+
+
+class CountingBackend(LocalScheduleBackend):
+    """Counts `upsert_many` calls; `fail_batches` makes them fail, `bad` one job's upsert."""
+
+    def __init__(self, db: Path, *, fail_batches: bool = False, bad: str = "") -> None:
+        super().__init__(db)
+        self.batches: list[int] = []
+        self.fail_batches, self.bad = fail_batches, bad
+
+    def upsert_many(self, jobs: Any, *, period_s: float | None = None) -> int:
+        jobs = list(jobs)
+        self.batches.append(len(jobs))
+        if self.fail_batches:
+            raise sqlite3.OperationalError("disk I/O error")
+        return super().upsert_many(jobs, period_s=period_s)
+
+    def upsert(self, job: Any) -> None:
+        if job.job_id == self.bad:
+            raise sqlite3.OperationalError("database is locked")
+        super().upsert_many([job])
+
+
+def test_mass_drift_is_repaired_in_batches_with_bounded_logs(
+    tmp_path: Path, make_job: Any, registry: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A restored backup without its schedules: one repair per job."""
+    jobs = [make_job(f"j{i:04d}") for i in range(2500)]
+    backend = CountingBackend(tmp_path / "scheduler.db")
+    with caplog.at_level("WARNING", logger="serverless_scheduler_schedulers.reconcile"):
+        report = reconcile([j.snapshot() for j in jobs], backend, registry)
+    assert (report.created, report.errors) == (2500, [])
+    assert backend.batches == [1000, 1000, 500]  # not 2,500 transactions
+    assert len(list(backend.list())) == 2500
+    warnings = [r.getMessage() for r in caplog.records]
+    assert len(warnings) == 21  # 20 in full, then one line for the rest
+    assert warnings[-1] == "... and 2480 more schedules missing: created"
+    assert reconcile([j.snapshot() for j in jobs], backend, registry).repaired == 0
+
+
+def test_a_failed_batch_is_repaired_one_by_one_and_errors_name_the_job(
+    tmp_path: Path, make_job: Any, registry: Any
+) -> None:
+    jobs = [make_job(f"j{i}") for i in range(5)]
+    backend = CountingBackend(tmp_path / "scheduler.db", fail_batches=True, bad="j3")
+    report = reconcile([j.snapshot() for j in jobs], backend, registry)
+    assert report.created == 4
+    assert report.errors == ["repairing alice/j3 failed: database is locked"]
+    assert sorted(s.job_id for s in backend.list()) == ["j0", "j1", "j2", "j4"]

@@ -10,6 +10,7 @@ compare full definitions and `is_past_at(job)` to recognise finished one-offs.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -58,6 +59,81 @@ def _matches(backend: Any, job: ScheduledJob, state: ScheduleState) -> bool:
     return True
 
 
+#: Repairs of one kind logged one by one; the rest are counted and summed up at the end
+#: (a restored backup without its schedules is one repair per job).
+DETAILED_REPAIRS = 20
+#: How often a long reconcile logs how far it got.
+PROGRESS_S = 5.0
+#: Schedules written per `upsert_many` call, where the backend has one (local mode).
+UPSERT_CHUNK = 1000
+
+
+class _Repairs:
+    """Logs repairs (the first `DETAILED_REPAIRS` of each kind in full) and progress, and
+    applies upserts in chunks through the backend's `upsert_many` when it has one."""
+
+    def __init__(self, backend: Any, report: ReconcileReport, dry_run: bool) -> None:
+        self.backend = backend
+        self.report = report
+        self.dry_run = dry_run
+        self.counts: dict[str, int] = {}
+        self.pending: list[tuple[tuple[str, str], ScheduledJob, str]] = []
+        self.compared = 0
+        self.next_progress = time.monotonic() + PROGRESS_S
+
+    def note(self, kind: str, message: str, *args: Any) -> None:
+        count = self.counts[kind] = self.counts.get(kind, 0) + 1
+        if count <= DETAILED_REPAIRS:
+            log.warning(message, *args)
+
+    def upsert(self, key: tuple[str, str], job: ScheduledJob, counter: str) -> None:
+        """Create or update `job`'s schedule (`counter`: the report field it counts in)."""
+        if self.dry_run:
+            setattr(self.report, counter, getattr(self.report, counter) + 1)
+            return
+        self.pending.append((key, job, counter))
+        if len(self.pending) >= UPSERT_CHUNK:
+            self.flush()
+
+    def flush(self) -> None:
+        pending, self.pending = self.pending, []
+        if not pending:
+            return
+        upsert_many = getattr(self.backend, "upsert_many", None)
+        if upsert_many is not None:
+            try:
+                upsert_many([job for _, job, _ in pending])
+            except Exception:
+                log.exception("a batch of %d repairs failed; repairing one by one", len(pending))
+            else:
+                for _, _, counter in pending:
+                    setattr(self.report, counter, getattr(self.report, counter) + 1)
+                return
+        for key, job, counter in pending:
+            try:
+                self.backend.upsert(job)
+            except Exception as exc:
+                self.report.errors.append(f"repairing {key[0]}/{key[1]} failed: {exc}")
+            else:
+                setattr(self.report, counter, getattr(self.report, counter) + 1)
+
+    def tick(self, total: int) -> None:
+        self.compared += 1
+        if not self.compared & 255 and time.monotonic() >= self.next_progress:
+            self.next_progress = time.monotonic() + PROGRESS_S
+            log.info(
+                "reconcile: %d of %d jobs compared, %d repairs so far",
+                self.compared,
+                total,
+                self.report.repaired + len(self.pending),
+            )
+
+    def summary(self) -> None:
+        for kind, count in self.counts.items():
+            if count > DETAILED_REPAIRS:
+                log.warning("... and %d more schedules %s", count - DETAILED_REPAIRS, kind)
+
+
 def reconcile(
     jobs: Iterable[Mapping[str, Any]],
     backend: ScheduleBackend,
@@ -86,8 +162,10 @@ def reconcile(
         else:
             foreign.append(state)
 
+    repairs = _Repairs(backend, report, dry_run)
     is_past_at = getattr(backend, "is_past_at", None)
     for key, job in wanted.items():
+        repairs.tick(len(wanted))
         state = actual.pop(key, None)
         if job is None:
             continue
@@ -96,23 +174,27 @@ def reconcile(
                 if is_past_at is not None and is_past_at(job):
                     report.done += 1
                     continue
-                log.warning("schedule of %s/%s is missing: creating it", *key)
-                if not dry_run:
-                    backend.upsert(job)
-                report.created += 1
+                repairs.note("missing: created", "schedule of %s/%s is missing: creating it", *key)
+                repairs.upsert(key, job, "created")
             elif _matches(backend, job, state):
                 report.unchanged += 1
             else:
-                log.warning("schedule of %s/%s differs from the job: updating it", *key)
-                if not dry_run:
-                    backend.upsert(job)
-                report.updated += 1
+                repairs.note(
+                    "stale: updated", "schedule of %s/%s differs from the job: updating it", *key
+                )
+                repairs.upsert(key, job, "updated")
         except Exception as exc:
             report.errors.append(f"repairing {key[0]}/{key[1]} failed: {exc}")
+    repairs.flush()
 
     for owner_id, job_id in actual:
         try:
-            log.warning("schedule of %s/%s has no job: deleting it", owner_id, job_id)
+            repairs.note(
+                "without a job: deleted",
+                "schedule of %s/%s has no job: deleting it",
+                owner_id,
+                job_id,
+            )
             if not dry_run:
                 backend.delete(owner_id, job_id)
             report.deleted += 1
@@ -125,11 +207,14 @@ def reconcile(
             report.errors.append(f"schedule {name or state!r} is not ours and cannot be mapped")
             continue
         try:
-            log.warning("schedule %s does not belong to any job: deleting it", name)
+            repairs.note(
+                "of no job: deleted", "schedule %s does not belong to any job: deleting it", name
+            )
             if not dry_run:
                 delete_by_name(name)
             report.deleted += 1
         except Exception as exc:
             report.errors.append(f"deleting schedule {name} failed: {exc}")
+    repairs.summary()
     log.info("reconcile: %s", report.as_dict())
     return report

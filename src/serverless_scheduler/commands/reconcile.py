@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,9 @@ def run(args: argparse.Namespace) -> int:
     from ..datadir import DataDirBusyError, hold_lock
 
     settings = Settings(data_dir=Path(args.data_dir)) if args.data_dir else Settings()
+    # Repairs and progress (a long reconcile says how far it got) go to stderr; the
+    # report, on stdout, stays one JSON object.
+    logging.basicConfig(level=settings.log_level.upper(), format="%(message)s", stream=sys.stderr)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     # Repairs need local mode stopped: its timer engine only hears of schedule changes
     # made in its own process. A dry run only reads.
