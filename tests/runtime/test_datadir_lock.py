@@ -59,6 +59,8 @@ def test_serve_refuses_a_busy_directory_before_it_binds(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("SCHEDULER_DISPATCHER_PROCESS", "false")
+    # serve() sets up the root logger for a server process; the tests keep theirs.
+    monkeypatch.setattr("serverless_scheduler.local.configure_logging", lambda settings: None)
     held = hold_lock(tmp_path)
     try:
         assert serve(host="127.0.0.1", port=1, data_dir=str(tmp_path)) == 2
