@@ -20,8 +20,7 @@ locals {
       resources = [aws_dynamodb_table.jobs.arn]
     },
     {
-      # The run repository adapter also prunes and records runs; the API only reads.
-      # The API only reads run history (consumers write it).
+      # The API only reads run history (the consumers write and trim it).
       sid       = "RunsRead"
       actions   = ["dynamodb:Query"]
       resources = [aws_dynamodb_table.runs.arn]
