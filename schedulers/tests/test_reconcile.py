@@ -273,3 +273,27 @@ def test_a_failed_batch_is_repaired_one_by_one_and_errors_name_the_job(
     assert report.created == 4
     assert report.errors == ["repairing alice/j3 failed: database is locked"]
     assert sorted(s.job_id for s in backend.list()) == ["j0", "j1", "j2", "j4"]
+
+
+def test_the_pump_reports_applied_removals_before_it_acknowledges_them(
+    tmp_path: Path, make_job: Any, changes: Any, registry: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = TinyStore(tmp_path / "scheduler.db")
+    seen: list[tuple[str, str, int]] = []
+
+    def on_removed(owner_id: str, job_id: str) -> None:
+        seen.append((owner_id, job_id, len(store.poll())))  # still unacknowledged
+        if job_id == "b":
+            raise sqlite3.OperationalError("database is locked")
+
+    backend = LocalScheduleBackend(tmp_path / "scheduler.db")
+    for job_id in ("a", "b", "c"):
+        store.write(changes(make_job(job_id), "insert"))
+    store.write(changes(make_job("a", version=2), "remove"))
+    store.write(changes(make_job("b", version=2), "remove"))
+    pump = ChangeFeedPump(store, backend, registry=registry, on_removed=on_removed)
+    assert pump.drain() == 5
+    assert seen == [("alice", "a", 5), ("alice", "b", 5)]  # inserts are not reported
+    assert "could not forget deleted job alice/b" in caplog.text  # logged, feed not held
+    assert store.poll() == []
+    assert [s.job_id for s in backend.list()] == ["c"]

@@ -17,7 +17,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, cast
 
 import pluggy
 from fastapi import FastAPI
@@ -26,12 +26,11 @@ from serverless_scheduler_common import Run, Settings
 from serverless_scheduler_common.coldstart import tune_for_throughput
 from serverless_scheduler_common.notify import AppriseNotifier
 from serverless_scheduler_common.plugins import build_registry, get_plugin_manager
-from serverless_scheduler_common.ports import RunRepository
 from serverless_scheduler_common.registry import JobTypeRegistry
 from serverless_scheduler_common.runtime.dispatcher import LocalDispatcher
 from serverless_scheduler_common.runtime.local import create_local_dispatcher
 from serverless_scheduler_common.runtime.process import DispatcherProcess
-from serverless_scheduler_common.runtime.sqlite import SqliteRunRepository
+from serverless_scheduler_common.runtime.sqlite import SqliteFireLedger, SqliteRunRepository
 from serverless_scheduler_common.sqlite import db_path_for
 from serverless_scheduler_common.state import SqliteStateStore
 from serverless_scheduler_items.app import create_app
@@ -142,9 +141,12 @@ def build_local_system(settings: Settings, *, plugins: list[object] | None = Non
     repo = SqliteJobRepository(db)
     feed = SqliteOutboxChangeFeed(db)
     dispatcher: LocalDispatcher | DispatcherProcess
+    runs: SqliteRunRepository
+    ledger: SqliteFireLedger
     if settings.dispatcher_process and not plugins:
         dispatcher = DispatcherProcess(settings, child_dispatcher)
-        runs: RunRepository = SqliteRunRepository(db, retention=settings.runs_retention)
+        runs = SqliteRunRepository(db, retention=settings.runs_retention)
+        ledger = SqliteFireLedger(db)
     else:
         dispatcher = create_local_dispatcher(
             settings,
@@ -154,8 +156,17 @@ def build_local_system(settings: Settings, *, plugins: list[object] | None = Non
             state=SqliteStateStore(db),
             notifier=AppriseNotifier(settings),
         )
-        runs = dispatcher.runtime.runs
+        # The adapters `create_local_dispatcher` builds over the same file.
+        runs = cast(SqliteRunRepository, dispatcher.runtime.runs)
+        ledger = cast(SqliteFireLedger, dispatcher.runtime.ledger)
     backend = LocalScheduleBackend(db)
+
+    def forget_job(owner_id: str, job_id: str) -> None:
+        """A deleted job's run history (summaries, diffs), done marks and failure count
+        go with it; its plugin state stays (the plugin owns it)."""
+        removed = runs.forget_job(owner_id, job_id)
+        ledger.forget_job(owner_id, job_id)
+        log.info("job %s/%s deleted: %d runs forgotten", owner_id, job_id, removed)
 
     def record_missed(owner_id: str, job_id: str, scheduled_time: datetime) -> None:
         now = datetime.now(UTC)
@@ -173,7 +184,7 @@ def build_local_system(settings: Settings, *, plugins: list[object] | None = Non
         )
 
     engine = TimerEngine(backend, dispatcher, on_missed=record_missed)
-    pump = ChangeFeedPump(feed, backend, registry=registry)
+    pump = ChangeFeedPump(feed, backend, registry=registry, on_removed=forget_job)
     tokens = SqliteTokenStore(db)
     admin_token = tokens.create(ADMIN_USER) if tokens.count() == 0 else None
     app = create_app(

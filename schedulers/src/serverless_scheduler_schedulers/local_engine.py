@@ -32,7 +32,7 @@ from typing import Any, Literal, TypeVar
 
 from pydantic import TypeAdapter, ValidationError
 
-from serverless_scheduler_common.events import JobFired, build_unchecked
+from serverless_scheduler_common.events import JobChange, JobFired, build_unchecked
 from serverless_scheduler_common.job import ScheduledJob
 from serverless_scheduler_common.policy import JobPolicy
 from serverless_scheduler_common.ports import (
@@ -1006,6 +1006,10 @@ class ChangeFeedPump:
     the sync is repaired on the next start. A change that can never apply (malformed
     snapshot) is logged and acknowledged so it cannot block the feed; the reconciler
     repairs whatever it would have done.
+
+    `on_removed(owner_id, job_id)` runs for each applied removal before the change is
+    acknowledged (local mode forgets the deleted job's runs there; a crash in between
+    runs it again). Its errors are logged and do not hold the feed up.
     """
 
     def __init__(
@@ -1016,12 +1020,14 @@ class ChangeFeedPump:
         registry: JobTypeRegistry | None = None,
         batch_size: int = 100,
         interval_s: float = 0.2,
+        on_removed: Callable[[str, str], None] | None = None,
     ) -> None:
         self._feed = feed
         self._backend = backend
         self._registry = registry
         self._batch_size = batch_size
         self._interval = interval_s
+        self._on_removed = on_removed
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
@@ -1042,9 +1048,23 @@ class ChangeFeedPump:
                 log.error(
                     "change at position %d dropped: %s", positions[failure.index], failure.cause
                 )
+        if self._on_removed is not None:
+            applied = len(polled) if failure is None else failure.index
+            self._forget([c for _, c in polled[:applied]])
         if upto:
             self._feed.ack(positions[:upto])
         return upto
+
+    def _forget(self, changes: Sequence[JobChange]) -> None:
+        """Run `on_removed` for the removals among `changes`."""
+        assert self._on_removed is not None
+        for change in changes:
+            if change.kind != "remove":
+                continue
+            try:
+                self._on_removed(change.owner_id, change.job_id)
+            except Exception:
+                log.exception("could not forget deleted job %s/%s", change.owner_id, change.job_id)
 
     def drain(self) -> int:
         """Apply batches until the feed is empty or a change keeps failing."""

@@ -95,6 +95,14 @@ class SqliteRunRepository(SqliteStore):
             with self._tx() as conn:
                 write_runs(conn, prepared)
 
+    def forget_job(self, owner_id: str, job_id: str) -> int:
+        """Delete every run of a deleted job (its summaries and diffs go with it);
+        returns how many. The API shows no runs of a job that is gone."""
+        with self._tx() as conn:
+            before = conn.total_changes
+            conn.execute("DELETE FROM runs WHERE owner_id = ? AND job_id = ?", (owner_id, job_id))
+            return conn.total_changes - before
+
     def list(
         self, owner_id: str, job_id: str, *, limit: int = 50, cursor: str | None = None
     ) -> Page:
@@ -395,6 +403,18 @@ class SqliteFireLedger(SqliteStore):
         """Forget every in-progress marker (the runs that held them are gone)."""
         with self._locks_guard:
             self._locks.clear()
+
+    def forget_job(self, owner_id: str, job_id: str) -> None:
+        """Drop a deleted job's done marks (its fire ids are `<job_id>@...`) and failure
+        count (keyed `<owner_id>/<job_id>`, as `core.job_key`)."""
+        key = f"{owner_id}/{job_id}"
+        with self._tx() as conn:
+            conn.execute(
+                "DELETE FROM fires_done WHERE fire_id > ? AND fire_id < ?",
+                (f"{job_id}@", f"{job_id}A"),
+            )
+            conn.execute("DELETE FROM job_failures WHERE job_key = ?", (key,))
+        self._failures.pop(key, None)
 
     # -- consecutive failures ---------------------------------------------------------------
     def add_failure(self, job_key: str) -> int:

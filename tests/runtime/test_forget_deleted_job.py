@@ -1,0 +1,61 @@
+"""Local mode forgets a deleted job's run history, done marks and failure count."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from serverless_scheduler.local import build_local_system
+from serverless_scheduler_common import Run, Settings
+from serverless_scheduler_common.runtime.sqlite import SqliteFireLedger, SqliteRunRepository
+from serverless_scheduler_common.sqlite import db_path_for
+from serverless_scheduler_example.plugin import ExampleJob
+
+
+def _run(job_id: str, minute: int) -> Run:
+    at = datetime(2026, 1, 1, 9, minute, tzinfo=UTC)
+    return Run(
+        job_id=job_id,
+        fire_id=f"{job_id}@{at:%Y-%m-%dT%H:%M:%SZ}",
+        scheduled_time=at,
+        started_at=at,
+        finished_at=at,
+        status="changed",
+        summary="the page changed",
+        detail="- old text\n+ new text",
+    )
+
+
+@pytest.mark.parametrize("child_process", [True, False], ids=["child", "in-process"])
+def test_deleting_a_job_forgets_its_runs_marks_and_failures(
+    tmp_path: Path, child_process: bool
+) -> None:
+    system = build_local_system(Settings(data_dir=tmp_path, dispatcher_process=child_process))
+    gone = system.repo.create(
+        ExampleJob(owner_id="alice", name="gone", schedule={"kind": "rate", "every": 5})
+    )
+    kept = system.repo.create(
+        ExampleJob(owner_id="alice", name="kept", schedule={"kind": "rate", "every": 5})
+    )
+    db = db_path_for(tmp_path)
+    runs, ledger = SqliteRunRepository(db), SqliteFireLedger(db)  # as the dispatcher writes
+    for job in (gone, kept):
+        runs.record_many([("alice", _run(job.job_id, minute)) for minute in range(3)])
+        ledger.mark_done_many([_run(job.job_id, minute).fire_id for minute in range(3)])
+        ledger.add_failure(f"alice/{job.job_id}")
+    assert system.pump.drain() == 2  # the two inserts
+
+    system.repo.delete("alice", gone.job_id)
+    assert system.pump.drain() == 1
+
+    assert runs.list("alice", gone.job_id).items == []
+    assert len(runs.list("alice", kept.job_id).items) == 3
+    all_fires = [_run(j.job_id, m).fire_id for j in (gone, kept) for m in range(3)]
+    assert ledger.done_among(all_fires) == set(all_fires[3:])
+    fresh = SqliteFireLedger(db)  # counts as stored
+    assert fresh.add_failure(f"alice/{gone.job_id}") == 1  # counted afresh
+    assert fresh.add_failure(f"alice/{kept.job_id}") == 2
+    assert system.backend.get("alice", gone.job_id) is None
+    assert system.backend.get("alice", kept.job_id) is not None
