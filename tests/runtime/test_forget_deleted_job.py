@@ -9,22 +9,23 @@ import pytest
 
 from serverless_scheduler.local import build_local_system
 from serverless_scheduler_common import Run, Settings
+from serverless_scheduler_common.events import fire_key
 from serverless_scheduler_common.runtime.sqlite import SqliteFireLedger, SqliteRunRepository
 from serverless_scheduler_common.sqlite import db_path_for
 from serverless_scheduler_example.plugin import ExampleJob
 
 
 def _run(job_id: str, minute: int) -> Run:
+    """A run of a change check, with a diff (what deleting the job must take along)."""
     at = datetime(2026, 1, 1, 9, minute, tzinfo=UTC)
+    times = {"scheduled_time": at, "started_at": at, "finished_at": at}
     return Run(
         job_id=job_id,
-        fire_id=f"{job_id}@{at:%Y-%m-%dT%H:%M:%SZ}",
-        scheduled_time=at,
-        started_at=at,
-        finished_at=at,
+        fire_id=fire_key(job_id, at),
         status="changed",
         summary="the page changed",
         detail="- old text\n+ new text",
+        **times,
     )
 
 
