@@ -77,7 +77,7 @@ class _Repairs:
         self.report = report
         self.dry_run = dry_run
         self.counts: dict[str, int] = {}
-        self.pending: list[tuple[tuple[str, str], ScheduledJob, str]] = []
+        self.pending: list[tuple[tuple[str, str], ScheduledJob, bool]] = []
         self.compared = 0
         self.next_progress = time.monotonic() + PROGRESS_S
 
@@ -86,14 +86,20 @@ class _Repairs:
         if count <= DETAILED_REPAIRS:
             log.warning(message, *args)
 
-    def upsert(self, key: tuple[str, str], job: ScheduledJob, counter: str) -> None:
-        """Create or update `job`'s schedule (`counter`: the report field it counts in)."""
+    def upsert(self, key: tuple[str, str], job: ScheduledJob, *, created: bool) -> None:
+        """Create (`created`) or update `job`'s schedule; counted once it is written."""
         if self.dry_run:
-            setattr(self.report, counter, getattr(self.report, counter) + 1)
+            self._count(created)
             return
-        self.pending.append((key, job, counter))
+        self.pending.append((key, job, created))
         if len(self.pending) >= UPSERT_CHUNK:
             self.flush()
+
+    def _count(self, created: bool) -> None:
+        if created:
+            self.report.created += 1
+        else:
+            self.report.updated += 1
 
     def flush(self) -> None:
         pending, self.pending = self.pending, []
@@ -106,16 +112,16 @@ class _Repairs:
             except Exception:
                 log.exception("a batch of %d repairs failed; repairing one by one", len(pending))
             else:
-                for _, _, counter in pending:
-                    setattr(self.report, counter, getattr(self.report, counter) + 1)
+                for _, _, created in pending:
+                    self._count(created)
                 return
-        for key, job, counter in pending:
+        for key, job, created in pending:
             try:
                 self.backend.upsert(job)
             except Exception as exc:
                 self.report.errors.append(f"repairing {key[0]}/{key[1]} failed: {exc}")
             else:
-                setattr(self.report, counter, getattr(self.report, counter) + 1)
+                self._count(created)
 
     def tick(self, total: int) -> None:
         self.compared += 1
@@ -175,14 +181,14 @@ def reconcile(
                     report.done += 1
                     continue
                 repairs.note("missing: created", "schedule of %s/%s is missing: creating it", *key)
-                repairs.upsert(key, job, "created")
+                repairs.upsert(key, job, created=True)
             elif _matches(backend, job, state):
                 report.unchanged += 1
             else:
                 repairs.note(
                     "stale: updated", "schedule of %s/%s differs from the job: updating it", *key
                 )
-                repairs.upsert(key, job, "updated")
+                repairs.upsert(key, job, created=False)
         except Exception as exc:
             report.errors.append(f"repairing {key[0]}/{key[1]} failed: {exc}")
     repairs.flush()

@@ -28,6 +28,7 @@ from ..policy import MAX_CATCHUP_WINDOW_S
 from ..ports import Page, RenderedFire, fire_shard
 from ..runs import Run
 from ..sqlite import SqliteStore, insert_rows
+from .core import job_key
 from .ports import DeadLetter
 
 log = logging.getLogger(__name__)
@@ -406,8 +407,8 @@ class SqliteFireLedger(SqliteStore):
 
     def forget_job(self, owner_id: str, job_id: str) -> None:
         """Drop a deleted job's done marks (its fire ids are `<job_id>@...`) and failure
-        count (keyed `<owner_id>/<job_id>`, as `core.job_key`)."""
-        key = f"{owner_id}/{job_id}"
+        count."""
+        key = job_key(owner_id, job_id)
         with self._tx() as conn:
             conn.execute(
                 "DELETE FROM fires_done WHERE fire_id > ? AND fire_id < ?",
