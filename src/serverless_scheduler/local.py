@@ -24,6 +24,7 @@ from fastapi import FastAPI
 
 from serverless_scheduler_common import Run, Settings
 from serverless_scheduler_common.coldstart import tune_for_throughput
+from serverless_scheduler_common.events import fire_key
 from serverless_scheduler_common.notify import AppriseNotifier
 from serverless_scheduler_common.plugins import build_registry, get_plugin_manager
 from serverless_scheduler_common.registry import JobTypeRegistry
@@ -174,7 +175,7 @@ def build_local_system(settings: Settings, *, plugins: list[object] | None = Non
             owner_id,
             Run(
                 job_id=job_id,
-                fire_id=f"{job_id}@{scheduled_time.astimezone(UTC):%Y-%m-%dT%H:%M:%SZ}",
+                fire_id=fire_key(job_id, scheduled_time),
                 scheduled_time=scheduled_time,
                 started_at=now,
                 finished_at=now,

@@ -3,9 +3,9 @@
 Locally the dead letters live in `<data-dir>/scheduler.db` (kept 14 days by default,
 `SCHEDULER_DEAD_LETTER_RETENTION_DAYS`); `redrive` puts them back on the dispatcher's
 durable queue (a running `serve` picks them up within a second, else the next start
-does); `purge` drops them without running them. With `--aws`, the commands read a plugin's SQS dead-letter queue
-(`--queue-url` or `SCHEDULER_DEAD_LETTER_QUEUE_URL`) and redrive through the
-distribution topic (`--topic-arn` or `SCHEDULER_TOPIC_ARN`).
+does); `purge` drops them without running them. With `--aws`, the commands read a
+plugin's SQS dead-letter queue (`--queue-url` or `SCHEDULER_DEAD_LETTER_QUEUE_URL`) and
+redrive through the distribution topic (`--topic-arn` or `SCHEDULER_TOPIC_ARN`).
 """
 
 from __future__ import annotations

@@ -23,6 +23,7 @@ def register(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from serverless_scheduler_common import Settings, default_registry
+    from serverless_scheduler_common.sqlite import db_path_for
     from serverless_scheduler_items.sqlite_repository import SqliteJobRepository
     from serverless_scheduler_schedulers.local_engine import LocalScheduleBackend
     from serverless_scheduler_schedulers.reconcile import reconcile
@@ -47,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
             return 2
-    db_path = settings.data_dir / "scheduler.db"
+    db_path = db_path_for(settings.data_dir)
     jobs = SqliteJobRepository(db_path)
     backend = LocalScheduleBackend(db_path)
     try:

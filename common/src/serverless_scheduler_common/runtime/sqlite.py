@@ -478,14 +478,11 @@ class SqliteDeadLetterStore(SqliteStore):
         with self._tx() as conn:
             self._expire(conn)
 
-    def _expire(self, conn: sqlite3.Connection) -> int:
+    def _expire(self, conn: sqlite3.Connection) -> None:
         """Drop the letters past the retention (in the caller's transaction)."""
-        if self.retention_s is None:
-            return 0
-        cutoff = datetime.fromtimestamp(time.time() - self.retention_s, UTC)
-        before = conn.total_changes
-        conn.execute("DELETE FROM dead_letters WHERE dead_at < ?", (_ts(cutoff),))
-        return conn.total_changes - before
+        if self.retention_s is not None:
+            cutoff = datetime.fromtimestamp(time.time() - self.retention_s, UTC)
+            conn.execute("DELETE FROM dead_letters WHERE dead_at < ?", (_ts(cutoff),))
 
     def add(self, letter: DeadLetter) -> None:
         with self._tx() as conn:
