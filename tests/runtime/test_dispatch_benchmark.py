@@ -61,3 +61,25 @@ def test_the_engine_benchmark_prints_every_documented_field() -> None:
     # were is the benchmark's business, not this test's).
     assert result["handed_off_per_s"] > 0 and result["consumer_fires_per_s"] > 0
     assert result["cpu_s"] > 0 and result["rss_mb"] > 0
+
+
+def test_the_floor_benchmark_runs_every_fire_inline_and_splits_its_cost() -> None:
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "engine.py"),
+            *("--floor", "--jobs", "300", "--period", "1"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    result = json.loads(proc.stdout)
+    # The script exits with an error unless every fire ran once and left one run.
+    assert result["jobs"] == 300 and result["fires"] >= 3 * 300
+    parts = ["engine", "parse", "handle", "commit"]
+    assert all(result[f"{part}_us_per_fire"] > 0 for part in parts)
+    total = sum(result[f"{part}_us_per_fire"] for part in parts)
+    assert abs(total - result["cpu_us_per_fire"]) < 0.05
+    assert abs(result["cores_at_50k"] - result["cpu_us_per_fire"] * 0.05) <= 0.01
