@@ -281,9 +281,11 @@ def test_the_pump_reports_applied_removals_before_it_acknowledges_them(
     store = TinyStore(tmp_path / "scheduler.db")
     seen: list[tuple[str, str, int]] = []
 
-    def on_removed(owner_id: str, job_id: str) -> None:
-        seen.append((owner_id, job_id, len(store.poll())))  # still unacknowledged
-        if job_id == "b":
+    def on_removed(change: JobChange) -> None:
+        assert change.kind == "remove" and change.old is not None
+        assert change.old["job_id"] == change.job_id  # the last image comes along
+        seen.append((change.owner_id, change.job_id, len(store.poll())))  # unacknowledged
+        if change.job_id == "b":
             raise sqlite3.OperationalError("database is locked")
 
     backend = LocalScheduleBackend(tmp_path / "scheduler.db")

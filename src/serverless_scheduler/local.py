@@ -24,7 +24,7 @@ from fastapi import FastAPI
 
 from serverless_scheduler_common import Run, Settings
 from serverless_scheduler_common.coldstart import tune_for_throughput
-from serverless_scheduler_common.events import fire_key
+from serverless_scheduler_common.events import JobChange, fire_key
 from serverless_scheduler_common.notify import AppriseNotifier
 from serverless_scheduler_common.plugins import build_registry, get_plugin_manager
 from serverless_scheduler_common.registry import JobTypeRegistry
@@ -141,6 +141,7 @@ def build_local_system(settings: Settings, *, plugins: list[object] | None = Non
     registry = build_registry(pm)
     repo = SqliteJobRepository(db)
     feed = SqliteOutboxChangeFeed(db)
+    state = SqliteStateStore(db)
     dispatcher: LocalDispatcher | DispatcherProcess
     runs: SqliteRunRepository
     ledger: SqliteFireLedger
@@ -154,7 +155,7 @@ def build_local_system(settings: Settings, *, plugins: list[object] | None = Non
             jobs=repo,
             pm=pm,
             registry=registry,
-            state=SqliteStateStore(db),
+            state=state,
             notifier=AppriseNotifier(settings),
         )
         # The adapters `create_local_dispatcher` builds over the same file.
@@ -162,11 +163,18 @@ def build_local_system(settings: Settings, *, plugins: list[object] | None = Non
         ledger = cast(SqliteFireLedger, dispatcher.runtime.ledger)
     backend = LocalScheduleBackend(db)
 
-    def forget_job(owner_id: str, job_id: str) -> None:
+    def forget_job(change: JobChange) -> None:
         """A deleted job's run history (summaries, diffs), done marks and failure count
-        go with it; its plugin state stays (the plugin owns it)."""
+        go with it, and each plugin forgets its state of the job (an HTML monitor's
+        last page text and change history)."""
+        owner_id, job_id = change.owner_id, change.job_id
         removed = runs.forget_job(owner_id, job_id)
         ledger.forget_job(owner_id, job_id)
+        job_type = (change.old or {}).get("job_type")
+        if isinstance(job_type, str):
+            pm.hook.serverless_scheduler_forget_job(
+                owner_id=owner_id, job_id=job_id, job_type=job_type, state=state
+            )
         log.info("job %s/%s deleted: %d runs forgotten", owner_id, job_id, removed)
 
     def record_missed(owner_id: str, job_id: str, scheduled_time: datetime) -> None:

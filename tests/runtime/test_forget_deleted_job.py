@@ -1,4 +1,5 @@
-"""Local mode forgets a deleted job's run history, done marks and failure count."""
+"""Local mode forgets a deleted job's run history, done marks, failure count and plugin
+state."""
 
 from __future__ import annotations
 
@@ -12,7 +13,9 @@ from serverless_scheduler_common import Run, Settings
 from serverless_scheduler_common.events import fire_key
 from serverless_scheduler_common.runtime.sqlite import SqliteFireLedger, SqliteRunRepository
 from serverless_scheduler_common.sqlite import db_path_for
+from serverless_scheduler_common.state import SqliteStateStore
 from serverless_scheduler_example.plugin import ExampleJob
+from serverless_scheduler_html_checker.plugin import NAMESPACE, HTMLMonitorJob
 
 
 def _run(job_id: str, minute: int) -> Run:
@@ -60,3 +63,40 @@ def test_deleting_a_job_forgets_its_runs_marks_and_failures(
     assert fresh.add_failure(f"alice/{kept.job_id}") == 2
     assert system.backend.get("alice", gone.job_id) is None
     assert system.backend.get("alice", kept.job_id) is not None
+
+
+@pytest.mark.parametrize("child_process", [True, False], ids=["child", "in-process"])
+def test_deleting_a_monitor_forgets_its_page_text_history_and_pending_notice(
+    tmp_path: Path, child_process: bool
+) -> None:
+    system = build_local_system(Settings(data_dir=tmp_path, dispatcher_process=child_process))
+    monitors = [
+        system.repo.create(
+            HTMLMonitorJob(
+                owner_id="alice",
+                name=name,
+                url=f"https://example.com/{name}",
+                schedule={"kind": "rate", "every": 5},
+            )
+        )
+        for name in ("gone", "kept")
+    ]
+    state = SqliteStateStore(db_path_for(tmp_path))  # as the plugin writes it
+    for job in monitors:
+        key = f"alice/{job.job_id}"
+        state.put(NAMESPACE, key, {"text": "the last page text"})
+        state.append_history(NAMESPACE, key, {"diff": "- a\n+ b"}, keep=50)
+        state.put(NAMESPACE, f"{key}#pending", {"fire_id": "f1"})
+    assert system.pump.drain() == 2
+
+    gone, kept = monitors
+    system.repo.delete("alice", gone.job_id)
+    assert system.pump.drain() == 1
+
+    for key in (f"alice/{gone.job_id}", f"alice/{gone.job_id}#pending"):
+        assert state.get(NAMESPACE, key) is None
+        assert state.history(NAMESPACE, key) == []
+    kept_key = f"alice/{kept.job_id}"
+    assert state.get(NAMESPACE, kept_key) == {"text": "the last page text"}
+    assert state.history(NAMESPACE, kept_key) == [{"diff": "- a\n+ b"}]
+    assert state.get(NAMESPACE, f"{kept_key}#pending") == {"fire_id": "f1"}

@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from .context import RunContext
     from .events import JobFired
     from .job import ScheduledJob
+    from .ports import StateStore
     from .registry import JobTypeRegistry
     from .runs import RunOutcome
 
@@ -45,6 +46,19 @@ def serverless_scheduler_handle_job(
     once); raise to have the runtime retry with backoff and, past the retry cap,
     dead-letter the fire. Return a `RunOutcome` (status, summary, detail) for the run
     history; `None` counts as an `ok` run.
+    """
+
+
+@hookspec
+def serverless_scheduler_forget_job(
+    owner_id: str, job_id: str, job_type: str, state: StateStore
+) -> None:
+    """A job was deleted: drop what the plugin keeps for it in `state`.
+
+    Called for every plugin with the deleted job's type: do nothing for job types the
+    plugin does not own. Local mode calls it once the deletion reaches the scheduler
+    (after the job's runs are forgotten, before the change is acknowledged), so a crash
+    in between calls it again: it must be idempotent (`StateStore.forget` is).
     """
 
 

@@ -185,6 +185,11 @@ class StateStore(Protocol):
         """True exactly once per (namespace, key): a dedupe key for side effects."""
         ...
 
+    def forget(self, namespace: str, key: str) -> None:
+        """Drop the snapshot, the history and the claim stored under `key` (nothing
+        when there are none): a plugin forgetting a deleted job."""
+        ...
+
 
 @runtime_checkable
 class Notifier(Protocol):

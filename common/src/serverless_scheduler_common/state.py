@@ -144,6 +144,17 @@ class SqliteStateStore:
             conn.execute("ROLLBACK")
             raise
 
+    def forget(self, namespace: str, key: str) -> None:
+        conn = self._conn()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for table in ("plugin_state", "plugin_history", "plugin_claims"):
+                conn.execute(f"DELETE FROM {table} WHERE namespace=? AND key=?", (namespace, key))
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
 
 #: Values larger than this are stored zlib-compressed (page text compresses 4-10x).
 _COMPRESS_ABOVE = 32 * 1024
@@ -246,22 +257,38 @@ class DynamoDBStateStore:
             },
         )
         stale = existing[keep - 1 :] if keep > 0 else [{"S": f"hist#{seq:020d}"}, *existing]
-        for start in range(0, len(stale), 25):
+        self._delete(namespace, key, stale)
+
+    def _delete(self, namespace: str, key: str, sort_keys: list[dict[str, str]]) -> None:
+        """Delete the items `sort_keys` under `key`, 25 per request."""
+        for start in range(0, len(sort_keys), 25):
             self._client.batch_write_item(
                 RequestItems={
                     self._table: [
                         {"DeleteRequest": {"Key": {"pk": self._pk(namespace, key), "sk": sk}}}
-                        for sk in stale[start : start + 25]
+                        for sk in sort_keys[start : start + 25]
                     ]
                 }
             )
 
+    def forget(self, namespace: str, key: str) -> None:
+        # Everything under the key: the snapshot, the history entries and the claim.
+        self._delete(namespace, key, self._sort_keys(namespace, key))
+
     def _history_keys(self, namespace: str, key: str) -> list[dict[str, str]]:
+        return self._sort_keys(namespace, key, prefix="hist#")
+
+    def _sort_keys(self, namespace: str, key: str, *, prefix: str = "") -> list[dict[str, str]]:
+        """The sort keys under `key` (those that start with `prefix`), last first."""
         keys: list[dict[str, str]] = []
+        condition, values = "pk = :pk", {":pk": self._pk(namespace, key)}
+        if prefix:
+            condition += " AND begins_with(sk, :h)"
+            values[":h"] = {"S": prefix}
         kwargs: dict[str, Any] = {
             "TableName": self._table,
-            "KeyConditionExpression": "pk = :pk AND begins_with(sk, :h)",
-            "ExpressionAttributeValues": {":pk": self._pk(namespace, key), ":h": {"S": "hist#"}},
+            "KeyConditionExpression": condition,
+            "ExpressionAttributeValues": values,
             "ProjectionExpression": "sk",
             "ScanIndexForward": False,
             "ConsistentRead": True,

@@ -92,6 +92,32 @@ def test_claim_with_ttl_can_be_taken_again_after_expiry(
     assert store.claim("ns", "k", ttl_s=60) is True
 
 
+def test_forget_drops_everything_under_the_key_and_nothing_else(store: StateStore) -> None:
+    for key in ("owner/job", "owner/job#pending", "owner/job2"):
+        store.put("ns", key, {"key": key})
+        for i in range(30):  # more than one DynamoDB batch of deletes
+            store.append_history("ns", key, {"i": i}, keep=40)
+        assert store.claim("ns", key) is True
+    store.put("other", "owner/job", {"kept": True})
+
+    store.forget("ns", "owner/job")
+
+    assert store.get("ns", "owner/job") is None
+    assert store.history("ns", "owner/job") == []
+    assert store.claim("ns", "owner/job") is True  # the old claim went with the rest
+    # Neighbouring keys and namespaces are untouched.
+    for key in ("owner/job#pending", "owner/job2"):
+        assert store.get("ns", key) == {"key": key}
+        assert len(store.history("ns", key, limit=100)) == 30
+        assert store.claim("ns", key) is False
+    assert store.get("other", "owner/job") == {"kept": True}
+    # Forgetting again, or a key never stored, is no error.
+    store.forget("ns", "owner/job#pending")
+    store.forget("ns", "owner/job#pending")
+    store.forget("ns", "never")
+    assert store.get("ns", "owner/job#pending") is None
+
+
 def test_sqlite_claim_is_exclusive_across_threads(tmp_path: Path) -> None:
     store = SqliteStateStore(tmp_path / "scheduler.db")
     results: list[bool] = []

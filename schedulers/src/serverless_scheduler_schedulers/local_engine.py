@@ -1007,9 +1007,10 @@ class ChangeFeedPump:
     snapshot) is logged and acknowledged so it cannot block the feed; the reconciler
     repairs whatever it would have done.
 
-    `on_removed(owner_id, job_id)` runs for each applied removal before the change is
-    acknowledged (local mode forgets the deleted job's runs there; a crash in between
-    runs it again). Its errors are logged and do not hold the feed up.
+    `on_removed(change)` runs for each applied removal (its `JobChange`, with the last
+    image in `old`) before the change is acknowledged (local mode forgets the deleted
+    job's runs and plugin state there; a crash in between runs it again). Its errors are
+    logged and do not hold the feed up.
     """
 
     def __init__(
@@ -1020,7 +1021,7 @@ class ChangeFeedPump:
         registry: JobTypeRegistry | None = None,
         batch_size: int = 100,
         interval_s: float = 0.2,
-        on_removed: Callable[[str, str], None] | None = None,
+        on_removed: Callable[[JobChange], None] | None = None,
     ) -> None:
         self._feed = feed
         self._backend = backend
@@ -1062,7 +1063,7 @@ class ChangeFeedPump:
             if change.kind != "remove":
                 continue
             try:
-                self._on_removed(change.owner_id, change.job_id)
+                self._on_removed(change)
             except Exception:
                 log.exception("could not forget deleted job %s/%s", change.owner_id, change.job_id)
 

@@ -115,6 +115,18 @@ def serverless_scheduler_job_types(registry: JobTypeRegistry) -> None:
     registry.add(HTMLMonitorJob)
 
 
+@hookimpl
+def serverless_scheduler_forget_job(
+    owner_id: str, job_id: str, job_type: str, state: StateStore
+) -> None:
+    """A deleted monitor's last page text, change history and pending notification go."""
+    if job_type != HTMLMonitorJob.model_fields["job_type"].default:
+        return
+    key = f"{owner_id}/{job_id}"
+    state.forget(NAMESPACE, key)
+    state.forget(NAMESPACE, _pending_key(key))
+
+
 # -- the consumer ---------------------------------------------------------------------------
 def _config_hash(job: HTMLMonitorJob) -> str:
     """Hash of what shapes the normalised content; a new one starts a new baseline."""
