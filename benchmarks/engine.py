@@ -312,6 +312,47 @@ def count_instructions(script: str, args: Sequence[str]) -> int:
     return int(found.group(1))
 
 
+class _StoppedClock:
+    """A clock that stays at `t`: in virtual time the benchmark moves the engine itself
+    (`run_due(now)`), and jobs are armed from `t` however long adding them takes (under
+    Valgrind, adding 3,000 jobs takes seconds of real time)."""
+
+    def __init__(self, t: float) -> None:
+        self._now = datetime.fromtimestamp(t, UTC)
+
+    def now(self) -> datetime:
+        return self._now
+
+
+def virtual_engine(
+    db: Path, publisher: Any, jobs: int, period: float
+) -> tuple[TimerEngine, LocalScheduleBackend, float]:
+    """An engine over a new schedule table holding `jobs` benchmark jobs whose first fires
+    are spread over the period from `t0` (returned with it), for `advance`."""
+    t0 = time.time()
+    clock = _StoppedClock(t0)
+    backend = LocalScheduleBackend(db, clock=clock)
+    engine = TimerEngine(backend, publisher, clock=clock, publish_batch=2000)
+    engine.load()
+    backend.upsert_many(list(_jobs(jobs, period, t0)), period_s=period)
+    return engine, backend, t0
+
+
+def advance(engine: TimerEngine, now: float, span: float, step: float) -> float:
+    """Run `engine` in virtual time from `now` for `span` seconds in steps of `step`,
+    flushing its last-fire bookkeeping every 0.25 s as the running engine does; returns
+    the time reached."""
+    end, flushed = now + span, now
+    while now < end:
+        engine.run_due(now)
+        if now - flushed >= 0.25:
+            engine.flush()
+            flushed = now
+        now += step
+    engine.flush()
+    return now
+
+
 def virtual_fires(jobs: int, periods: int, period: float = 1.0, per_batch: int = 200) -> int:
     """Fire `jobs` jobs for `periods` periods in virtual time into a durable queue table;
     returns how many fires were queued. What `--instructions` counts.
@@ -335,20 +376,8 @@ def virtual_fires(jobs: int, periods: int, period: float = 1.0, per_batch: int =
             def publish(self, fired: JobFired) -> None:
                 raise AssertionError("the engine renders fires for this publisher")
 
-        backend = LocalScheduleBackend(db)
-        t0 = time.time()
-        engine = TimerEngine(backend, QueuePublisher(), publish_batch=2000)
-        engine.load()
-        backend.upsert_many(list(_jobs(jobs, period, t0)), period_s=period)
-        now = t0 + period
-        end, flushed, step = now + periods * period, now, per_batch * period / jobs
-        while now < end:
-            engine.run_due(now)
-            if now - flushed >= 0.25:
-                engine.flush()
-                flushed = now
-            now += step
-        engine.flush()
+        engine, backend, t0 = virtual_engine(db, QueuePublisher(), jobs, period)
+        advance(engine, t0 + period, periods * period, per_batch * period / jobs)
         # Rows are never deleted here, so the last seq is how many were queued (a count
         # would read the whole table inside the measured process).
         queued = int(str(queue._query("SELECT max(seq) FROM dispatch_queue")[0][0]))
@@ -390,28 +419,25 @@ def inline_floor(jobs: int, periods: int, period: float = 10.0) -> dict[str, Any
 
             def publish_payloads(self, fires: Sequence[RenderedFire]) -> None:
                 clock = time.process_time
-                started = clock()
+                parse_start = clock()
                 parsed = [runtime.parse_fire(fire[2]) for fire in fires]
-                handled = clock()
+                handle_start = clock()
                 batch, handle = FireBatch(known_done=set()), runtime.handle
                 for fired in parsed:
                     result = handle(fired, batch=batch)
                     if result.disposition != "done":
                         raise SystemExit(f"fire {fired.fire_id}: {result.disposition}")
-                committed = clock()
+                commit_start = clock()
                 queue.complete(runs=batch.runs, run_repository=runs, done=batch.done, ledger=ledger)
-                spent["parse"] += handled - started
-                spent["handle"] += committed - handled
-                spent["commit"] += clock() - committed
+                spent["parse"] += handle_start - parse_start
+                spent["handle"] += commit_start - handle_start
+                spent["commit"] += clock() - commit_start
 
             def publish(self, fired: JobFired) -> None:
                 raise AssertionError("the engine renders fires for this publisher")
 
-        backend = LocalScheduleBackend(data_dir / "scheduler.db")
-        t0 = time.time()
-        engine = TimerEngine(backend, InlinePublisher(), publish_batch=2000)
-        engine.load()
-        backend.upsert_many(list(_jobs(jobs, period, t0)), period_s=period)
+        db = data_dir / "scheduler.db"
+        engine, backend, t0 = virtual_engine(db, InlinePublisher(), jobs, period)
         tune_for_throughput()
         # One period to warm up (first fires, caches), then the measured periods: the
         # figures are those of the last span.
@@ -419,14 +445,7 @@ def inline_floor(jobs: int, periods: int, period: float = 10.0) -> dict[str, Any
         measured: dict[str, float] = {}
         for span in (period, periods * period):
             cpu0, fired0, spent0 = time.process_time(), engine.stats.fired, dict(spent)
-            end, flushed = now + span, now
-            while now < end:
-                engine.run_due(now)
-                if now - flushed >= 0.25:
-                    engine.flush()
-                    flushed = now
-                now += step
-            engine.flush()
+            now = advance(engine, now, span, step)
             measured = {key: spent[key] - spent0[key] for key in spent}
             measured["cpu"] = time.process_time() - cpu0
             measured["fires"] = engine.stats.fired - fired0

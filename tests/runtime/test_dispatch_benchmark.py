@@ -6,19 +6,26 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_the_drain_benchmark_runs_every_queued_fire_and_prints_one_json_object() -> None:
+def _bench(script: str, *args: str, timeout: float = 120) -> dict[str, Any]:
+    """The one JSON object `benchmarks/<script> *args` prints (it must exit 0)."""
     proc = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "dispatch.py"), "--fires", "300"],
+        [sys.executable, str(ROOT / "benchmarks" / script), *args],
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=timeout,
         check=True,
     )
-    result = json.loads(proc.stdout)
+    result: dict[str, Any] = json.loads(proc.stdout)
+    return result
+
+
+def test_the_drain_benchmark_runs_every_queued_fire_and_prints_one_json_object() -> None:
+    result = _bench("dispatch.py", "--fires", "300")
     # The script exits with an error unless the history holds one run per queued fire.
     assert result["fires"] == 300
     assert result["cpu_s"] > 0
@@ -26,18 +33,8 @@ def test_the_drain_benchmark_runs_every_queued_fire_and_prints_one_json_object()
 
 
 def test_the_engine_benchmark_prints_every_documented_field() -> None:
-    proc = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "benchmarks" / "engine.py"),
-            *("--jobs", "200", "--period", "1", "--duration", "1", "--warmup", "1"),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=True,
-    )
-    result = json.loads(proc.stdout)
+    args = ("--jobs", "200", "--period", "1", "--duration", "1", "--warmup", "1")
+    result = _bench("engine.py", *args, timeout=180)
     documented = [
         "jobs",
         "period_s",
@@ -64,18 +61,7 @@ def test_the_engine_benchmark_prints_every_documented_field() -> None:
 
 
 def test_the_floor_benchmark_runs_every_fire_inline_and_splits_its_cost() -> None:
-    proc = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "benchmarks" / "engine.py"),
-            *("--floor", "--jobs", "300", "--period", "1"),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-    )
-    result = json.loads(proc.stdout)
+    result = _bench("engine.py", "--floor", "--jobs", "300", "--period", "1")
     # The script exits with an error unless every fire ran once and left one run.
     assert result["jobs"] == 300 and result["fires"] >= 3 * 300
     parts = ["engine", "parse", "handle", "commit"]
