@@ -111,6 +111,65 @@ def test_malformed_records_go_to_the_dead_letter_queue(aws: dict[str, Any]) -> N
     assert any("every" in r for r in reasons)  # names the bad field
 
 
+def test_each_applied_removal_is_announced_on_the_topic(aws: dict[str, Any], make_job: Any) -> None:
+    import boto3
+
+    from serverless_scheduler_common.events import JobRemoved
+
+    sns, sqs = (boto3.client(name, region_name="eu-west-1") for name in ("sns", "sqs"))
+    inbox = sqs.create_queue(QueueName="consumer")["QueueUrl"]
+    inbox_arn = sqs.get_queue_attributes(QueueUrl=inbox, AttributeNames=["QueueArn"])
+    sns.subscribe(
+        TopicArn=aws["topic_arn"],
+        Protocol="sqs",
+        Endpoint=inbox_arn["Attributes"]["QueueArn"],
+        Attributes={"RawMessageDelivery": "true"},
+    )
+    service = lambda_sync.build(_settings(aws), scheduler_client=aws["scheduler"], sns_client=sns)
+    kept, gone = make_job("kept"), make_job("gone")
+    records = [
+        _record(kept, "INSERT", 1),
+        _record(gone, "INSERT", 2),
+        _record(gone.model_copy(update={"version": 2}), "REMOVE", 3),
+    ]
+    assert service.handle({"Records": records}) == {"batchItemFailures": []}
+
+    messages = sqs.receive_message(QueueUrl=inbox, MaxNumberOfMessages=10).get("Messages", [])
+    notices = [JobRemoved.model_validate_json(m["Body"]) for m in messages]
+    assert notices == [
+        JobRemoved(job_type=gone.job_type, job_id="gone", owner_id="alice", version=2)
+    ]
+    assert service.stats["announced"] == 1
+
+
+def test_a_removal_that_cannot_be_announced_is_delivered_again(
+    aws: dict[str, Any], make_job: Any
+) -> None:
+    announced: list[str] = []
+    down = {"sns": True}
+
+    def announce(change: Any) -> None:
+        if down["sns"]:
+            raise ClientError({"Error": {"Code": "InternalError", "Message": "x"}}, "Publish")
+        announced.append(change.job_id)
+
+    backend = lambda_sync.build(_settings(aws), scheduler_client=aws["scheduler"]).backend
+    service = StreamSync(backend, on_removed=announce)
+    gone = make_job("gone")
+    records = [
+        _record(gone, "INSERT", 1),
+        _record(gone.model_copy(update={"version": 2}), "REMOVE", 2),
+        _record(make_job("after"), "INSERT", 3),
+    ]
+    # The schedule is deleted, but the notice failed: Lambda retries from that record.
+    assert service.handle({"Records": records}) == {"batchItemFailures": [{"itemIdentifier": "2"}]}
+    assert backend.get("alice", "gone") is None and announced == []
+    down["sns"] = False
+    assert service.handle({"Records": records[1:]}) == {"batchItemFailures": []}
+    assert announced == ["gone"]
+    assert {s.job_id for s in backend.list()} == {"after"}
+
+
 class FailFor:
     """Scheduler client that denies calls about one schedule name."""
 

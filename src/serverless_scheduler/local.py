@@ -24,10 +24,11 @@ from fastapi import FastAPI
 
 from serverless_scheduler_common import Run, Settings
 from serverless_scheduler_common.coldstart import tune_for_throughput
-from serverless_scheduler_common.events import JobChange, fire_key
+from serverless_scheduler_common.events import JobChange, JobRemoved, fire_key
 from serverless_scheduler_common.notify import AppriseNotifier
 from serverless_scheduler_common.plugins import build_registry, get_plugin_manager
 from serverless_scheduler_common.registry import JobTypeRegistry
+from serverless_scheduler_common.runtime.core import forget_removed
 from serverless_scheduler_common.runtime.dispatcher import LocalDispatcher
 from serverless_scheduler_common.runtime.local import create_local_dispatcher
 from serverless_scheduler_common.runtime.process import DispatcherProcess
@@ -170,11 +171,9 @@ def build_local_system(settings: Settings, *, plugins: list[object] | None = Non
         owner_id, job_id = change.owner_id, change.job_id
         removed = runs.forget_job(owner_id, job_id)
         ledger.forget_job(owner_id, job_id)
-        job_type = (change.old or {}).get("job_type")
-        if isinstance(job_type, str):
-            pm.hook.serverless_scheduler_forget_job(
-                owner_id=owner_id, job_id=job_id, job_type=job_type, state=state
-            )
+        removed = JobRemoved.of(change)
+        if removed is not None:
+            forget_removed(pm, state, removed)
         log.info("job %s/%s deleted: %d runs forgotten", owner_id, job_id, removed)
 
     def record_missed(owner_id: str, job_id: str, scheduled_time: datetime) -> None:

@@ -5,7 +5,8 @@ with the dynamodbstreams client -> sync handler -> EventBridge schedule -> the s
 exact target `Input` published to its SNS topic (moto does not fire schedules) -> SQS
 queue subscribed with a job_type body filter -> plugin consumer handler -> the HTML
 checker fetches a local page -> notification at a local apprise `json://` endpoint.
-Then the job is updated and deleted through the API and the schedule follows.
+Then the job is updated and deleted through the API and the schedule follows; the
+deletion's notice reaches the consumer, which forgets the monitor's state.
 """
 
 from __future__ import annotations
@@ -357,7 +358,13 @@ def test_api_to_notification_and_schedule_follows_updates(
     assert chain["sync"](event, None) == {"batchItemFailures": []}
     assert get_schedule(chain, owner, job_id) == schedule
 
-    # 6. Delete through the API: the schedule goes too.
+    # 6. Delete through the API: the schedule goes too, and the removal notice reaches
+    # the html_monitor_job consumer only, which forgets the page text and the changes.
+    from serverless_scheduler_common.state import DynamoDBStateStore
+
+    state, key = DynamoDBStateStore(chain["ddb"], "html-state"), f"{owner}/{job_id}"
+    assert state.get("html_checker", key) is not None
+    assert len(state.history("html_checker", key)) == 1
     status, _ = call_api(chain["items"], api_event("apigw_delete_job.json", job_id=job_id))
     assert status == 204
     event = reader.next_event()
@@ -365,3 +372,10 @@ def test_api_to_notification_and_schedule_follows_updates(
     assert chain["sync"](event, None) == {"batchItemFailures": []}
     assert get_schedule(chain, owner, job_id) is None
     assert chain["sqs"].receive_message(QueueUrl=chain["sched_dlq"]).get("Messages") is None
+    assert sqs_event(chain["sqs"], chain["queues"]["webhook_job"])["Records"] == []
+    event, reply = consume(chain, "html_monitor_job")
+    assert [json.loads(r["body"])["event"] for r in event["Records"]] == ["job_removed"]
+    assert reply == {"batchItemFailures": []}
+    assert state.get("html_checker", key) is None
+    assert state.history("html_checker", key) == []
+    assert len(inbox.received) == 1  # forgetting notifies nobody

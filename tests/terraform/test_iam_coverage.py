@@ -48,6 +48,8 @@ FUNCTION_ADAPTERS: dict[str, list[str]] = {
         "serverless_scheduler_schedulers.eventbridge:EventBridgeScheduleBackend"
         "[get, delete, upsert]",
         "serverless_scheduler_schedulers.streams:SqsDeadLetterSink",
+        # Removal notices for the plugins (`JobRemoved`).
+        "serverless_scheduler_common.runtime.sns:SnsPublisher[publish_removed]",
     ],
     "reconcile": [
         "serverless_scheduler_schedulers.eventbridge:EventBridgeScheduleBackend"
@@ -90,8 +92,11 @@ _SQS_EVENT_SOURCE = {
 PLATFORM_ACTIONS: dict[str, set[str]] = {
     # sns:Publish to the KMS-encrypted distribution topic needs a data key.
     "items": {"kms:GenerateDataKey", "kms:Decrypt"},
-    # The event source mapping reads the jobs table's stream.
+    # The event source mapping reads the jobs table's stream; removal notices go to the
+    # KMS-encrypted topic.
     "sync": {
+        "kms:GenerateDataKey",
+        "kms:Decrypt",
         "dynamodb:DescribeStream",
         "dynamodb:GetRecords",
         "dynamodb:GetShardIterator",

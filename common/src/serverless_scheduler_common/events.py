@@ -1,4 +1,4 @@
-"""Events that cross service boundaries: `JobChange` and `JobFired`."""
+"""Events that cross service boundaries: `JobChange`, `JobFired` and `JobRemoved`."""
 
 from __future__ import annotations
 
@@ -85,3 +85,35 @@ class JobFired(BaseModel):
         if not self.fire_id:
             object.__setattr__(self, "fire_id", fire_key(self.job_id, self.scheduled_time))
         return self
+
+
+class JobRemoved(BaseModel):
+    """A job was deleted: its plugin may forget the state it keeps for it.
+
+    On AWS the sync Lambda publishes this to the distribution topic when it applies a
+    removal; `job_type` at the top level routes it through the same subscription
+    filters as the job's fires, and the consumer runtime calls the owning plugin's
+    `serverless_scheduler_forget_job` instead of running anything.
+    """
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    event: Literal["job_removed"] = "job_removed"
+    job_type: str
+    job_id: str
+    owner_id: str
+    version: int = Field(ge=0, description="Version of the job when it was deleted.")
+
+    @classmethod
+    def of(cls, change: JobChange) -> JobRemoved | None:
+        """The notice of a removal change (None when its last image names no job_type,
+        so no plugin could be told)."""
+        job_type = (change.old or {}).get("job_type")
+        if change.kind != "remove" or not isinstance(job_type, str):
+            return None
+        return cls(
+            job_type=job_type,
+            job_id=change.job_id,
+            owner_id=change.owner_id,
+            version=change.version,
+        )

@@ -52,9 +52,17 @@ def build(
     *,
     scheduler_client: Any = None,
     sqs_client: Any = None,
+    sns_client: Any = None,
 ) -> StreamSync:
-    """Compose the stream sync from settings; tests pass moto clients."""
+    """Compose the stream sync from settings; tests pass moto clients.
+
+    Each applied removal is announced on the distribution topic (`JobRemoved`, routed
+    by job_type like the job's fires) so the plugin that owns the job forgets its state.
+    """
     import boto3
+
+    from serverless_scheduler_common.events import JobChange, JobRemoved
+    from serverless_scheduler_common.runtime.sns import SnsPublisher
 
     from .eventbridge import EventBridgeScheduleBackend
     from .streams import SqsDeadLetterSink
@@ -75,7 +83,16 @@ def build(
     sink = None
     if dlq_url:
         sink = SqsDeadLetterSink(sqs_client or boto3.client("sqs", region_name=region), dlq_url)
-    return StreamSync(backend=backend, registry=None, dead_letter=sink)
+    topic = SnsPublisher(
+        sns_client or boto3.client("sns", region_name=region), str(settings.topic_arn)
+    )
+
+    def announce(change: JobChange) -> None:
+        removed = JobRemoved.of(change)
+        if removed is not None:
+            topic.publish_removed(removed)
+
+    return StreamSync(backend=backend, registry=None, dead_letter=sink, on_removed=announce)
 
 
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:

@@ -101,17 +101,24 @@ DeadLetterSink = Callable[[Mapping[str, Any], str], None]
 
 @dataclass
 class StreamSync:
-    """Applies a stream batch in order and reports partial failures the Lambda way."""
+    """Applies a stream batch in order and reports partial failures the Lambda way.
+
+    `on_removed(change)` runs for each applied removal (the sync Lambda publishes a
+    `JobRemoved` notice there, so the job's plugin forgets its state). When it fails,
+    the batch reports that record as the first failure: Lambda delivers it and the
+    records after it again, and the versioned sync makes their second pass a no-op.
+    """
 
     backend: ScheduleBackend
     registry: JobTypeRegistry | None = None
     dead_letter: DeadLetterSink | None = None
+    on_removed: Callable[[JobChange], None] | None = None
     stats: dict[str, int] = field(default_factory=dict)
 
     def handle(self, event: Mapping[str, Any]) -> dict[str, Any]:
         """Returns `{"batchItemFailures": [...]}` naming the first failed record, if any."""
         records = list(event.get("Records") or [])
-        parsed: list[tuple[int, Any]] = []
+        parsed: list[tuple[int, JobChange]] = []
         for index, record in enumerate(records):
             try:
                 parsed.append((index, change_from_record(record)))
@@ -122,6 +129,10 @@ class StreamSync:
         for result in batch.results:
             self.stats[result.action] = self.stats.get(result.action, 0) + 1
         failure = batch.failure
+        applied = len(parsed) if failure is None else failure.index
+        unannounced = self._announce_removals(parsed[:applied])
+        if unannounced is not None:
+            return self._fail(records, unannounced)
         if failure is None:
             return {"batchItemFailures": []}
         index = parsed[failure.index][0]
@@ -130,6 +141,24 @@ class StreamSync:
         if permanent and self._route_malformed(records[index], str(failure.cause)):
             return self.handle({"Records": records[index + 1 :]})
         return self._fail(records, index)
+
+    def _announce_removals(self, applied: list[tuple[int, JobChange]]) -> int | None:
+        """Run `on_removed` for the removals among `applied`; the record index of the
+        first that failed, None when all went through."""
+        if self.on_removed is None:
+            return None
+        for index, change in applied:
+            if change.kind != "remove":
+                continue
+            try:
+                self.on_removed(change)
+            except Exception:
+                log.exception(
+                    "could not announce the removal of %s/%s", change.owner_id, change.job_id
+                )
+                return index
+            self.stats["announced"] = self.stats.get("announced", 0) + 1
+        return None
 
     def _route_malformed(self, record: Mapping[str, Any], reason: str) -> bool:
         log.error("stream record %s dropped: %s", sequence_number(record), reason)

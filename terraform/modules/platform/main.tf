@@ -19,7 +19,7 @@ module "distribution" {
   source = "../distribution"
 
   name_prefix         = local.name_prefix
-  publisher_role_arns = [module.schedulers.scheduler_role_arn, module.items.function_role_arn]
+  publisher_role_arns = [module.schedulers.scheduler_role_arn, module.schedulers.sync_role_arn, module.items.function_role_arn]
   tags                = local.tags
 }
 

@@ -43,6 +43,18 @@ locals {
       actions   = ["sqs:SendMessage"]
       resources = [aws_sqs_queue.stream_failures.arn]
     },
+    {
+      # A deleted job's notice (`JobRemoved`) goes to its plugin through the topic.
+      sid       = "AnnounceRemovals"
+      actions   = ["sns:Publish"]
+      resources = [var.topic_arn]
+    },
+    {
+      # The topic is KMS-encrypted: publishing needs a data key from its key.
+      sid       = "EncryptForTopic"
+      actions   = ["kms:GenerateDataKey", "kms:Decrypt"]
+      resources = [var.topic_kms_key_arn]
+    },
   ])
 
   reconcile_policy_statements = concat(local.schedule_statements, [

@@ -23,6 +23,11 @@ output "sync_failures_queue_url" {
   value       = aws_sqs_queue.stream_failures.url
 }
 
+output "sync_role_arn" {
+  description = "ARN of the sync function's role (a publisher of the distribution topic: removal notices)."
+  value       = module.sync.role_arn
+}
+
 output "sync_function_name" {
   description = "Name of the sync function."
   value       = module.sync.function_name

@@ -38,7 +38,7 @@ import pluggy
 from pydantic import Field, TypeAdapter, ValidationError, create_model
 
 from ..context import RunContext
-from ..events import JobFired, build_unchecked
+from ..events import JobFired, JobRemoved, build_unchecked
 from ..job import ScheduledJob
 from ..plugins import consumer_for
 from ..ports import JobControl, Notifier, RunRepository, StateStore
@@ -224,6 +224,17 @@ class _FireParser:
         return fired
 
 
+def forget_removed(pm: pluggy.PluginManager, state: StateStore, removed: JobRemoved) -> None:
+    """Every plugin forgets what it keeps in `state` for the deleted job (the owner of
+    its type acts, the others return)."""
+    pm.hook.serverless_scheduler_forget_job(
+        owner_id=removed.owner_id,
+        job_id=removed.job_id,
+        job_type=removed.job_type,
+        state=state,
+    )
+
+
 def job_key(owner_id: str, job_id: str) -> str:
     return f"{owner_id}/{job_id}"
 
@@ -292,6 +303,14 @@ class ConsumerRuntime:
             return self._run(job, fired, jkey, attempt, batch)
         finally:
             ledger.release(lock, fire_id)
+
+    def forget(self, removed: JobRemoved) -> None:
+        """A job was deleted: every plugin forgets what it keeps for it in the state
+        store (`serverless_scheduler_forget_job`; nothing to do without a store)."""
+        if self.state is None:
+            return
+        forget_removed(self.pm, self.state, removed)
+        log.info("deleted job %s/%s forgotten", removed.owner_id, removed.job_id)
 
     def parse_fire(self, payload: str | bytes) -> JobFired:
         """A fire from its JSON with its job validated in the same pass (`fired.job` is

@@ -2,7 +2,8 @@
 `serverless_scheduler_common.runtime.lambda_consumer.handler`.
 
 Accepts SQS events (the plugin's queue, SNS raw delivery or the SNS envelope) and
-direct SNS events. Each record becomes a `JobFired` run through `ConsumerRuntime`;
+direct SNS events. Each record becomes a `JobFired` run through `ConsumerRuntime`, or
+is a `JobRemoved` notice (a deleted job) that has the plugin forget the job's state;
 an SQS batch returns `batchItemFailures` naming only the records to retry (SQS moves a
 record to the plugin's DLQ after `maxReceiveCount`, which Terraform sets to
 `SCHEDULER_MAX_ATTEMPTS`). A fire that can never succeed (its snapshot no longer
@@ -21,13 +22,13 @@ from typing import Any
 from ..coldstart import collector_paused
 
 with collector_paused():
-    from ..events import JobFired
+    from ..events import JobFired, JobRemoved
     from ..plugins import build_registry, get_plugin_manager
     from ..settings import Settings
     from .core import ConsumerRuntime
     from .dynamodb import DynamoDBFireLedger, DynamoDBJobControl, DynamoDBRunRepository
     from .ports import DeadLetter, DeadLetterStore
-    from .sqs import SqsDeadLetterStore, fired_from_body
+    from .sqs import SqsDeadLetterStore, event_from_body
 
 log = logging.getLogger(__name__)
 
@@ -124,10 +125,18 @@ def _handle_one(
     dead_letters: DeadLetterStore | None,
 ) -> bool:
     try:
-        fired: JobFired = fired_from_body(body)
+        event: JobFired | JobRemoved = event_from_body(body)
     except ValueError as exc:
         log.error("record %s is not a JobFired: %s", ident, str(exc).splitlines()[0])
         return False
+    if isinstance(event, JobRemoved):
+        try:
+            runtime.forget(event)
+        except Exception:
+            log.exception("record %s: could not forget deleted job %s", ident, event.job_id)
+            return False
+        return True
+    fired = event
     try:
         result = runtime.handle(fired, attempt=attempt)
     except Exception:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any, ClassVar
 
-from ..events import JobFired
+from ..events import JobFired, JobRemoved
 
 
 class SnsPublisher:
@@ -29,14 +29,22 @@ class SnsPublisher:
         self.topic_arn = topic_arn
 
     @staticmethod
-    def _attributes(fired: JobFired) -> dict[str, Any]:
-        return {"job_type": {"DataType": "String", "StringValue": fired.job_type}}
+    def _attributes(event: JobFired | JobRemoved) -> dict[str, Any]:
+        return {"job_type": {"DataType": "String", "StringValue": event.job_type}}
 
     def publish(self, fired: JobFired) -> None:
         self._client.publish(
             TopicArn=self.topic_arn,
             Message=fired.model_dump_json(),
             MessageAttributes=self._attributes(fired),
+        )
+
+    def publish_removed(self, removed: JobRemoved) -> None:
+        """Tell the consumers of the job's type that it was deleted (same routing)."""
+        self._client.publish(
+            TopicArn=self.topic_arn,
+            Message=removed.model_dump_json(),
+            MessageAttributes=self._attributes(removed),
         )
 
     def publish_many(self, fires: Iterable[JobFired]) -> None:

@@ -12,7 +12,7 @@ import logging
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
-from ..events import JobFired
+from ..events import JobFired, JobRemoved
 from .ports import DeadLetter
 
 log = logging.getLogger(__name__)
@@ -20,9 +20,20 @@ log = logging.getLogger(__name__)
 
 def fired_from_body(body: str) -> JobFired:
     """A `JobFired` from an SQS body: raw SNS delivery or the SNS envelope."""
+    event = event_from_body(body)
+    if not isinstance(event, JobFired):
+        raise ValueError("the message is a job removal notice, not a fire")
+    return event
+
+
+def event_from_body(body: str) -> JobFired | JobRemoved:
+    """The fire or removal notice in an SQS or SNS message body (raw SNS delivery or
+    the SNS envelope); raises ValueError when it is neither."""
     data = json.loads(body)
     if isinstance(data, dict) and data.get("Type") == "Notification" and "Message" in data:
         data = json.loads(data["Message"])
+    if isinstance(data, dict) and data.get("event") == "job_removed":
+        return JobRemoved.model_validate(data)
     return JobFired.model_validate(data)
 
 
