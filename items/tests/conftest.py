@@ -128,6 +128,9 @@ class FakeRunRepository:
         more = start + limit < len(runs)
         return Page(items=page, next_cursor=encode_cursor(page[-1].run_id) if more else None)
 
+    def forget_job(self, owner_id: str, job_id: str) -> int:
+        return len(self.runs.pop((owner_id, job_id), []))
+
 
 @dataclass
 class Api:

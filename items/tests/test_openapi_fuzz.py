@@ -89,6 +89,9 @@ class _EmptyRuns:
 
         return Page(items=[], next_cursor=None)
 
+    def forget_job(self, owner_id: str, job_id: str) -> int:
+        return 0
+
 
 OPERATIONS = [
     ("GET", "/api/v1/health"),

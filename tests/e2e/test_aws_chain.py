@@ -6,7 +6,7 @@ exact target `Input` published to its SNS topic (moto does not fire schedules) -
 queue subscribed with a job_type body filter -> plugin consumer handler -> the HTML
 checker fetches a local page -> notification at a local apprise `json://` endpoint.
 Then the job is updated and deleted through the API and the schedule follows; the
-deletion's notice reaches the consumer, which forgets the monitor's state.
+deletion's notice reaches the consumer, which forgets the monitor's runs and state.
 """
 
 from __future__ import annotations
@@ -359,7 +359,7 @@ def test_api_to_notification_and_schedule_follows_updates(
     assert get_schedule(chain, owner, job_id) == schedule
 
     # 6. Delete through the API: the schedule goes too, and the removal notice reaches
-    # the html_monitor_job consumer only, which forgets the page text and the changes.
+    # the html_monitor_job consumer only, which forgets the runs, page text and changes.
     from serverless_scheduler_common.state import DynamoDBStateStore
 
     state, key = DynamoDBStateStore(chain["ddb"], "html-state"), f"{owner}/{job_id}"
@@ -379,3 +379,6 @@ def test_api_to_notification_and_schedule_follows_updates(
     assert state.get("html_checker", key) is None
     assert state.history("html_checker", key) == []
     assert len(inbox.received) == 1  # forgetting notifies nobody
+    from serverless_scheduler_common.runtime.dynamodb import DynamoDBRunRepository
+
+    assert DynamoDBRunRepository(chain["ddb"], "runs").list(owner, job_id).items == []

@@ -155,6 +155,10 @@ class RunRepository(Protocol):
         """Runs of one job, newest first; `Page.items` holds `Run` objects."""
         ...
 
+    def forget_job(self, owner_id: str, job_id: str) -> int:
+        """Delete every run of a deleted job; returns how many."""
+        ...
+
 
 @runtime_checkable
 class JobControl(Protocol):

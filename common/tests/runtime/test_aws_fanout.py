@@ -348,6 +348,21 @@ def test_dynamodb_runs_retention_and_pages(aws: dict[str, Any]) -> None:
     assert [r.summary for r in rest.items] == ["run 2"]
 
 
+def test_dynamodb_runs_of_a_deleted_job_are_forgotten(aws: dict[str, Any]) -> None:
+    from .test_sqlite_runs import run_at  # type: ignore[import-not-found]
+
+    repo = DynamoDBRunRepository(aws["ddb"], "runs", retention=10)
+    for minute in range(4):
+        repo.record("alice", run_at("gone", minute))
+        repo.record("alice", run_at("kept", minute))
+        repo.record("bob", run_at("gone", minute))
+    assert repo.forget_job("alice", "gone") == 4
+    assert repo.list("alice", "gone").items == []
+    assert len(repo.list("alice", "kept").items) == 4
+    assert len(repo.list("bob", "gone").items) == 4  # another owner's job of that id
+    assert repo.forget_job("alice", "gone") == 0
+
+
 def test_handler_wires_itself_from_settings(
     aws: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -215,6 +215,11 @@ class ListRunRepository:
         items = [r for o, r in reversed(self.recorded) if (o, r.job_id) == (owner_id, job_id)]
         return Page(items=items[:limit], next_cursor=None)
 
+    def forget_job(self, owner_id: str, job_id: str) -> int:
+        kept = [(o, r) for o, r in self.recorded if (o, r.job_id) != (owner_id, job_id)]
+        removed, self.recorded = len(self.recorded) - len(kept), kept
+        return removed
+
 
 def test_other_run_repositories_are_written_run_by_run(
     tmp_path: Path, rig_factory: Any, make_job: Any, fire_of: Any

@@ -305,12 +305,17 @@ class ConsumerRuntime:
             ledger.release(lock, fire_id)
 
     def forget(self, removed: JobRemoved) -> None:
-        """A job was deleted: every plugin forgets what it keeps for it in the state
-        store (`serverless_scheduler_forget_job`; nothing to do without a store)."""
-        if self.state is None:
-            return
-        forget_removed(self.pm, self.state, removed)
-        log.info("deleted job %s/%s forgotten", removed.owner_id, removed.job_id)
+        """A job was deleted: its run history goes, and every plugin forgets what it
+        keeps for it in the state store (`serverless_scheduler_forget_job`)."""
+        runs = self.runs.forget_job(removed.owner_id, removed.job_id)
+        if self.state is not None:
+            forget_removed(self.pm, self.state, removed)
+        log.info(
+            "job %s/%s deleted: %d runs and its plugin state forgotten",
+            removed.owner_id,
+            removed.job_id,
+            runs,
+        )
 
     def parse_fire(self, payload: str | bytes) -> JobFired:
         """A fire from its JSON with its job validated in the same pass (`fired.job` is

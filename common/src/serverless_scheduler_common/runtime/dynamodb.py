@@ -83,6 +83,26 @@ class DynamoDBRunRepository:
         for old in reply.get("Items", [])[self.retention :]:
             self._client.delete_item(TableName=self.table_name, Key=old)
 
+    def forget_job(self, owner_id: str, job_id: str) -> int:
+        """Delete every run of a deleted job (its summaries and diffs go with it);
+        returns how many. A job holds about `retention` runs, so one call per run is
+        fine for this rare path (and needs no action the trimming does not use)."""
+        params: dict[str, Any] = {
+            "TableName": self.table_name,
+            "KeyConditionExpression": "pk = :k",
+            "ExpressionAttributeValues": {":k": {"S": f"{owner_id}#{job_id}"}},
+            "ProjectionExpression": "pk, sk",
+        }
+        removed = 0
+        while True:
+            reply = self._client.query(**params)
+            for key in reply.get("Items", []):
+                self._client.delete_item(TableName=self.table_name, Key=key)
+                removed += 1
+            if "LastEvaluatedKey" not in reply:
+                return removed
+            params["ExclusiveStartKey"] = reply["LastEvaluatedKey"]
+
     def list(
         self, owner_id: str, job_id: str, *, limit: int = 50, cursor: str | None = None
     ) -> Page:
