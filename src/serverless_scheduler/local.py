@@ -171,9 +171,9 @@ def build_local_system(settings: Settings, *, plugins: list[object] | None = Non
         owner_id, job_id = change.owner_id, change.job_id
         removed = runs.forget_job(owner_id, job_id)
         ledger.forget_job(owner_id, job_id)
-        removed = JobRemoved.of(change)
-        if removed is not None:
-            forget_removed(pm, state, removed)
+        notice = JobRemoved.of(change)
+        if notice is not None:
+            forget_removed(pm, state, notice)
         log.info("job %s/%s deleted: %d runs forgotten", owner_id, job_id, removed)
 
     def record_missed(owner_id: str, job_id: str, scheduled_time: datetime) -> None:

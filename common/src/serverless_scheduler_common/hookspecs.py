@@ -57,8 +57,10 @@ def serverless_scheduler_forget_job(
 
     Called for every plugin with the deleted job's type: do nothing for job types the
     plugin does not own. Local mode calls it once the deletion reaches the scheduler
-    (after the job's runs are forgotten, before the change is acknowledged), so a crash
-    in between calls it again: it must be idempotent (`StateStore.forget` is).
+    (after the job's runs are forgotten, before the change is acknowledged); on AWS the
+    consumer runtime calls it when the sync Lambda's `JobRemoved` notice arrives. A
+    crash or a second delivery calls it again: it must be idempotent
+    (`StateStore.forget` is).
     """
 
 

@@ -16,6 +16,7 @@ through `TimerEngine.run_due(now)`.
 
 from __future__ import annotations
 
+import builtins
 import heapq
 import json
 import logging
@@ -342,7 +343,7 @@ class LocalScheduleBackend:
         }
 
     # -- used by the engine ----------------------------------------------------------------
-    def load_live(self) -> list[ScheduleRow]:
+    def load_live(self) -> builtins.list[ScheduleRow]:
         """Every enabled, not deleted, not done schedule."""
         with self._lock:
             rows = self._conn.execute(

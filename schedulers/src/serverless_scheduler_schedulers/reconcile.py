@@ -161,12 +161,12 @@ def reconcile(
 
     actual: dict[tuple[str, str], ScheduleState] = {}
     foreign: list[ScheduleState] = []
-    for state in backend.list():
+    for listed in backend.list():
         report.schedules += 1
-        if state.job_id:
-            actual[(state.owner_id, state.job_id)] = state
+        if listed.job_id:
+            actual[(listed.owner_id, listed.job_id)] = listed
         else:
-            foreign.append(state)
+            foreign.append(listed)
 
     repairs = _Repairs(backend, report, dry_run)
     is_past_at = getattr(backend, "is_past_at", None)

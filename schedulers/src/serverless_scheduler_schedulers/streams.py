@@ -65,7 +65,7 @@ def change_from_record(record: Mapping[str, Any]) -> JobChange:
         image = new if kind != "remove" else old
         version = (image or {}).get("version", 0)
         return JobChange(
-            kind=kind,  # type: ignore[arg-type]
+            kind=kind,
             owner_id=str(keys["owner_id"]),
             job_id=str(keys["job_id"]),
             version=int(version),

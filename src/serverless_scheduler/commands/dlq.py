@@ -86,8 +86,8 @@ def _stores(args: argparse.Namespace) -> tuple[Any, Any] | None:
     db = db_path_for(settings.data_dir)
     if not db.exists():
         return None
-    store = SqliteDeadLetterStore(db, retention_s=settings.dead_letter_retention_s)
-    return store, SqliteFireQueue(db)
+    letters = SqliteDeadLetterStore(db, retention_s=settings.dead_letter_retention_s)
+    return letters, SqliteFireQueue(db)
 
 
 def run(args: argparse.Namespace) -> int:

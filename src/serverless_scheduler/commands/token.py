@@ -23,7 +23,7 @@ def run_create(args: argparse.Namespace) -> int:
     from serverless_scheduler_common import Settings
     from serverless_scheduler_items.auth import SqliteTokenStore
 
-    settings = Settings(**({"data_dir": Path(args.data_dir)} if args.data_dir else {}))
+    settings = Settings(data_dir=Path(args.data_dir)) if args.data_dir else Settings()
     try:
         token = SqliteTokenStore(settings.data_dir / "scheduler.db").create(args.user)
     except ValueError as exc:

@@ -209,9 +209,9 @@ def check(job: HTMLMonitorJob, fired: JobFired, context: RunContext) -> RunOutco
     if snapshot is not None and snapshot.get("last_fire_id") == fired.fire_id:
         # A duplicate delivery or a retry of a fire that already ran: finish its
         # notification if that is still pending, and report the same outcome.
-        pending = state.get(NAMESPACE, _pending_key(key))
-        if pending and pending.get("fire_id") == fired.fire_id:
-            _send_pending(job, fired, context, state, key, pending)
+        unsent = state.get(NAMESPACE, _pending_key(key))
+        if unsent and unsent.get("fire_id") == fired.fire_id:
+            _send_pending(job, fired, context, state, key, unsent)
         return RunOutcome.model_validate(snapshot["last_outcome"])
 
     http = http_for(context.settings)
