@@ -17,7 +17,8 @@ import pytest
 moto = pytest.importorskip("moto")
 import boto3  # noqa: E402
 
-from serverless_scheduler_common import Settings  # noqa: E402
+from serverless_scheduler_common import Settings, hookimpl  # noqa: E402
+from serverless_scheduler_common.events import JobRemoved  # noqa: E402
 from serverless_scheduler_common.plugins import build_registry, get_plugin_manager  # noqa: E402
 from serverless_scheduler_common.runtime import lambda_consumer  # noqa: E402
 from serverless_scheduler_common.runtime.core import ConsumerRuntime  # noqa: E402
@@ -361,6 +362,42 @@ def test_dynamodb_runs_of_a_deleted_job_are_forgotten(aws: dict[str, Any]) -> No
     assert len(repo.list("alice", "kept").items) == 4
     assert len(repo.list("bob", "gone").items) == 4  # another owner's job of that id
     assert repo.forget_job("alice", "gone") == 0
+
+
+class ForgettingPlugin:
+    """Records the forget hook's calls."""
+
+    def __init__(self) -> None:
+        self.forgotten: list[tuple[str, str, str, object]] = []
+
+    @hookimpl
+    def serverless_scheduler_forget_job(
+        self, owner_id: str, job_id: str, job_type: str, state: object
+    ) -> None:
+        self.forgotten.append((owner_id, job_id, job_type, state))
+
+
+def test_a_removal_notice_forgets_runs_failures_and_plugin_state(aws: dict[str, Any]) -> None:
+    from .test_sqlite_runs import run_at  # type: ignore[import-not-found]
+
+    plugin, state = ForgettingPlugin(), object()
+    runtime = _runtime(aws, [plugin])
+    runtime.state = state  # type: ignore[assignment]  # the hook only passes it on
+    for minute in range(3):
+        runtime.runs.record("alice", run_at("gone", minute))
+    runtime.ledger.add_failure("alice/gone")
+    removed = JobRemoved(job_type="alpha_job", owner_id="alice", job_id="gone", version=4)
+
+    runtime.forget(removed)
+
+    assert runtime.runs.list("alice", "gone").items == []
+    assert runtime.ledger.add_failure("alice/gone") == 1  # counted afresh
+    assert plugin.forgotten == [("alice", "gone", "alpha_job", state)]
+    runtime.state = None  # without a state store the runs still go, no hook runs
+    runtime.runs.record("alice", run_at("gone", 9))
+    runtime.forget(removed)
+    assert runtime.runs.list("alice", "gone").items == []
+    assert len(plugin.forgotten) == 1
 
 
 def test_handler_wires_itself_from_settings(

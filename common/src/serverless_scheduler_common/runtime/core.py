@@ -305,9 +305,11 @@ class ConsumerRuntime:
             ledger.release(lock, fire_id)
 
     def forget(self, removed: JobRemoved) -> None:
-        """A job was deleted: its run history goes, and every plugin forgets what it
-        keeps for it in the state store (`serverless_scheduler_forget_job`)."""
+        """A job was deleted: its run history and failure count go, and every plugin
+        forgets what it keeps for it in the state store (`serverless_scheduler_forget_job`).
+        Done marks are keyed by fire and expire on their own."""
         runs = self.runs.forget_job(removed.owner_id, removed.job_id)
+        self.ledger.reset_failures(job_key(removed.owner_id, removed.job_id))
         if self.state is not None:
             forget_removed(self.pm, self.state, removed)
         log.info(
