@@ -156,6 +156,9 @@ class SqliteStateStore:
             raise
 
 
+#: Tries of one batch of deletes that DynamoDB keeps returning as unprocessed.
+_DELETE_ATTEMPTS = 6
+
 #: Values larger than this are stored zlib-compressed (page text compresses 4-10x).
 _COMPRESS_ABOVE = 32 * 1024
 #: DynamoDB refuses items over 400 KB; leave room for the keys.
@@ -203,11 +206,17 @@ class DynamoDBStateStore:
     aws_service: ClassVar[str] = "dynamodb"
 
     def __init__(
-        self, client: Any, table_name: str, *, clock: Callable[[], float] = time.time
+        self,
+        client: Any,
+        table_name: str,
+        *,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self._client = client
         self._table = table_name
         self._clock = clock
+        self._sleep = sleep
 
     @classmethod
     def from_settings(cls, settings: Settings, client: Any = None) -> DynamoDBStateStore:
@@ -260,16 +269,31 @@ class DynamoDBStateStore:
         self._delete(namespace, key, stale)
 
     def _delete(self, namespace: str, key: str, sort_keys: list[dict[str, str]]) -> None:
-        """Delete the items `sort_keys` under `key`, 25 per request."""
+        """Delete the items `sort_keys` under `key`, 25 per request.
+
+        A throttled batch comes back partly done (`UnprocessedItems`, which botocore does
+        not retry): those deletes are sent again with a growing pause, and an error
+        names the key if some are still left after `_DELETE_ATTEMPTS` tries.
+        """
         for start in range(0, len(sort_keys), 25):
-            self._client.batch_write_item(
-                RequestItems={
-                    self._table: [
-                        {"DeleteRequest": {"Key": {"pk": self._pk(namespace, key), "sk": sk}}}
-                        for sk in sort_keys[start : start + 25]
-                    ]
-                }
-            )
+            requests: dict[str, Any] = {
+                self._table: [
+                    {"DeleteRequest": {"Key": {"pk": self._pk(namespace, key), "sk": sk}}}
+                    for sk in sort_keys[start : start + 25]
+                ]
+            }
+            for attempt in range(_DELETE_ATTEMPTS):
+                if attempt:
+                    self._sleep(min(1.0, 0.05 * 2**attempt))
+                reply = self._client.batch_write_item(RequestItems=requests)
+                requests = reply.get("UnprocessedItems") or {}
+                if not requests:
+                    break
+            else:
+                left = sum(len(items) for items in requests.values())
+                raise RuntimeError(
+                    f"state of {namespace}/{key}: DynamoDB left {left} deletes unprocessed"
+                )
 
     def forget(self, namespace: str, key: str) -> None:
         # Everything under the key: the snapshot, the history entries and the claim.

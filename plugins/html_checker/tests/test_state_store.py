@@ -180,3 +180,54 @@ def test_dynamodb_refuses_incompressible_values_with_a_clear_error() -> None:
     noise = os.urandom(600_000).hex()
     with pytest.raises(StateValueTooLargeError, match=r"alice/job1.*css_selector"):
         store.put("alice", "job1", {"lines": [noise]})
+
+
+def test_dynamodb_forget_sends_unprocessed_deletes_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    import boto3
+    from moto import mock_aws
+
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-central-1")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+
+    class Throttled:
+        """DynamoDB client whose batch writes leave their last request unprocessed
+        `misses` times (what a throttled table does)."""
+
+        def __init__(self, inner: Any, misses: int) -> None:
+            self._inner, self.misses, self.batches = inner, misses, 0
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self._inner, name)
+
+        def batch_write_item(self, RequestItems: dict[str, Any]) -> dict[str, Any]:
+            self.batches += 1
+            ((table, requests),) = RequestItems.items()
+            if self.misses <= 0:
+                return dict(self._inner.batch_write_item(RequestItems=RequestItems))
+            self.misses -= 1
+            if len(requests) > 1:
+                self._inner.batch_write_item(RequestItems={table: requests[:-1]})
+            return {"UnprocessedItems": {table: requests[-1:]}}
+
+    with mock_aws():
+        client = boto3.client("dynamodb", region_name="eu-central-1")
+        DynamoDBStateStore.create_table(client, "state")
+        pauses: list[float] = []
+        flaky = Throttled(client, misses=2)
+        store = DynamoDBStateStore(flaky, "state", sleep=pauses.append)
+        store.put("ns", "job", {"v": 1})
+        for i in range(3):
+            store.append_history("ns", "job", {"i": i}, keep=10)
+        flaky.batches = 0
+
+        store.forget("ns", "job")
+
+        assert store.get("ns", "job") is None and store.history("ns", "job") == []
+        assert flaky.batches == 3 and pauses == [0.1, 0.2]  # two retries, growing pauses
+
+        for i in range(3):
+            store.append_history("ns", "job", {"i": i}, keep=10)
+        flaky.misses = 100  # never gets through: an error names the key
+        with pytest.raises(RuntimeError, match="ns/job: DynamoDB left 1 deletes unprocessed"):
+            store.forget("ns", "job")
