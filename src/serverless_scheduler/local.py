@@ -28,11 +28,10 @@ from serverless_scheduler_common.events import JobChange, JobRemoved, fire_key
 from serverless_scheduler_common.notify import AppriseNotifier
 from serverless_scheduler_common.plugins import build_registry, get_plugin_manager
 from serverless_scheduler_common.registry import JobTypeRegistry
-from serverless_scheduler_common.runtime.core import forget_removed
-from serverless_scheduler_common.runtime.dispatcher import LocalDispatcher
+from serverless_scheduler_common.runtime.dispatcher import LocalDispatcher, removal_row
 from serverless_scheduler_common.runtime.local import create_local_dispatcher
 from serverless_scheduler_common.runtime.process import DispatcherProcess
-from serverless_scheduler_common.runtime.sqlite import SqliteFireLedger, SqliteRunRepository
+from serverless_scheduler_common.runtime.sqlite import SqliteRunRepository
 from serverless_scheduler_common.sqlite import db_path_for
 from serverless_scheduler_common.state import SqliteStateStore
 from serverless_scheduler_items.app import create_app
@@ -145,11 +144,9 @@ def build_local_system(settings: Settings, *, plugins: list[object] | None = Non
     state = SqliteStateStore(db)
     dispatcher: LocalDispatcher | DispatcherProcess
     runs: SqliteRunRepository
-    ledger: SqliteFireLedger
     if settings.dispatcher_process and not plugins:
         dispatcher = DispatcherProcess(settings, child_dispatcher)
         runs = SqliteRunRepository(db, retention=settings.runs_retention)
-        ledger = SqliteFireLedger(db)
     else:
         dispatcher = create_local_dispatcher(
             settings,
@@ -159,22 +156,19 @@ def build_local_system(settings: Settings, *, plugins: list[object] | None = Non
             state=state,
             notifier=AppriseNotifier(settings),
         )
-        # The adapters `create_local_dispatcher` builds over the same file.
+        # The run adapter `create_local_dispatcher` builds over the same file.
         runs = cast(SqliteRunRepository, dispatcher.runtime.runs)
-        ledger = cast(SqliteFireLedger, dispatcher.runtime.ledger)
     backend = LocalScheduleBackend(db)
 
     def forget_job(change: JobChange) -> None:
-        """A deleted job's run history (summaries, diffs), done marks and failure count
-        go with it, and each plugin forgets its state of the job (an HTML monitor's
-        last page text and change history)."""
-        owner_id, job_id = change.owner_id, change.job_id
-        removed = runs.forget_job(owner_id, job_id)
-        ledger.forget_job(owner_id, job_id)
-        notice = JobRemoved.of(change)
-        if notice is not None:
-            forget_removed(pm, state, notice)
-        log.info("job %s/%s deleted: %d runs forgotten", owner_id, job_id, removed)
+        """Queue the deleted job's removal notice for the dispatcher, as on AWS: it
+        forgets the job's run history (summaries, diffs), done marks and failure count,
+        each plugin forgets its state of the job (an HTML monitor's last page text and
+        change history), and fires of the job still queued or retried are dropped."""
+        notice = JobRemoved.of(change) or JobRemoved(
+            job_type="", job_id=change.job_id, owner_id=change.owner_id, version=change.version
+        )
+        dispatcher.publish_payloads([removal_row(notice)])
 
     def record_missed(owner_id: str, job_id: str, scheduled_time: datetime) -> None:
         now = datetime.now(UTC)

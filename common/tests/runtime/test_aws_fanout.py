@@ -400,6 +400,32 @@ def test_a_removal_notice_forgets_runs_failures_and_plugin_state(aws: dict[str, 
     assert len(plugin.forgotten) == 1
 
 
+def test_fires_arriving_after_the_removal_notice_are_dropped(
+    aws: dict[str, Any], rig_factory: Any
+) -> None:
+    """A fire still on its way (an SQS retry, a late delivery, a DLQ redrive) of a job
+    whose removal notice was handled runs nothing and records nothing."""
+    from .conftest import fire_of, make_job  # type: ignore[import-not-found]
+
+    rig = rig_factory()
+    runtime = _runtime(aws, [rig.alpha, rig.beta])
+    lambda_consumer.configure(runtime)
+    gone, kept = make_job("gone"), make_job("kept")
+    notice = JobRemoved(job_type="alpha_job", owner_id="alice", job_id=gone.job_id, version=1)
+    publisher = SnsPublisher(aws["sns"], aws["topic"])
+    publisher.publish_removed(notice)
+    assert _deliver(aws, "alpha_job") == (1, [])
+    assert runtime.ledger.is_removed(f"alice/{gone.job_id}")
+    assert not runtime.ledger.is_removed(f"alice/{kept.job_id}")
+
+    publisher.publish_many([fire_of(gone), fire_of(kept)])
+    assert _deliver(aws, "alpha_job") == (2, [])
+
+    assert rig.alpha.calls == [fire_of(kept).fire_id]
+    assert runtime.runs.list("alice", gone.job_id).items == []
+    assert len(runtime.runs.list("alice", kept.job_id).items) == 1
+
+
 def test_handler_wires_itself_from_settings(
     aws: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:

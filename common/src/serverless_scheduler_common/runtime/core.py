@@ -290,9 +290,12 @@ class ConsumerRuntime:
             return HandleResult("dead", run, message)
 
         jkey = job_key(fired.owner_id, fired.job_id)
+        ledger = self.ledger
+        if ledger.is_removed(jkey):
+            log.info("fire %s of deleted job %s dropped", fire_id, jkey)
+            return HandleResult("done")
         overlap = job.policy.overlap
         lock = f"fire:{fire_id}" if overlap == "allow_all" else jkey
-        ledger = self.ledger
         if not ledger.acquire(lock, fire_id, ttl_s=self.settings.run_lock_ttl_s):
             return self._busy(fired, jkey, overlap, batch)
         try:
@@ -305,11 +308,15 @@ class ConsumerRuntime:
             ledger.release(lock, fire_id)
 
     def forget(self, removed: JobRemoved) -> None:
-        """A job was deleted: its run history and failure count go, and every plugin
-        forgets what it keeps for it in the state store (`serverless_scheduler_forget_job`).
-        Done marks are keyed by fire and expire on their own."""
+        """A job was deleted: its run history and failure count go, every plugin
+        forgets what it keeps for it in the state store (`serverless_scheduler_forget_job`),
+        and the ledger remembers the job is gone: its fires that still arrive (queued,
+        retried, redriven from a dead-letter queue) are dropped without running. Done
+        marks go where the ledger can find them (locally); on AWS they expire."""
+        # The ledger first: from then on the job's fires are dropped, so nothing it
+        # forgets below comes back (a fire running meanwhile is caught after its call).
+        self.ledger.forget_job(removed.owner_id, removed.job_id)
         runs = self.runs.forget_job(removed.owner_id, removed.job_id)
-        self.ledger.reset_failures(job_key(removed.owner_id, removed.job_id))
         if self.state is not None:
             forget_removed(self.pm, self.state, removed)
         log.info(
@@ -415,6 +422,8 @@ class ConsumerRuntime:
             elif not isinstance(outcome, RunOutcome):
                 outcome = RunOutcome.model_validate(outcome)
         except Exception as exc:
+            if self.state is not None and self._removed_meanwhile(job, jkey):
+                return HandleResult("done")
             message = _first_line(exc) or type(exc).__name__
             summary = f"attempt {attempt} failed: {type(exc).__name__}: {message}"
             detail = "".join(traceback.format_exception(exc))
@@ -426,6 +435,8 @@ class ConsumerRuntime:
                 fired, started, RunOutcome(status="error", summary=summary, detail=detail), batch
             )
             return HandleResult("retry", run, summary)
+        if self.state is not None and self._removed_meanwhile(job, jkey):
+            return HandleResult("done")
         if outcome.status != "error":
             self.ledger.reset_failures(jkey)
         # Record before marking done: a crash in between re-runs the fire (at least
@@ -433,6 +444,18 @@ class ConsumerRuntime:
         run = self._record(fired, started, outcome, batch)
         self._mark_done(fired.fire_id, batch)
         return HandleResult("done", run)
+
+    def _removed_meanwhile(self, job: ScheduledJob, jkey: str) -> bool:
+        """The job was deleted while its fire ran (a plugin with state only): what the
+        run stored goes again, and no run is recorded."""
+        if self.state is None or not self.ledger.is_removed(jkey):
+            return False
+        log.info("job %s was deleted while its fire ran; its run is dropped", jkey)
+        removed = JobRemoved(
+            job_type=job.job_type, job_id=job.job_id, owner_id=job.owner_id, version=job.version
+        )
+        forget_removed(self.pm, self.state, removed)
+        return True
 
     def _count_failure(self, job: ScheduledJob, jkey: str) -> str:
         """Count a failed fire; pause the job at its threshold. Returns a summary suffix."""

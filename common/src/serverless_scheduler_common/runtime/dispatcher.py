@@ -31,8 +31,8 @@ from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import replace
 
-from ..events import JobFired
-from ..ports import Publisher, RenderedFire
+from ..events import JobFired, JobRemoved
+from ..ports import Publisher, RenderedFire, fire_shard
 from .core import ConsumerRuntime, FireBatch, HandleResult
 from .ports import DeadLetter, DeadLetterStore
 from .sqlite import (
@@ -45,6 +45,21 @@ from .sqlite import (
 )
 
 log = logging.getLogger(__name__)
+
+#: The fire_id column of a removal notice in the queue (`removal_row`). A job_id has no
+#: ':', so no fire's id starts like this.
+REMOVED_PREFIX = "removed:"
+
+
+def removal_row(removed: JobRemoved) -> RenderedFire:
+    """A deleted job's removal notice as a queue row (`publish_payloads`).
+
+    It takes the job's shard, so the dispatcher that runs the job's fires forgets the
+    job (`ConsumerRuntime.forget`): fires queued before it run first, and any of them
+    still arriving afterwards (a retry, a redriven dead letter) is dropped.
+    """
+    fire_id = f"{REMOVED_PREFIX}{removed.owner_id}/{removed.job_id}@{removed.version}"
+    return (fire_id, time.time(), removed.model_dump_json(), fire_shard(removed.job_id))
 
 
 class _Slot:
@@ -550,6 +565,19 @@ class LocalDispatcher:
                 log.info("fire %s queued twice; the copy seq %d is dropped", item.fire_id, item.seq)
                 finished.append(item.seq)
                 continue
+            if item.fire_id.startswith(REMOVED_PREFIX):
+                if len(taken) > 1:
+                    # What ran before the notice is stored first, so that it is forgotten.
+                    self._finish(out, me, len(taken) - 1)
+                    out = _Outcomes(FireBatch(known_done=known_done))
+                    batch, finished, moved, released = (
+                        out.batch,
+                        out.finished,
+                        out.moved,
+                        out.released,
+                    )
+                self._forget(item, out)
+                continue
             try:
                 fired = item.fired if item.fired is not None else parse(item.payload)
             except ValueError:
@@ -581,6 +609,24 @@ class LocalDispatcher:
                 finished.append(item.seq)
                 released.append(item.fire_id or fired.fire_id)
         self._finish(out, me, len(taken))
+
+    def _forget(self, item: QueuedFire, out: _Outcomes) -> None:
+        """Handle a removal notice (`removal_row`); one that fails is tried again with
+        backoff, without a cap (a dead letter would leave the job's data behind)."""
+        try:
+            self.runtime.forget(JobRemoved.model_validate_json(item.payload))
+        except Exception:
+            log.exception("could not forget deleted job (notice %s); trying again", item.fire_id)
+            settings = self.runtime.settings
+            delay = backoff_delay(
+                item.attempt, base_s=settings.retry_base_s, max_s=settings.retry_max_s
+            )
+            later = time.time() + delay
+            out.moved.append((item.seq, item.attempt + 1, later))
+            out.retry_later.append(replace(item, attempt=item.attempt + 1, not_before=later))
+            return
+        out.finished.append(item.seq)
+        out.released.append(item.fire_id)
 
     def _finish(self, out: _Outcomes, me: _Slot, count: int) -> None:
         """Store the outcomes of the first `count` fires of `me.taken` and let them go

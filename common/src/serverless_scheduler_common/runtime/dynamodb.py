@@ -229,6 +229,27 @@ class DynamoDBFireLedger:
             TableName=self.table_name, Key={"pk": {"S": f"failures#{job_key}"}}
         )
 
+    def forget_job(self, owner_id: str, job_id: str) -> None:
+        """Mark the job deleted (`removed#<owner>/<job>`, expiring like done marks) and
+        drop its failure count. Its done marks are keyed by fire: finding them would
+        take a scan, so they expire by TTL."""
+        key = f"{owner_id}/{job_id}"
+        expires = int(time.time()) + self.done_ttl_s
+        self._client.put_item(
+            TableName=self.table_name,
+            Item={"pk": {"S": f"removed#{key}"}, "expires_at": {"N": str(expires)}},
+        )
+        self.reset_failures(key)
+
+    def is_removed(self, job_key: str) -> bool:
+        reply = self._client.get_item(
+            TableName=self.table_name,
+            Key={"pk": {"S": f"removed#{job_key}"}},
+            ConsistentRead=True,
+            ProjectionExpression="pk",
+        )
+        return "Item" in reply
+
 
 # -- DynamoDB job control -------------------------------------------------------------------
 class DynamoDBJobControl:

@@ -44,6 +44,17 @@ class FireLedger(Protocol):
 
     def reset_failures(self, job_key: str) -> None: ...
 
+    def forget_job(self, owner_id: str, job_id: str) -> None:
+        """The job was deleted: drop its failure count (and its done marks where they
+        can be found without a scan) and remember that it is gone, so `is_removed`
+        holds for its key while fires of it may still arrive (queued, retried,
+        redriven)."""
+        ...
+
+    def is_removed(self, job_key: str) -> bool:
+        """True when the job was deleted (`forget_job`): its fires are dropped."""
+        ...
+
 
 @dataclass(frozen=True)
 class DeadLetter:

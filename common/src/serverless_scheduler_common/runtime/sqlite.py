@@ -277,6 +277,9 @@ class SqliteFireLedger(SqliteStore):
         fire_id TEXT PRIMARY KEY, done_at REAL NOT NULL
     ) WITHOUT ROWID;
     CREATE TABLE IF NOT EXISTS job_failures (job_key TEXT PRIMARY KEY, failures INTEGER NOT NULL);
+    CREATE TABLE IF NOT EXISTS jobs_removed (
+        job_key TEXT PRIMARY KEY, removed_at REAL NOT NULL
+    ) WITHOUT ROWID;
     """
 
     #: How often (seconds) a write of done marks also sweeps a slice of the table for
@@ -302,6 +305,16 @@ class SqliteFireLedger(SqliteStore):
             str(key): int(str(count))
             for key, count in self._query("SELECT job_key, failures FROM job_failures")
         }
+        self._removed = self._load_removed()
+
+    def _load_removed(self) -> set[str]:
+        """The deleted jobs of the last `done_ttl_s` (older marks are dropped): no fire
+        of a job outlives that in the queue or the dead letters' redrive window."""
+        with self._tx() as conn:
+            conn.execute(
+                "DELETE FROM jobs_removed WHERE removed_at < ?", (time.time() - self.done_ttl_s,)
+            )
+            return {str(row[0]) for row in conn.execute("SELECT job_key FROM jobs_removed")}
 
     # -- completed fires -------------------------------------------------------------------
     def is_done(self, fire_id: str) -> bool:
@@ -407,15 +420,23 @@ class SqliteFireLedger(SqliteStore):
 
     def forget_job(self, owner_id: str, job_id: str) -> None:
         """Drop a deleted job's done marks (its fire ids are `<job_id>@...`) and failure
-        count."""
+        count, and remember that it is gone (`is_removed`, kept `done_ttl_s`)."""
         key = job_key(owner_id, job_id)
         with self._tx() as conn:
+            conn.execute("INSERT OR REPLACE INTO jobs_removed VALUES (?, ?)", (key, time.time()))
             conn.execute(
                 "DELETE FROM fires_done WHERE fire_id > ? AND fire_id < ?",
                 (f"{job_id}@", f"{job_id}A"),
             )
             conn.execute("DELETE FROM job_failures WHERE job_key = ?", (key,))
+        self._removed.add(key)
         self._failures.pop(key, None)
+
+    def is_removed(self, job_key: str) -> bool:
+        """Deleted jobs are held in memory: the dispatcher that handles a job's fires is
+        the one that handles its removal notice (the notice takes the job's shard), and
+        a restarted process reads them back."""
+        return job_key in self._removed
 
     # -- consecutive failures ---------------------------------------------------------------
     def add_failure(self, job_key: str) -> int:
