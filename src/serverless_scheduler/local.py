@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -77,6 +78,10 @@ class LocalSystem:
         `DataDirBusyError` while another process runs local mode there."""
         if self._lock is None:
             self._lock = hold_lock(self.settings.data_dir)
+            # The lock file names its holder while local mode runs (`status` reads it).
+            self._lock.truncate(0)
+            self._lock.write(str(os.getpid()).encode())
+            self._lock.flush()
 
     def start(self) -> None:
         """Resume from SQLite: queued fires, unapplied changes, then the timers."""
@@ -111,6 +116,7 @@ class LocalSystem:
 
     def _unlock(self) -> None:
         if self._lock is not None:
+            self._lock.truncate(0)
             self._lock.close()
             self._lock = None
 

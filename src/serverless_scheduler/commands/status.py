@@ -1,0 +1,156 @@
+"""`serverless-scheduler status`: is local mode keeping up?
+
+Reads `<data-dir>/scheduler.db` without writing to it, so it works while `serve` runs
+(and after it stopped): the jobs and their schedules, job changes not yet applied by
+the scheduler, the dispatcher's queue (fires ready to run, retries waiting for their
+backoff, and how long the oldest ready fire has waited) and the dead letters.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sqlite3
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+
+def register(sub: Any) -> None:
+    parser = sub.add_parser("status", help="show whether local mode keeps up (queue, jobs)")
+    parser.add_argument("--data-dir", default=None, help="data directory (default ./.data)")
+    parser.add_argument("--json", action="store_true", help="one JSON object instead of text")
+    parser.set_defaults(func=run)
+
+
+def _one(conn: sqlite3.Connection, sql: str, params: tuple[Any, ...] = ()) -> tuple[Any, ...]:
+    """The first row of `sql`; zeros when the table does not exist yet (a data directory
+    that an older version or a command that never fired created)."""
+    try:
+        row = conn.execute(sql, params).fetchone()
+    except sqlite3.OperationalError as exc:
+        if "no such table" not in str(exc):
+            raise
+        return (0,) * 8
+    return tuple(0 if value is None else value for value in row)
+
+
+def _server_pid(data_dir: Path) -> int | None:
+    """The pid of the `serve` holding the data directory's lock, if it is alive."""
+    from ..datadir import lock_path
+
+    try:
+        pid = int(lock_path(data_dir).read_text().strip() or "0")
+    except (OSError, ValueError):
+        return None
+    if pid <= 0:
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:
+        pass  # alive, owned by someone else
+    return pid
+
+
+def collect(data_dir: Path, *, now: float | None = None) -> dict[str, Any]:
+    """The status of the local system stored under `data_dir` (see the module doc)."""
+    from serverless_scheduler_common.sqlite import db_path_for
+
+    now = time.time() if now is None else now
+    db = db_path_for(data_dir)
+    if not db.exists():
+        raise FileNotFoundError(f"no local data at {db} (start local mode with `make run` first)")
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
+    try:
+        total, enabled = _one(
+            conn, "SELECT count(*), sum(json_extract(data, '$.enabled') = 1) FROM jobs"
+        )[:2]
+        armed, paused, done, missed = _one(
+            conn,
+            """SELECT sum(enabled = 1 AND done = 0), sum(enabled = 0), sum(done = 1),
+                      sum(missed) FROM schedules WHERE deleted = 0""",
+        )[:4]
+        (changes,) = _one(conn, "SELECT count(*) FROM jobs_outbox")[:1]
+        queued, waiting, notices, oldest_seq = _one(
+            conn,
+            """SELECT count(*), sum(not_before > ?1), sum(fire_id LIKE 'removed:%'),
+                      min(CASE WHEN not_before <= ?1 THEN seq END) FROM dispatch_queue""",
+            (now,),
+        )[:4]
+        oldest_wait = None
+        if oldest_seq:
+            (payload,) = _one(
+                conn, "SELECT payload FROM dispatch_queue WHERE seq = ?", (oldest_seq,)
+            )[:1]
+            oldest_wait = _waited_s(str(payload), now)
+        (dead,) = _one(conn, "SELECT count(*) FROM dead_letters")[:1]
+    finally:
+        conn.close()
+    pid = _server_pid(data_dir)
+    return {
+        "data_dir": str(data_dir),
+        "running": pid is not None,
+        "pid": pid,
+        "jobs": {"total": int(total), "enabled": int(enabled)},
+        "schedules": {
+            "armed": int(armed),
+            "paused": int(paused),
+            "done": int(done),
+            "missed_fires": int(missed),
+        },
+        "changes_pending": int(changes),
+        "queue": {
+            "ready": int(queued) - int(waiting),
+            "retrying": int(waiting),
+            "removal_notices": int(notices),
+            "oldest_ready_waited_s": oldest_wait,
+        },
+        "dead_letters": int(dead),
+    }
+
+
+def _waited_s(payload: str, now: float) -> float | None:
+    """How long ago the queued fire in `payload` was due (None: not a timed fire)."""
+    try:
+        due = json.loads(payload).get("scheduled_time")
+        return round(max(0.0, now - datetime.fromisoformat(str(due)).timestamp()), 3)
+    except (ValueError, TypeError, AttributeError):
+        return None
+
+
+def _text(status: dict[str, Any]) -> str:
+    jobs, schedules, queue = status["jobs"], status["schedules"], status["queue"]
+    server = f"running (pid {status['pid']})" if status["running"] else "not running"
+    waited = queue["oldest_ready_waited_s"]
+    behind = "" if waited is None else f"; the oldest has waited {waited:.1f} s"
+    lines = [
+        f"data directory: {status['data_dir']}",
+        f"local mode:     {server}",
+        f"jobs:           {jobs['total']} ({jobs['enabled']} enabled)",
+        f"schedules:      {schedules['armed']} armed, {schedules['paused']} paused, "
+        f"{schedules['done']} done (one-off); {schedules['missed_fires']} fires skipped "
+        "as older than their catch-up window",
+        f"job changes:    {status['changes_pending']} not yet applied by the scheduler",
+        f"queue:          {queue['ready']} fires ready{behind}; "
+        f"{queue['retrying']} waiting to be retried",
+        f"dead letters:   {status['dead_letters']} (serverless-scheduler dlq list)",
+    ]
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    from serverless_scheduler_common import Settings
+
+    settings = Settings(data_dir=Path(args.data_dir)) if args.data_dir else Settings()
+    try:
+        status = collect(settings.data_dir)
+    except (FileNotFoundError, sqlite3.Error) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(json.dumps(status) if args.json else _text(status))
+    return 0

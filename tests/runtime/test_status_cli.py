@@ -1,0 +1,101 @@
+"""`serverless-scheduler status`: what a local data directory says about keeping up."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from serverless_scheduler.cli import main
+from serverless_scheduler.commands.status import collect
+from serverless_scheduler.local import build_local_system
+from serverless_scheduler_common import JobFired, Settings
+from serverless_scheduler_common.runtime.ports import DeadLetter
+from serverless_scheduler_common.runtime.sqlite import SqliteDeadLetterStore, SqliteFireQueue
+from serverless_scheduler_common.sqlite import db_path_for
+from serverless_scheduler_example.plugin import ExampleJob
+
+
+def _fire(job: ExampleJob, at: float) -> JobFired:
+    return JobFired(
+        job_type=job.job_type,
+        job_id=job.job_id,
+        owner_id=job.owner_id,
+        scheduled_time=datetime.fromtimestamp(at, UTC),
+        job=job.snapshot(),
+    )
+
+
+def test_status_counts_jobs_schedules_changes_queue_and_dead_letters(tmp_path: Path) -> None:
+    system = build_local_system(Settings(data_dir=tmp_path, dispatcher_process=False))
+    jobs = [
+        system.repo.create(
+            ExampleJob(
+                owner_id="alice",
+                name=name,
+                enabled=name != "off",
+                schedule={"kind": "rate", "every": 5},
+            )
+        )
+        for name in ("one", "two", "off")
+    ]
+    status = collect(tmp_path)
+    assert status["jobs"] == {"total": 3, "enabled": 2}
+    assert status["changes_pending"] == 3  # the scheduler has not seen them yet
+    assert status["schedules"]["armed"] == 0
+
+    assert system.pump.drain() == 3
+    now = time.time()
+    queue = SqliteFireQueue(db_path_for(tmp_path))
+    _ready, retrying = queue.add_many([_fire(jobs[0], now - 30), _fire(jobs[1], now - 5)])
+    queue.complete(reschedule=[(retrying.seq, 2, now + 60)])
+    SqliteDeadLetterStore(db_path_for(tmp_path)).add(
+        DeadLetter.of(_fire(jobs[1], now - 600), error="boom", attempts=3)
+    )
+
+    status = collect(tmp_path, now=now)
+    assert status["changes_pending"] == 0
+    assert status["schedules"] == {"armed": 2, "paused": 1, "done": 0, "missed_fires": 0}
+    assert status["queue"] == {
+        "ready": 1,
+        "retrying": 1,
+        "removal_notices": 0,
+        "oldest_ready_waited_s": pytest.approx(30, abs=0.01),
+    }
+    assert status["dead_letters"] == 1
+    assert (status["running"], status["pid"]) == (False, None)
+
+    system.lock()  # as `serve` holds the data directory
+    try:
+        assert (collect(tmp_path)["running"], collect(tmp_path)["pid"]) == (True, os.getpid())
+    finally:
+        system._unlock()
+    assert collect(tmp_path)["running"] is False
+
+
+def test_status_command_prints_text_or_json_and_refuses_a_missing_directory(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    missing = tmp_path / "nothing-here"
+    assert main(["status", "--data-dir", str(missing)]) == 1
+    assert "no local data" in capsys.readouterr().err
+    assert not missing.exists()  # only read, never created
+
+    system = build_local_system(Settings(data_dir=tmp_path, dispatcher_process=False))
+    system.repo.create(
+        ExampleJob(owner_id="alice", name="one", schedule={"kind": "rate", "every": 5})
+    )
+    assert main(["status", "--data-dir", str(tmp_path), "--json"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["jobs"] == {"total": 1, "enabled": 1}
+    assert printed["queue"]["ready"] == 0
+
+    assert main(["status", "--data-dir", str(tmp_path)]) == 0
+    text = capsys.readouterr().out
+    assert "jobs:           1 (1 enabled)" in text
+    assert "1 not yet applied by the scheduler" in text
+    assert "local mode:     not running" in text
