@@ -13,6 +13,7 @@ from serverless_scheduler_common import hookimpl
 from serverless_scheduler_common.events import JobRemoved
 from serverless_scheduler_common.ports import StateStore
 from serverless_scheduler_common.runtime.dispatcher import removal_row
+from serverless_scheduler_common.runtime.ports import DeadLetter
 from serverless_scheduler_common.state import SqliteStateStore
 
 from .conftest import AlphaJob, LocalRig, fire_of, make_job, wait_for
@@ -67,20 +68,23 @@ def test_a_retry_due_after_the_removal_notice_is_dropped(
 def test_a_fire_queued_after_a_restart_is_dropped(
     tmp_path: Path, rig_factory: Callable[..., LocalRig]
 ) -> None:
-    job = make_job("gone")
+    job, other = make_job("gone"), make_job("other")
     first = rig_factory()
+    for dead in (job, other):
+        first.dead.add(DeadLetter.of(fire_of(dead, 9), error="boom", attempts=3))
     first.dispatcher.start()
     first.dispatcher.publish(fire_of(job, 0))
     wait_for(lambda: len(first.runs_of(job)) == 1)
     first.dispatcher.publish_payloads([removal_row(_notice(job))])
     assert first.dispatcher.wait_idle(timeout=20)
     assert first.runs_of(job) == []
+    # Its dead letters go with it (a redrive would only drop them).
+    assert [letter.job_id for letter in first.dead.list()] == [other.job_id]
     first.dispatcher.stop()
 
     again = rig_factory()  # a restarted process over the same file
     again.dispatcher.start()
-    again.dispatcher.publish(fire_of(job, 1))  # e.g. a dead letter redriven
-    other = make_job("other")
+    again.dispatcher.publish(fire_of(job, 1))  # e.g. a dead letter redriven before
     again.dispatcher.publish(fire_of(other, 1))
     assert again.dispatcher.wait_idle(timeout=20)
 

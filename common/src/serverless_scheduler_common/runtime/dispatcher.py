@@ -38,6 +38,7 @@ from .ports import DeadLetter, DeadLetterStore
 from .sqlite import (
     ALL_SHARDS,
     QueuedFire,
+    SqliteDeadLetterStore,
     SqliteFireLedger,
     SqliteFireQueue,
     SqliteRunRepository,
@@ -614,7 +615,10 @@ class LocalDispatcher:
         """Handle a removal notice (`removal_row`); one that fails is tried again with
         backoff, without a cap (a dead letter would leave the job's data behind)."""
         try:
-            self.runtime.forget(JobRemoved.model_validate_json(item.payload))
+            removed = JobRemoved.model_validate_json(item.payload)
+            self.runtime.forget(removed)
+            if isinstance(self.dead_letters, SqliteDeadLetterStore):
+                self.dead_letters.forget_job(removed.owner_id, removed.job_id)
         except Exception:
             log.exception("could not forget deleted job (notice %s); trying again", item.fire_id)
             settings = self.runtime.settings

@@ -540,6 +540,16 @@ class SqliteDeadLetterStore(SqliteStore):
             for r in rows
         ]
 
+    def forget_job(self, owner_id: str, job_id: str) -> int:
+        """Drop the dead letters of a deleted job (a redrive would only drop them);
+        returns how many."""
+        with self._tx() as conn:
+            before = conn.total_changes
+            conn.execute(
+                "DELETE FROM dead_letters WHERE owner_id = ? AND job_id = ?", (owner_id, job_id)
+            )
+            return conn.total_changes - before
+
     def remove(self, fire_id: str) -> None:
         with self._tx() as conn:
             conn.execute("DELETE FROM dead_letters WHERE fire_id = ?", (fire_id,))
