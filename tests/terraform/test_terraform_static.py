@@ -160,6 +160,7 @@ CORE_CONSUMER_INPUTS = {
     "lambda_architecture",
     "log_retention_days",
     "tags",
+    "alarm_actions",
 }
 
 
@@ -317,6 +318,34 @@ def test_every_log_group_has_retention(tree: Any) -> None:
                 groups += 1
                 assert "retention_in_days" in body, f"{mod.path.name}: {address} keeps logs forever"
     assert groups >= 2
+
+
+def test_every_queue_has_an_alarm_that_notifies_the_operators(tree: Any) -> None:
+    """A dead-letter queue with messages, or a buffer queue whose oldest message keeps
+    aging, is something an operator must hear of: each queue has an alarm on it, and
+    every alarm notifies the platform's `alarm_actions` when it fires and when it clears."""
+    queues = 0
+    for mod in tree.dirs.values():
+        alarms = {
+            address: body
+            for address, body in mod.resources.items()
+            if address.startswith("aws_cloudwatch_metric_alarm.")
+        }
+        for address, body in alarms.items():
+            where = f"{mod.path.name}: {address}"
+            assert unquote(body["namespace"]) == "AWS/SQS", where
+            actions = unquote(body["alarm_actions"])
+            assert actions.endswith("alarm_actions}"), f"{where} notifies {actions}"
+            assert unquote(body["ok_actions"]) == actions, f"{where}: no notice when it clears"
+            assert unquote(body["treat_missing_data"]) == "notBreaching", where
+        watched = {
+            unquote(body["dimensions"]["QueueName"]) for body in alarms.values()
+        }
+        for address in mod.resources:
+            if address.startswith("aws_sqs_queue."):
+                queues += 1
+                assert f"${{{address}.name}}" in watched, f"{mod.path.name}: {address} has no alarm"
+    assert queues >= 4  # the schedules' DLQ, the sync failures, each consumer's queue and DLQ
 
 
 def test_sns_subscriptions_filter_on_the_message_body(tree: Any) -> None:

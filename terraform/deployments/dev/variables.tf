@@ -67,3 +67,9 @@ variable "admin_email" {
   default     = null
   sensitive   = true
 }
+
+variable "alarm_actions" {
+  description = "ARNs the alarms notify (e.g. an SNS topic the operators subscribe to); empty shows them in CloudWatch only."
+  type        = list(string)
+  default     = []
+}

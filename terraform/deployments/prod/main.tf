@@ -14,6 +14,7 @@ module "platform" {
   log_retention_days    = var.log_retention_days
   deletion_protection   = var.deletion_protection
   admin_email           = var.admin_email
+  alarm_actions         = var.alarm_actions
 }
 
 # -- plugins: one module block each ----------------------------------------------------

@@ -55,6 +55,7 @@ module "schedulers" {
   topic_arn              = module.distribution.topic_arn
   topic_kms_key_arn      = module.distribution.kms_key_arn
   log_retention_days     = var.log_retention_days
+  alarm_actions          = var.alarm_actions
   tags                   = local.tags
 }
 

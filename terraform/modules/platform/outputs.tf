@@ -11,6 +11,7 @@ output "platform" {
     lambda_architecture = var.lambda_architecture
     log_retention_days  = var.log_retention_days
     tags                = local.tags
+    alarm_actions       = var.alarm_actions
   }
 }
 

@@ -62,3 +62,9 @@ variable "tags" {
   type        = map(string)
   default     = {}
 }
+
+variable "alarm_actions" {
+  description = "ARNs notified when an alarm fires or clears (dead letters, undelivered fires, unapplied job changes, a consumer falling behind), e.g. an SNS topic the operators subscribe to. Empty: the alarms show in CloudWatch only."
+  type        = list(string)
+  default     = []
+}

@@ -11,6 +11,7 @@ variable "platform" {
     lambda_architecture = string
     log_retention_days  = number
     tags                = map(string)
+    alarm_actions       = optional(list(string), [])
   })
   default = null
 }
@@ -134,4 +135,16 @@ variable "tags" {
   description = "Tags added to every resource. Ignored when `platform` is set."
   type        = map(string)
   default     = {}
+}
+
+variable "alarm_actions" {
+  description = "ARNs notified when an alarm of this consumer fires or clears (e.g. an SNS topic of the operators). Ignored when `platform` is set."
+  type        = list(string)
+  default     = []
+}
+
+variable "queue_age_alarm_s" {
+  description = "Age of the oldest waiting fire, in seconds, past which the consumer counts as falling behind (alarm)."
+  type        = number
+  default     = 900
 }

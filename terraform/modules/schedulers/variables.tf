@@ -85,3 +85,9 @@ variable "tags" {
   type        = map(string)
   default     = {}
 }
+
+variable "alarm_actions" {
+  description = "ARNs notified when an alarm of the schedulers fires or clears (e.g. an SNS topic of the operators)."
+  type        = list(string)
+  default     = []
+}

@@ -11,6 +11,7 @@ variable "platform" {
     lambda_architecture = string
     log_retention_days  = number
     tags                = map(string)
+    alarm_actions       = optional(list(string), [])
   })
 }
 
