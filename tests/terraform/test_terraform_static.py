@@ -92,6 +92,7 @@ def test_expected_modules_and_deployments_exist(tree: Any) -> None:
         "webhook",
         "web",
         "platform",
+        "queue_alarms",
     } <= modules
     assert set(tree.deployments) == {"dev", "prod"}
 
@@ -322,25 +323,24 @@ def test_every_log_group_has_retention(tree: Any) -> None:
 
 def test_every_queue_has_an_alarm_that_notifies_the_operators(tree: Any) -> None:
     """A dead-letter queue with messages, or a buffer queue whose oldest message keeps
-    aging, is something an operator must hear of: each queue has an alarm on it, and
-    every alarm notifies the platform's `alarm_actions` when it fires and when it clears."""
+    aging, is something an operator must hear of: every queue a module creates is
+    watched through the `queue_alarms` module, given the platform's `alarm_actions`,
+    and its alarms notify them when they fire and when they clear."""
+    alarms_module = (TERRAFORM / "modules" / "queue_alarms").resolve()
+    [alarm] = tree.module(alarms_module).resources.values()
+    assert unquote(alarm["alarm_actions"]) == "${var.alarm_actions}"
+    assert unquote(alarm["ok_actions"]) == "${var.alarm_actions}", "no notice when it clears"
+    assert unquote(alarm["treat_missing_data"]) == "notBreaching"  # an idle queue is fine
     queues = 0
     for mod in tree.dirs.values():
-        alarms = {
-            address: body
-            for address, body in mod.resources.items()
-            if address.startswith("aws_cloudwatch_metric_alarm.")
-        }
-        for address, body in alarms.items():
-            where = f"{mod.path.name}: {address}"
-            assert unquote(body["namespace"]) == "AWS/SQS", where
+        watched = set()
+        for name, body in mod.modules.items():
+            if mod.module_source(name) != alarms_module:
+                continue
+            where = f"{mod.path.name}: module {name}"
             actions = unquote(body["alarm_actions"])
             assert actions.endswith("alarm_actions}"), f"{where} notifies {actions}"
-            assert unquote(body["ok_actions"]) == actions, f"{where}: no notice when it clears"
-            assert unquote(body["treat_missing_data"]) == "notBreaching", where
-        watched = {
-            unquote(body["dimensions"]["QueueName"]) for body in alarms.values()
-        }
+            watched |= {unquote(entry["queue_name"]) for entry in body["alarms"].values()}
         for address in mod.resources:
             if address.startswith("aws_sqs_queue."):
                 queues += 1

@@ -190,36 +190,24 @@ resource "aws_lambda_event_source_mapping" "this" {
 }
 
 # -- alarms: fires that failed for good, and a consumer that falls behind -----------------
-resource "aws_cloudwatch_metric_alarm" "dead_letters" {
-  alarm_name          = "${local.name}-dead-letters"
-  alarm_description   = "Fires of ${var.plugin_name} failed every attempt and wait in ${aws_sqs_queue.dlq.name}: fix the cause, then `serverless-scheduler dlq redrive --aws`."
-  namespace           = "AWS/SQS"
-  metric_name         = "ApproximateNumberOfMessagesVisible"
-  dimensions          = { QueueName = aws_sqs_queue.dlq.name }
-  statistic           = "Maximum"
-  period              = 300
-  evaluation_periods  = 1
-  comparison_operator = "GreaterThanThreshold"
-  threshold           = 0
-  treat_missing_data  = "notBreaching"
-  alarm_actions       = local.core.alarm_actions
-  ok_actions          = local.core.alarm_actions
-  tags                = local.core.tags
-}
+module "alarms" {
+  source = "../queue_alarms"
 
-resource "aws_cloudwatch_metric_alarm" "behind" {
-  alarm_name          = "${local.name}-behind"
-  alarm_description   = "The oldest fire waiting for ${var.plugin_name} is older than ${var.queue_age_alarm_s} s: the consumer does not keep up (errors, throttling, or max_concurrency too low)."
-  namespace           = "AWS/SQS"
-  metric_name         = "ApproximateAgeOfOldestMessage"
-  dimensions          = { QueueName = aws_sqs_queue.this.name }
-  statistic           = "Maximum"
-  period              = 300
-  evaluation_periods  = 2
-  comparison_operator = "GreaterThanThreshold"
-  threshold           = var.queue_age_alarm_s
-  treat_missing_data  = "notBreaching"
-  alarm_actions       = local.core.alarm_actions
-  ok_actions          = local.core.alarm_actions
-  tags                = local.core.tags
+  alarms = {
+    "${local.name}-dead-letters" = {
+      queue_name  = aws_sqs_queue.dlq.name
+      metric      = "ApproximateNumberOfMessagesVisible"
+      threshold   = 0
+      description = "Fires of ${var.plugin_name} failed every attempt and wait in ${aws_sqs_queue.dlq.name}: fix the cause, then `serverless-scheduler dlq redrive --aws`."
+    }
+    "${local.name}-behind" = {
+      queue_name         = aws_sqs_queue.this.name
+      metric             = "ApproximateAgeOfOldestMessage"
+      threshold          = var.queue_age_alarm_s
+      evaluation_periods = 2
+      description        = "The oldest fire waiting for ${var.plugin_name} is older than ${var.queue_age_alarm_s} s: the consumer does not keep up (errors, throttling, or max_concurrency too low)."
+    }
+  }
+  alarm_actions = local.core.alarm_actions
+  tags          = local.core.tags
 }

@@ -221,36 +221,23 @@ resource "aws_lambda_permission" "reconcile" {
 }
 
 # -- alarms: fires EventBridge could not deliver, job changes the sync could not apply ----
-resource "aws_cloudwatch_metric_alarm" "undelivered_fires" {
-  alarm_name          = "${var.name_prefix}-undelivered-fires"
-  alarm_description   = "EventBridge Scheduler could not publish fires to the distribution topic after its retries; they wait in ${aws_sqs_queue.scheduler_dlq.name}."
-  namespace           = "AWS/SQS"
-  metric_name         = "ApproximateNumberOfMessagesVisible"
-  dimensions          = { QueueName = aws_sqs_queue.scheduler_dlq.name }
-  statistic           = "Maximum"
-  period              = 300
-  evaluation_periods  = 1
-  comparison_operator = "GreaterThanThreshold"
-  threshold           = 0
-  treat_missing_data  = "notBreaching"
-  alarm_actions       = var.alarm_actions
-  ok_actions          = var.alarm_actions
-  tags                = var.tags
-}
+module "alarms" {
+  source = "../queue_alarms"
 
-resource "aws_cloudwatch_metric_alarm" "sync_failures" {
-  alarm_name          = "${var.name_prefix}-sync-failures"
-  alarm_description   = "Job changes the sync function could not apply wait in ${aws_sqs_queue.stream_failures.name}; their schedules drift until the next reconcile (${var.reconcile_rate})."
-  namespace           = "AWS/SQS"
-  metric_name         = "ApproximateNumberOfMessagesVisible"
-  dimensions          = { QueueName = aws_sqs_queue.stream_failures.name }
-  statistic           = "Maximum"
-  period              = 300
-  evaluation_periods  = 1
-  comparison_operator = "GreaterThanThreshold"
-  threshold           = 0
-  treat_missing_data  = "notBreaching"
-  alarm_actions       = var.alarm_actions
-  ok_actions          = var.alarm_actions
-  tags                = var.tags
+  alarms = {
+    "${var.name_prefix}-undelivered-fires" = {
+      queue_name  = aws_sqs_queue.scheduler_dlq.name
+      metric      = "ApproximateNumberOfMessagesVisible"
+      threshold   = 0
+      description = "EventBridge Scheduler could not publish fires to the distribution topic after its retries; they wait in ${aws_sqs_queue.scheduler_dlq.name}."
+    }
+    "${var.name_prefix}-sync-failures" = {
+      queue_name  = aws_sqs_queue.stream_failures.name
+      metric      = "ApproximateNumberOfMessagesVisible"
+      threshold   = 0
+      description = "Job changes the sync function could not apply wait in ${aws_sqs_queue.stream_failures.name}; their schedules drift until the next reconcile (${var.reconcile_rate})."
+    }
+  }
+  alarm_actions = var.alarm_actions
+  tags          = var.tags
 }
