@@ -99,3 +99,37 @@ def test_status_command_prints_text_or_json_and_refuses_a_missing_directory(
     assert "jobs:           1 (1 enabled)" in text
     assert "1 not yet applied by the scheduler" in text
     assert "local mode:     not running" in text
+
+
+def test_status_check_exits_3_naming_what_needs_an_operator(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    system = build_local_system(Settings(data_dir=tmp_path, dispatcher_process=False))
+    job = system.repo.create(
+        ExampleJob(owner_id="alice", name="one", schedule={"kind": "rate", "every": 5})
+    )
+    system.pump.drain()
+    check = ["status", "--data-dir", str(tmp_path), "--check"]
+
+    assert main(check) == 3
+    assert "problem: local mode is not running" in capsys.readouterr().err
+
+    system.lock()  # running from here on
+    try:
+        assert main(check) == 0
+        assert "problem" not in capsys.readouterr().err
+
+        queue = SqliteFireQueue(db_path_for(tmp_path))
+        queue.add_many([_fire(job, time.time() - 30)])  # a ready fire, 30 s late
+        assert main([*check, "--max-wait-s", "60"]) == 0
+        capsys.readouterr()
+        assert main([*check, "--max-wait-s", "10"]) == 3
+        assert "does not keep up" in capsys.readouterr().err
+
+        SqliteDeadLetterStore(db_path_for(tmp_path)).add(
+            DeadLetter.of(_fire(job, time.time() - 600), error="boom", attempts=3)
+        )
+        assert main([*check, "--max-wait-s", "60"]) == 3
+        assert "1 dead-lettered fires" in capsys.readouterr().err
+    finally:
+        system._unlock()

@@ -18,11 +18,26 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+#: The exit code of `--check` when something needs an operator.
+CHECK_FAILED = 3
+
 
 def register(sub: Any) -> None:
     parser = sub.add_parser("status", help="show whether local mode keeps up (queue, jobs)")
     parser.add_argument("--data-dir", default=None, help="data directory (default ./.data)")
     parser.add_argument("--json", action="store_true", help="one JSON object instead of text")
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        help="exit 3 and say why when local mode is not running, a fire is dead-lettered, "
+        "or the oldest ready fire has waited longer than --max-wait-s (for monitoring)",
+    )
+    parser.add_argument(
+        "--max-wait-s",
+        type=float,
+        default=300.0,
+        help="with --check: longest acceptable wait of a ready fire (default 300)",
+    )
     parser.set_defaults(func=run)
 
 
@@ -123,6 +138,25 @@ def _waited_s(payload: str, now: float) -> float | None:
         return None
 
 
+def problems(status: dict[str, Any], *, max_wait_s: float) -> list[str]:
+    """What needs an operator in `status` (empty: nothing), as the AWS alarms watch
+    the same things there: dead letters and fires waiting too long."""
+    found = []
+    if not status["running"]:
+        found.append("local mode is not running")
+    if status["dead_letters"]:
+        found.append(
+            f"{status['dead_letters']} dead-lettered fires (serverless-scheduler dlq list)"
+        )
+    waited = status["queue"]["oldest_ready_waited_s"]
+    if waited is not None and waited > max_wait_s:
+        found.append(
+            f"the oldest ready fire has waited {waited:.0f} s (more than {max_wait_s:g} s): "
+            "the dispatcher does not keep up"
+        )
+    return found
+
+
 def _text(status: dict[str, Any]) -> str:
     jobs, schedules, queue = status["jobs"], status["schedules"], status["queue"]
     server = f"running (pid {status['pid']})" if status["running"] else "not running"
@@ -153,4 +187,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     print(json.dumps(status) if args.json else _text(status))
+    if args.check:
+        found = problems(status, max_wait_s=args.max_wait_s)
+        for problem in found:
+            print(f"problem: {problem}", file=sys.stderr)
+        return CHECK_FAILED if found else 0
     return 0
