@@ -14,6 +14,7 @@ from serverless_scheduler_common.events import JobRemoved
 from serverless_scheduler_common.ports import StateStore
 from serverless_scheduler_common.runtime.dispatcher import removal_row
 from serverless_scheduler_common.runtime.ports import DeadLetter
+from serverless_scheduler_common.runtime.sqlite import SqliteFireLedger
 from serverless_scheduler_common.state import SqliteStateStore
 
 from .conftest import AlphaJob, LocalRig, fire_of, make_job, wait_for
@@ -149,3 +150,26 @@ def _runs(job: AlphaJob) -> list[Any]:
     from .test_sqlite_runs import run_at  # type: ignore[import-not-found]
 
     return [run_at(job.job_id, minute) for minute in range(2)]
+
+
+def test_deleted_job_marks_expire_at_start_and_while_running(tmp_path: Path) -> None:
+    db = tmp_path / "scheduler.db"
+    ledger = SqliteFireLedger(db)
+    ledger.forget_job("alice", "old")
+    ledger.forget_job("alice", "new")
+    with ledger._tx() as conn:  # deleted long before the marks' TTL
+        conn.execute("UPDATE jobs_removed SET removed_at = 0 WHERE job_key = 'alice/old'")
+    assert ledger.is_removed("alice/old")  # this process still holds it
+
+    restarted = SqliteFireLedger(db)
+    assert not restarted.is_removed("alice/old")
+    assert restarted.is_removed("alice/new")
+
+    with ledger._tx() as conn:
+        conn.execute("INSERT INTO jobs_removed VALUES ('alice/older', 0)")
+    ledger.removed_prune_interval_s = 0.0  # the next deletion also prunes
+    ledger.forget_job("alice", "newest")
+    assert not ledger.is_removed("alice/old")
+    assert not ledger.is_removed("alice/older")
+    assert ledger.is_removed("alice/new")
+    assert ledger.is_removed("alice/newest")

@@ -292,6 +292,8 @@ class SqliteFireLedger(SqliteStore):
     #: also trims that job's older marks.
     keep_per_job = DONE_KEEP_PER_JOB
     trim_chance = 1.0 / DONE_KEEP_PER_JOB
+    #: How often (seconds) marking a job deleted also drops the marks past `done_ttl_s`.
+    removed_prune_interval_s = 3600.0
 
     def __init__(self, db_path: str | Path, *, done_ttl_s: int = DONE_TTL_S) -> None:
         super().__init__(db_path)
@@ -305,16 +307,19 @@ class SqliteFireLedger(SqliteStore):
             str(key): int(str(count))
             for key, count in self._query("SELECT job_key, failures FROM job_failures")
         }
-        self._removed = self._load_removed()
+        self._removed: dict[str, float] = {}
+        self._removed_pruned = 0.0
+        self._prune_removed()
 
-    def _load_removed(self) -> set[str]:
-        """The deleted jobs of the last `done_ttl_s` (older marks are dropped): no fire
-        of a job outlives that in the queue or the dead letters' redrive window."""
+    def _prune_removed(self) -> None:
+        """Drop the deleted-job marks older than `done_ttl_s` (no fire of a job outlives
+        that in the queue) and read the rest; at start, then at most once an interval."""
+        cutoff = time.time() - self.done_ttl_s
         with self._tx() as conn:
-            conn.execute(
-                "DELETE FROM jobs_removed WHERE removed_at < ?", (time.time() - self.done_ttl_s,)
-            )
-            return {str(row[0]) for row in conn.execute("SELECT job_key FROM jobs_removed")}
+            conn.execute("DELETE FROM jobs_removed WHERE removed_at < ?", (cutoff,))
+            rows = conn.execute("SELECT job_key, removed_at FROM jobs_removed").fetchall()
+        self._removed = {str(key): float(at) for key, at in rows}
+        self._removed_pruned = time.monotonic()
 
     # -- completed fires -------------------------------------------------------------------
     def is_done(self, fire_id: str) -> bool:
@@ -429,8 +434,10 @@ class SqliteFireLedger(SqliteStore):
                 (f"{job_id}@", f"{job_id}A"),
             )
             conn.execute("DELETE FROM job_failures WHERE job_key = ?", (key,))
-        self._removed.add(key)
+        self._removed[key] = time.time()
         self._failures.pop(key, None)
+        if time.monotonic() - self._removed_pruned >= self.removed_prune_interval_s:
+            self._prune_removed()
 
     def is_removed(self, job_key: str) -> bool:
         """Deleted jobs are held in memory: the dispatcher that handles a job's fires is
