@@ -50,6 +50,8 @@ def _one(conn: sqlite3.Connection, sql: str, params: tuple[Any, ...] = ()) -> tu
         if "no such table" not in str(exc):
             raise
         return (0,) * 8
+    if row is None:
+        return (0,) * 8
     return tuple(0 if value is None else value for value in row)
 
 
@@ -80,8 +82,9 @@ def collect(data_dir: Path, *, now: float | None = None) -> dict[str, Any]:
     db = db_path_for(data_dir)
     if not db.exists():
         raise FileNotFoundError(f"no local data at {db} (start local mode with `make run` first)")
-    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5, isolation_level=None)
     try:
+        conn.execute("BEGIN")  # one snapshot for every count (the server goes on writing)
         total, enabled = _one(
             conn, "SELECT count(*), sum(json_extract(data, '$.enabled') = 1) FROM jobs"
         )[:2]
