@@ -76,6 +76,7 @@ def _server_pid(data_dir: Path) -> int | None:
 
 def collect(data_dir: Path, *, now: float | None = None) -> dict[str, Any]:
     """The status of the local system stored under `data_dir` (see the module doc)."""
+    from serverless_scheduler_common.runtime.dispatcher import REMOVED_PREFIX
     from serverless_scheduler_common.sqlite import db_path_for
 
     now = time.time() if now is None else now
@@ -96,9 +97,9 @@ def collect(data_dir: Path, *, now: float | None = None) -> dict[str, Any]:
         (changes,) = _one(conn, "SELECT count(*) FROM jobs_outbox")[:1]
         queued, waiting, notices, oldest_seq = _one(
             conn,
-            """SELECT count(*), sum(not_before > ?1), sum(fire_id LIKE 'removed:%'),
+            """SELECT count(*), sum(not_before > ?1), sum(fire_id LIKE ?2),
                       min(CASE WHEN not_before <= ?1 THEN seq END) FROM dispatch_queue""",
-            (now,),
+            (now, f"{REMOVED_PREFIX}%"),
         )[:4]
         oldest_wait = None
         if oldest_seq:

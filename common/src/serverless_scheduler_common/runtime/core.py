@@ -422,7 +422,7 @@ class ConsumerRuntime:
             elif not isinstance(outcome, RunOutcome):
                 outcome = RunOutcome.model_validate(outcome)
         except Exception as exc:
-            if self.state is not None and self._removed_meanwhile(job, jkey):
+            if self.state is not None and self._removed_meanwhile(self.state, job, jkey):
                 return HandleResult("done")
             message = _first_line(exc) or type(exc).__name__
             summary = f"attempt {attempt} failed: {type(exc).__name__}: {message}"
@@ -435,7 +435,7 @@ class ConsumerRuntime:
                 fired, started, RunOutcome(status="error", summary=summary, detail=detail), batch
             )
             return HandleResult("retry", run, summary)
-        if self.state is not None and self._removed_meanwhile(job, jkey):
+        if self.state is not None and self._removed_meanwhile(self.state, job, jkey):
             return HandleResult("done")
         if outcome.status != "error":
             self.ledger.reset_failures(jkey)
@@ -445,16 +445,16 @@ class ConsumerRuntime:
         self._mark_done(fired.fire_id, batch)
         return HandleResult("done", run)
 
-    def _removed_meanwhile(self, job: ScheduledJob, jkey: str) -> bool:
-        """The job was deleted while its fire ran (a plugin with state only): what the
-        run stored goes again, and no run is recorded."""
-        if self.state is None or not self.ledger.is_removed(jkey):
+    def _removed_meanwhile(self, state: StateStore, job: ScheduledJob, jkey: str) -> bool:
+        """The job was deleted while its fire ran (checked for plugins with state): what
+        the run stored goes again, and no run is recorded."""
+        if not self.ledger.is_removed(jkey):
             return False
         log.info("job %s was deleted while its fire ran; its run is dropped", jkey)
         removed = JobRemoved(
             job_type=job.job_type, job_id=job.job_id, owner_id=job.owner_id, version=job.version
         )
-        forget_removed(self.pm, self.state, removed)
+        forget_removed(self.pm, state, removed)
         return True
 
     def _count_failure(self, job: ScheduledJob, jkey: str) -> str:

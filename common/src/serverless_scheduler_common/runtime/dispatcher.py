@@ -38,7 +38,6 @@ from .ports import DeadLetter, DeadLetterStore
 from .sqlite import (
     ALL_SHARDS,
     QueuedFire,
-    SqliteDeadLetterStore,
     SqliteFireLedger,
     SqliteFireQueue,
     SqliteRunRepository,
@@ -556,8 +555,11 @@ class LocalDispatcher:
                 item = pending.popleft()
                 taken.append(item)
                 me.started = now = monotonic()
-            if now >= commit_at and len(taken) > 1:
-                # Commit what is finished (every taken fire but this one) first.
+            notice = item.fire_id.startswith(REMOVED_PREFIX)
+            if len(taken) > 1 and (notice or now >= commit_at):
+                # Commit what is finished (every taken fire but this one) first: a long
+                # batch shows its runs, and what ran before a removal notice is stored
+                # before the notice forgets it.
                 self._finish(out, me, len(taken) - 1)
                 out = _Outcomes(FireBatch(known_done=known_done))
                 batch, finished, moved, released = out.batch, out.finished, out.moved, out.released
@@ -566,17 +568,7 @@ class LocalDispatcher:
                 log.info("fire %s queued twice; the copy seq %d is dropped", item.fire_id, item.seq)
                 finished.append(item.seq)
                 continue
-            if item.fire_id.startswith(REMOVED_PREFIX):
-                if len(taken) > 1:
-                    # What ran before the notice is stored first, so that it is forgotten.
-                    self._finish(out, me, len(taken) - 1)
-                    out = _Outcomes(FireBatch(known_done=known_done))
-                    batch, finished, moved, released = (
-                        out.batch,
-                        out.finished,
-                        out.moved,
-                        out.released,
-                    )
+            if notice:
                 self._forget(item, out)
                 continue
             try:
@@ -617,8 +609,7 @@ class LocalDispatcher:
         try:
             removed = JobRemoved.model_validate_json(item.payload)
             self.runtime.forget(removed)
-            if isinstance(self.dead_letters, SqliteDeadLetterStore):
-                self.dead_letters.forget_job(removed.owner_id, removed.job_id)
+            self.dead_letters.forget_job(removed.owner_id, removed.job_id)
         except Exception:
             log.exception("could not forget deleted job (notice %s); trying again", item.fire_id)
             settings = self.runtime.settings

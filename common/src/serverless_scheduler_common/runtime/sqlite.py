@@ -548,8 +548,6 @@ class SqliteDeadLetterStore(SqliteStore):
         ]
 
     def forget_job(self, owner_id: str, job_id: str) -> int:
-        """Drop the dead letters of a deleted job (a redrive would only drop them);
-        returns how many."""
         with self._tx() as conn:
             before = conn.total_changes
             conn.execute(

@@ -91,6 +91,11 @@ class SqsDeadLetterStore:
                 )
         return letters
 
+    def forget_job(self, owner_id: str, job_id: str) -> int:
+        """SQS cannot delete messages by job: a deleted job's letters stay until they
+        expire, and a redrive of them is dropped by the runtime. Returns 0."""
+        return 0
+
     def remove(self, fire_id: str) -> None:
         receipt = self._receipts.pop(fire_id, None)
         if receipt is None:
