@@ -12,6 +12,7 @@ import pytest
 
 from serverless_scheduler.cli import main
 from serverless_scheduler.commands.status import collect
+from serverless_scheduler.datadir import lock_path
 from serverless_scheduler.local import build_local_system
 from serverless_scheduler_common import JobFired, Settings
 from serverless_scheduler_common.runtime.ports import DeadLetter
@@ -75,6 +76,10 @@ def test_status_counts_jobs_schedules_changes_queue_and_dead_letters(tmp_path: P
     finally:
         system._unlock()
     assert collect(tmp_path)["running"] is False
+    # After a kill -9 the file still names a pid, which may belong to another live
+    # process by now: only the lock says whether `serve` runs.
+    lock_path(tmp_path).write_text(str(os.getpid()))
+    assert (collect(tmp_path)["running"], collect(tmp_path)["pid"]) == (False, None)
 
 
 def test_status_command_prints_text_or_json_and_refuses_a_missing_directory(

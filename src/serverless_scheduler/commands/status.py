@@ -9,8 +9,8 @@ backoff, and how long the oldest ready fire has waited) and the dead letters.
 from __future__ import annotations
 
 import argparse
+import fcntl
 import json
-import os
 import sqlite3
 import sys
 import time
@@ -55,23 +55,27 @@ def _one(conn: sqlite3.Connection, sql: str, params: tuple[Any, ...] = ()) -> tu
     return tuple(0 if value is None else value for value in row)
 
 
-def _server_pid(data_dir: Path) -> int | None:
-    """The pid of the `serve` holding the data directory's lock, if it is alive."""
+def _server(data_dir: Path) -> tuple[bool, int | None]:
+    """Whether a `serve` holds the data directory's lock, and its pid.
+
+    The lock itself answers (a shared, non-blocking probe that is released at once),
+    not the pid written in the file: after a `kill -9` the file still names the dead
+    process, whose pid the system may have given to another one meanwhile.
+    """
     from ..datadir import lock_path
 
     try:
-        pid = int(lock_path(data_dir).read_text().strip() or "0")
-    except (OSError, ValueError):
-        return None
-    if pid <= 0:
-        return None
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return None
-    except PermissionError:
-        pass  # alive, owned by someone else
-    return pid
+        handle = open(lock_path(data_dir), "rb")  # noqa: SIM115 - closed below
+    except OSError:
+        return False, None
+    with handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            text = handle.read().strip()
+            return True, int(text) if text.isdigit() and int(text) > 0 else None
+        fcntl.flock(handle, fcntl.LOCK_UN)
+    return False, None
 
 
 def collect(data_dir: Path, *, now: float | None = None) -> dict[str, Any]:
@@ -110,10 +114,10 @@ def collect(data_dir: Path, *, now: float | None = None) -> dict[str, Any]:
         (dead,) = _one(conn, "SELECT count(*) FROM dead_letters")[:1]
     finally:
         conn.close()
-    pid = _server_pid(data_dir)
+    running, pid = _server(data_dir)
     return {
         "data_dir": str(data_dir),
-        "running": pid is not None,
+        "running": running,
         "pid": pid,
         "jobs": {"total": int(total), "enabled": int(enabled)},
         "schedules": {
@@ -163,7 +167,9 @@ def problems(status: dict[str, Any], *, max_wait_s: float) -> list[str]:
 
 def _text(status: dict[str, Any]) -> str:
     jobs, schedules, queue = status["jobs"], status["schedules"], status["queue"]
-    server = f"running (pid {status['pid']})" if status["running"] else "not running"
+    server = "not running"
+    if status["running"]:
+        server = "running" if status["pid"] is None else f"running (pid {status['pid']})"
     waited = queue["oldest_ready_waited_s"]
     behind = "" if waited is None else f"; the oldest has waited {waited:.1f} s"
     lines = [
