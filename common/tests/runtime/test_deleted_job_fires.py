@@ -12,6 +12,7 @@ from typing import Any
 from serverless_scheduler_common import hookimpl
 from serverless_scheduler_common.events import JobRemoved
 from serverless_scheduler_common.ports import StateStore
+from serverless_scheduler_common.runtime.core import FireBatch
 from serverless_scheduler_common.runtime.dispatcher import removal_row
 from serverless_scheduler_common.runtime.ports import DeadLetter
 from serverless_scheduler_common.runtime.sqlite import SqliteFireLedger
@@ -119,6 +120,28 @@ def test_a_fire_running_when_its_job_is_deleted_leaves_no_state_and_no_run(
     assert rig.alpha.calls == [fire_of(job).fire_id]
     assert state.get(NAMESPACE, key) is None
     assert rig.runs_of(job) == []
+
+
+def test_a_run_committed_after_the_removal_of_its_job_is_left_out(
+    rig_factory: Callable[..., LocalRig],
+) -> None:
+    """Several workers: a fire passed its last check in one worker, the notice is
+    handled in another before the first commits its batch."""
+    rig = rig_factory()
+    job, kept = make_job("gone"), make_job("kept")
+    batch = FireBatch(known_done=set())
+    for fired in (fire_of(job), fire_of(kept)):
+        assert rig.runtime.handle(fired, batch=batch).disposition == "done"
+    rig.runtime.forget(_notice(job))
+
+    ledger = rig.runtime.ledger
+    assert isinstance(ledger, SqliteFireLedger)
+    rig.dispatcher.queue.complete(
+        runs=batch.runs, run_repository=rig.runs, done=batch.done, ledger=ledger
+    )
+
+    assert rig.runs_of(job) == []
+    assert [run.fire_id for run in rig.runs_of(kept)] == [fire_of(kept).fire_id]
 
 
 def test_a_notice_that_fails_is_tried_again(

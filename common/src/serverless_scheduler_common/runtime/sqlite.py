@@ -439,6 +439,16 @@ class SqliteFireLedger(SqliteStore):
         if time.monotonic() - self._removed_pruned >= self.removed_prune_interval_s:
             self._prune_removed()
 
+    def without_removed(self, prepared: PreparedRuns) -> PreparedRuns:
+        """`prepared` without the runs of deleted jobs (called inside the transaction
+        that writes them: `forget_job` marks a job in memory before its runs are
+        deleted, so a run is either left out here or deleted after its commit)."""
+        removed = self._removed
+        if not removed or not any(f"{r[0]}/{r[1]}" in removed for r in prepared.rows):
+            return prepared
+        rows = [r for r in prepared.rows if f"{r[0]}/{r[1]}" not in removed]
+        return PreparedRuns(rows, prepared.trims)
+
     def is_removed(self, job_key: str) -> bool:
         """Deleted jobs are held in memory: the dispatcher that handles a job's fires is
         the one that handles its removal notice (the notice takes the job's shard), and
@@ -800,6 +810,11 @@ class SqliteFireQueue(SqliteStore):
         moves = [(attempt, not_before, seq) for seq, attempt, not_before in reschedule]
         with self._tx() as conn:
             if prepared is not None:
+                if ledger is not None:
+                    # A job deleted after its fire's last check and before this
+                    # commit: its removal ran (or runs after this transaction, and
+                    # deletes what it finds), so its runs are left out here.
+                    prepared = ledger.without_removed(prepared)
                 write_runs(conn, prepared)
             if done and ledger is not None:
                 ledger.write_done(conn, done)
