@@ -28,6 +28,7 @@ from serverless_scheduler_common.runtime.dynamodb import (  # noqa: E402
     DynamoDBJobControl,
     DynamoDBRunRepository,
 )
+from serverless_scheduler_common.runtime.ports import FireLookup  # noqa: E402
 from serverless_scheduler_common.runtime.sns import SnsPublisher  # noqa: E402
 from serverless_scheduler_common.runtime.sqs import SqsDeadLetterStore  # noqa: E402
 
@@ -458,3 +459,95 @@ def test_handler_wires_itself_from_settings(
     assert lambda_consumer.handler(event, None) == {"batchItemFailures": []}
     [run] = DynamoDBRunRepository(aws["ddb"], "runs").list("alice", "e1").items
     assert (run.status, run.summary) == ("ok", "logged: from the cold start")
+
+
+class CountingClient:
+    """A boto3 client that records each operation and the idempotency keys it names."""
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+        self.calls: list[tuple[str, list[str]]] = []
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self._client, name)
+
+        def call(**kwargs: Any) -> Any:
+            keys = [kwargs.get("Key", kwargs.get("Item", {})).get("pk", {}).get("S", "")]
+            for request in kwargs.get("RequestItems", {}).values():
+                keys = [key["pk"]["S"] for key in request["Keys"]]
+            self.calls.append((name, keys))
+            return method(**kwargs)
+
+        return call
+
+
+def test_the_ledger_lookup_reads_done_removed_and_failures_in_one_request(
+    aws: dict[str, Any],
+) -> None:
+    client = CountingClient(aws["ddb"])
+    ledger = DynamoDBFireLedger(client, "idempotency")
+    assert ledger.lookup("j1@1", "alice/j1", failures=True) == FireLookup(False, False, 0)
+    ledger.mark_done("j1@1")
+    ledger.forget_job("alice", "j2")
+    ledger.add_failure("alice/j1")
+    ledger.add_failure("alice/j1")
+    client.calls.clear()
+
+    assert ledger.lookup("j1@1", "alice/j1", failures=True) == FireLookup(True, False, 2)
+    assert ledger.lookup("j2@1", "alice/j2") == FireLookup(False, True, 0)
+    assert client.calls == [
+        ("batch_get_item", ["done#j1@1", "removed#alice/j1", "failures#alice/j1"]),
+        ("batch_get_item", ["done#j2@1", "removed#alice/j2"]),
+    ]
+
+
+def test_a_fire_handled_alone_resets_failures_only_when_some_are_counted(
+    aws: dict[str, Any], rig_factory: Any
+) -> None:
+    """On AWS every request is paid: a success deletes the failure count only when the
+    read under the fire's marker found one (a delete of nothing costs a write)."""
+    from .conftest import fire_of, make_job  # type: ignore[import-not-found]
+
+    rig = rig_factory()
+    runtime = _runtime(aws, [rig.alpha])
+    client = CountingClient(aws["ddb"])
+    ledger = DynamoDBFireLedger(client, "idempotency")
+    runtime.ledger = ledger
+    job = make_job("counted")
+    key = f"alice/{job.job_id}"
+
+    assert runtime.handle(fire_of(job, 0)).disposition == "done"
+    assert [name for name, _ in client.calls] == [
+        "batch_get_item",  # done? deleted?
+        "put_item",  # the job's in-progress marker
+        "batch_get_item",  # again under the marker, with the failure count
+        "put_item",  # done mark
+        "delete_item",  # the marker
+    ]
+
+    ledger.add_failure(key)
+    client.calls.clear()
+    assert runtime.handle(fire_of(job, 1)).disposition == "done"
+    assert ("delete_item", [f"failures#{key}"]) in client.calls
+    assert ledger.lookup("x", key, failures=True).failures == 0
+
+
+def test_a_job_deleted_while_its_fire_waited_for_the_marker_runs_nothing(
+    aws: dict[str, Any], rig_factory: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from .conftest import fire_of, make_job  # type: ignore[import-not-found]
+
+    rig = rig_factory()
+    runtime = _runtime(aws, [rig.alpha])
+    job = make_job("gone")
+    ledger = runtime.ledger
+    acquire = ledger.acquire
+
+    def deleted_meanwhile(key: str, holder: str, *, ttl_s: int) -> bool:
+        ledger.forget_job("alice", job.job_id)  # the notice, handled by another Lambda
+        return acquire(key, holder, ttl_s=ttl_s)
+
+    monkeypatch.setattr(ledger, "acquire", deleted_meanwhile)
+    assert runtime.handle(fire_of(job)).disposition == "done"
+    assert rig.alpha.calls == []
+    assert runtime.runs.list("alice", job.job_id).items == []

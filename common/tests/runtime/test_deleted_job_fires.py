@@ -14,7 +14,7 @@ from serverless_scheduler_common.events import JobRemoved
 from serverless_scheduler_common.ports import StateStore
 from serverless_scheduler_common.runtime.core import FireBatch
 from serverless_scheduler_common.runtime.dispatcher import removal_row
-from serverless_scheduler_common.runtime.ports import DeadLetter
+from serverless_scheduler_common.runtime.ports import DeadLetter, FireLookup
 from serverless_scheduler_common.runtime.sqlite import SqliteFireLedger
 from serverless_scheduler_common.state import SqliteStateStore
 
@@ -196,3 +196,15 @@ def test_deleted_job_marks_expire_at_start_and_while_running(tmp_path: Path) -> 
     assert not ledger.is_removed("alice/older")
     assert ledger.is_removed("alice/new")
     assert ledger.is_removed("alice/newest")
+
+
+def test_the_sqlite_lookup_answers_as_the_single_reads_do(tmp_path: Path) -> None:
+    ledger = SqliteFireLedger(tmp_path / "scheduler.db")
+    ledger.mark_done("j1@1")
+    ledger.forget_job("alice", "j2")
+    ledger.add_failure("alice/j1")
+    assert ledger.lookup("j1@1", "alice/j1", failures=True) == FireLookup(True, False, 1)
+    assert ledger.lookup("j1@2", "alice/j1") == FireLookup(False, False, 0)
+    assert ledger.lookup("j2@1", "alice/j2", failures=True) == FireLookup(False, True, 0)
+    restarted = SqliteFireLedger(tmp_path / "scheduler.db")
+    assert restarted.lookup("j1@1", "alice/j1", failures=True) == FireLookup(True, False, 1)

@@ -2,7 +2,10 @@
 
 One call of `ConsumerRuntime.handle` is one delivery attempt of one fire:
 
-1. a fire already completed is a duplicate and does nothing;
+1. a fire already completed is a duplicate and does nothing, and a fire of a deleted
+   job is dropped (handled one at a time, both are read again once its in-progress
+   marker is taken, with the job's failure count: a success resets a count only when
+   there is one);
 2. the job snapshot is parsed into the owning plugin's class (a bad one cannot succeed:
    it is dead-lettered at once); `parse_fire` reads a fire's JSON and validates its job
    in the same pass, and the plugin gets a fire whose `job` is that validated object;
@@ -276,8 +279,18 @@ class ConsumerRuntime:
         With `batch`, the run and the done mark are added to it instead of written.
         """
         fire_id = fired.fire_id
-        if self._is_done(fire_id, batch):
+        jkey = job_key(fired.owner_id, fired.job_id)
+        ledger = self.ledger
+        if batch is None:
+            seen = ledger.lookup(fire_id, jkey)  # one request on a remote store
+            done, removed = seen.done, seen.removed
+        else:
+            done, removed = self._is_done(fire_id, batch), ledger.is_removed(jkey)
+        if done:
             log.info("fire %s already completed; duplicate delivery ignored", fire_id)
+            return HandleResult("done")
+        if removed:
+            log.info("fire %s of deleted job %s dropped", fire_id, jkey)
             return HandleResult("done")
         try:
             job, fired = self._parse(fired)
@@ -289,11 +302,6 @@ class ConsumerRuntime:
             )
             return HandleResult("dead", run, message)
 
-        jkey = job_key(fired.owner_id, fired.job_id)
-        ledger = self.ledger
-        if ledger.is_removed(jkey):
-            log.info("fire %s of deleted job %s dropped", fire_id, jkey)
-            return HandleResult("done")
         overlap = job.policy.overlap
         lock = f"fire:{fire_id}" if overlap == "allow_all" else jkey
         if not ledger.acquire(lock, fire_id, ttl_s=self.settings.run_lock_ttl_s):
@@ -301,9 +309,16 @@ class ConsumerRuntime:
         try:
             if overlap == "buffer_one":
                 ledger.release_buffer(jkey, fire_id)
-            if batch is None and ledger.is_done(fire_id):
-                return HandleResult("done")  # finished while we waited for the lock
-            return self._run(job, fired, jkey, attempt, batch)
+            failures = None  # unknown: a success resets the count (batches: cached)
+            if batch is None:
+                # Read again under the marker: the fire may have finished, or its job
+                # been deleted, while we waited; the failure count read here is what
+                # a success has to reset (no write when there is none).
+                seen = ledger.lookup(fire_id, jkey, failures=True)
+                if seen.done or seen.removed:
+                    return HandleResult("done")
+                failures = seen.failures
+            return self._run(job, fired, jkey, attempt, batch, failures)
         finally:
             ledger.release(lock, fire_id)
 
@@ -404,6 +419,7 @@ class ConsumerRuntime:
         jkey: str,
         attempt: int,
         batch: FireBatch | None,
+        failures: int | None = None,
     ) -> HandleResult:
         started = self.clock()
         job_type = job.job_type
@@ -437,7 +453,7 @@ class ConsumerRuntime:
             return HandleResult("retry", run, summary)
         if self.state is not None and self._removed_meanwhile(self.state, job, jkey):
             return HandleResult("done")
-        if outcome.status != "error":
+        if outcome.status != "error" and failures != 0:
             self.ledger.reset_failures(jkey)
         # Record before marking done: a crash in between re-runs the fire (at least
         # once) rather than leave a completed fire without its run.

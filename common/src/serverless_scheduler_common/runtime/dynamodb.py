@@ -24,8 +24,12 @@ from typing import Any, ClassVar
 
 from ..ports import Page
 from ..runs import Run
+from .ports import FireLookup
 
 log = logging.getLogger(__name__)
+
+#: Requests of one `BatchGetItem` read before its unprocessed keys are an error.
+_BATCH_GET_ATTEMPTS = 6
 
 
 def _error_code(exc: Exception) -> str:
@@ -249,6 +253,35 @@ class DynamoDBFireLedger:
             ProjectionExpression="pk",
         )
         return "Item" in reply
+
+    def lookup(self, fire_id: str, job_key: str, *, failures: bool = False) -> FireLookup:
+        """One consistent `BatchGetItem` of the fire's done mark, the job's deleted mark
+        and (with `failures`) its failure count, where separate reads took one request
+        each; keys DynamoDB leaves unprocessed are asked again with backoff."""
+        keys = [f"done#{fire_id}", f"removed#{job_key}"]
+        if failures:
+            keys.append(f"failures#{job_key}")
+        request: dict[str, Any] = {
+            self.table_name: {
+                "Keys": [{"pk": {"S": key}} for key in keys],
+                "ConsistentRead": True,
+                "ProjectionExpression": "#pk, #failures",
+                "ExpressionAttributeNames": {"#pk": "pk", "#failures": "failures"},
+            }
+        }
+        found: dict[str, dict[str, Any]] = {}
+        for attempt in range(_BATCH_GET_ATTEMPTS):
+            reply = self._client.batch_get_item(RequestItems=request)
+            for item in reply.get("Responses", {}).get(self.table_name, []):
+                found[item["pk"]["S"]] = item
+            request = reply.get("UnprocessedKeys") or {}
+            if not request:
+                break
+            time.sleep(min(1.0, 0.05 * 2**attempt))
+        else:
+            raise RuntimeError(f"{self.table_name}: keys left unprocessed: {len(request)}")
+        counted = found.get(f"failures#{job_key}", {}).get("failures", {}).get("N", "0")
+        return FireLookup(done=keys[0] in found, removed=keys[1] in found, failures=int(counted))
 
 
 # -- DynamoDB job control -------------------------------------------------------------------

@@ -10,6 +10,15 @@ if TYPE_CHECKING:
     from ..events import JobFired
 
 
+@dataclass(frozen=True, slots=True)
+class FireLookup:
+    """What the ledger holds for one fire and its job (`FireLedger.lookup`)."""
+
+    done: bool
+    removed: bool
+    failures: int = 0
+
+
 @runtime_checkable
 class FireLedger(Protocol):
     """Idempotency and overlap bookkeeping shared by every worker of a deployment.
@@ -53,6 +62,12 @@ class FireLedger(Protocol):
 
     def is_removed(self, job_key: str) -> bool:
         """True when the job was deleted (`forget_job`): its fires are dropped."""
+        ...
+
+    def lookup(self, fire_id: str, job_key: str, *, failures: bool = False) -> FireLookup:
+        """`is_done(fire_id)` and `is_removed(job_key)`, and with `failures` the job's
+        consecutive failure count, read together (one request where the store is
+        remote: a fire handled one at a time asks before and after taking its marker)."""
         ...
 
 

@@ -29,7 +29,7 @@ from ..ports import Page, RenderedFire, fire_shard
 from ..runs import Run
 from ..sqlite import SqliteStore, insert_rows
 from .core import job_key
-from .ports import DeadLetter
+from .ports import DeadLetter, FireLookup
 
 log = logging.getLogger(__name__)
 
@@ -454,6 +454,15 @@ class SqliteFireLedger(SqliteStore):
         the one that handles its removal notice (the notice takes the job's shard), and
         a restarted process reads them back."""
         return job_key in self._removed
+
+    def lookup(self, fire_id: str, job_key: str, *, failures: bool = False) -> FireLookup:
+        """Deleted jobs and failure counts are held in memory: one query, for the
+        done mark."""
+        return FireLookup(
+            self.is_done(fire_id),
+            job_key in self._removed,
+            self._failures.get(job_key, 0) if failures else 0,
+        )
 
     # -- consecutive failures ---------------------------------------------------------------
     def add_failure(self, job_key: str) -> int:
