@@ -360,9 +360,8 @@ class ConsumerRuntime:
         return handler
 
     # -- steps -------------------------------------------------------------------------
-    def _is_done(self, fire_id: str, batch: FireBatch | None) -> bool:
-        if batch is None:
-            return self.ledger.is_done(fire_id)
+    def _is_done(self, fire_id: str, batch: FireBatch) -> bool:
+        """Done in this batch, or before it (`known_done`, else the ledger)."""
         if fire_id in batch._done_now:
             return True
         if batch.known_done is None:
