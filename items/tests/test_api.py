@@ -121,6 +121,13 @@ def test_unknown_job_type_lists_the_known_ones(api: Any) -> None:
     assert error["loc"] == ["body", "job_type"]
     assert "probe_job" in error["msg"]
 
+    missing = {"name": "x", "schedule": {"kind": "rate", "every": 1}}
+    response = api.client.post(JOBS, json=missing, headers=api.auth("alice"))
+    assert response.status_code == 422
+    (error,) = response.json()["detail"]
+    assert (error["loc"], error["type"]) == (["body", "job_type"], "missing")
+    assert error["msg"].startswith("Field required") and "probe_job" in error["msg"]
+
 
 def test_malformed_json_is_400(api: Any) -> None:
     for raw in [b"{", b"", b'{"threshold": NaN}', b"\xff\xfe"]:
@@ -129,6 +136,24 @@ def test_malformed_json_is_400(api: Any) -> None:
         )
         assert response.status_code == 400, raw
         assert "JSON" in response.json()["detail"]
+
+
+def test_a_deeply_nested_body_is_400_not_a_crash(api: Any) -> None:
+    """A few KB of brackets reach the JSON decoder's recursion limit; somewhat fewer
+    would reach it later, in validation: both are refused up front."""
+    base = {"job_type": "probe_job", "name": "x", "schedule": {"kind": "rate", "every": 1}}
+    for depth in (40, 500, 5000):
+        raw = json.dumps({**base, "headers": "@"}).replace('"@"', "[" * depth + "]" * depth)
+        response = api.client.post(
+            JOBS,
+            content=raw.encode(),
+            headers={**api.auth("alice"), "Content-Type": "application/json"},
+        )
+        assert response.status_code == 400, (depth, response.text)
+        assert "deeper than 32 levels" in response.json()["detail"]
+    nested = {**base, "headers": {"X-A": "1"}}  # what real jobs nest stays accepted
+    response = api.client.post(JOBS, json=nested, headers=api.auth("alice"))
+    assert response.status_code != 400, response.text
 
 
 def test_put_replaces_editable_fields_and_keeps_identity(api: Any) -> None:
@@ -264,6 +289,10 @@ def test_runs_are_listed_newest_first_with_pagination(api: Any) -> None:
     assert [r["summary"] for r in rest["items"]] == ["run 0"]
     assert rest["next_cursor"] is None
     assert api.client.get(f"{JOBS}/nope/runs", headers=auth).status_code == 404
+    for url in (f"{JOBS}/{job['job_id']}/runs?cursor=garbage", f"{JOBS}?cursor=garbage"):
+        response = api.client.get(url, headers=auth)
+        assert response.status_code == 400
+        assert response.json()["detail"].count("cursor:") == 1, response.text
 
 
 def test_run_and_runs_without_their_adapters_are_503(

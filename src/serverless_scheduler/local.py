@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import socket
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -269,6 +270,19 @@ def serve(
     except DataDirBusyError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    try:
+        listener = _listen(settings.host, settings.port)
+    except OSError as exc:
+        if system.admin_token:  # never shown: the next start creates and shows one
+            system.tokens.revoke(system.admin_token.split("_")[1])
+        system._unlock()
+        print(
+            f"error: cannot listen on {settings.host}:{settings.port}: {exc.strerror or exc}"
+            " (another program may use that port; choose another with --port N or"
+            " SCHEDULER_PORT=N)",
+            file=sys.stderr,
+        )
+        return 2
     url = f"http://{settings.host}:{settings.port}/"
 
     @asynccontextmanager
@@ -294,11 +308,15 @@ def serve(
         )
     else:
         print(f"\nServerless Scheduler is running at {url}\n", flush=True)
-    uvicorn.run(
-        system.app,
-        host=settings.host,
-        port=settings.port,
-        log_config=None,
-        access_log=False,
+    config = uvicorn.Config(
+        system.app, host=settings.host, port=settings.port, log_config=None, access_log=False
     )
+    uvicorn.Server(config).run(sockets=[listener])
     return 0
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """The server's listening socket, bound before anything is announced (a port in
+    use is a clear error, not a traceback after the banner)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    return socket.create_server((host, port), family=family, backlog=2048)

@@ -68,3 +68,25 @@ def test_serve_refuses_a_busy_directory_before_it_binds(
         held.close()
     err = capsys.readouterr().err
     assert "already running" in err and str(tmp_path) in err
+
+
+def test_serve_refuses_a_busy_port_before_it_announces_and_keeps_no_unshown_token(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import socket
+
+    from serverless_scheduler.commands.status import collect
+    from serverless_scheduler_items.auth import SqliteTokenStore
+
+    monkeypatch.setenv("SCHEDULER_DISPATCHER_PROCESS", "false")
+    monkeypatch.setattr("serverless_scheduler.local.configure_logging", lambda settings: None)
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        assert serve(host="127.0.0.1", port=port, data_dir=str(tmp_path)) == 2
+    out, err = capsys.readouterr()
+    assert f"cannot listen on 127.0.0.1:{port}" in err and "--port" in err
+    assert "running at" not in out and "sst_" not in out  # nothing announced
+    # The admin token it created was never shown: gone, so the next start shows one.
+    assert SqliteTokenStore(tmp_path / "scheduler.db").count() == 0
+    assert build_local_system(Settings(data_dir=tmp_path)).admin_token is not None
+    assert collect(tmp_path)["running"] is False  # the directory's lock was let go

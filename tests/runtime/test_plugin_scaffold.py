@@ -148,3 +148,22 @@ def test_terraform_source_points_at_the_project_module(tmp_path: Path) -> None:
     assert main(["plugin", "new", "demo", "--dir", str(tmp_path / "plugins")]) == 0
     text = (tmp_path / "plugins" / "demo" / "terraform" / "main.tf").read_text()
     assert 'source = "../../../terraform/modules/plugin_consumer"' in text
+
+
+def test_plugin_new_says_how_to_install_it_inside_and_outside_the_workspace(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Its tests import the package, so it must be installed first: a member of this
+    repository's workspace goes into the lock file (`make` installs only that)."""
+    assert main(["plugin", "new", "alone", "--dir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert f"pip install -e {tmp_path / 'alone'}" in out
+    assert "--dir plugins" in out
+
+    repo = tmp_path / "repo"
+    (repo / "plugins").mkdir(parents=True)
+    (repo / "pyproject.toml").write_text('[tool.uv.workspace]\nmembers = ["plugins/*"]\n')
+    assert main(["plugin", "new", "member", "--dir", str(repo / "plugins")]) == 0
+    out = capsys.readouterr().out
+    assert "uv lock && make env" in out
+    assert "member_job" in out and "pip install" not in out

@@ -110,12 +110,17 @@ class JobTypeRegistry:
 def unknown_job_type_error(job_type: object, known: list[str]) -> ValidationError:
     """A pydantic ValidationError on field `job_type` that lists the known types."""
     kinds = ", ".join(known) if known else "(none installed)"
+    error = PydanticCustomError(
+        "unknown_job_type",
+        "unknown job_type {job_type}; known job types: {known}",
+        {"job_type": repr(job_type), "known": kinds},
+    )
+    if job_type is None:
+        error = PydanticCustomError(
+            "missing", "Field required; known job types: {known}", {"known": kinds}
+        )
     detail = InitErrorDetails(
-        type=PydanticCustomError(
-            "unknown_job_type",
-            "unknown job_type {job_type}; known job types: {known}",
-            {"job_type": repr(job_type), "known": kinds},
-        ),
+        type=error,
         loc=("job_type",),
         input=job_type,
     )

@@ -152,18 +152,50 @@ def _etag(version: int) -> str:
     return f'"{version}"'
 
 
+#: How deep a request body may nest arrays and objects (a job nests a few levels).
+MAX_BODY_DEPTH = 32
+
+
 def _json_body(raw: bytes) -> Any:
     def _reject_constant(name: str) -> Any:
         raise ValueError(f"{name} is not valid JSON")
 
     try:
-        return json.loads(raw, parse_constant=_reject_constant)
+        body = json.loads(raw, parse_constant=_reject_constant)
     except (ValueError, UnicodeDecodeError) as exc:
         raise HTTPException(400, f"body is not valid JSON: {exc}") from None
+    except RecursionError:  # the decoder's own limit, far below the body size limit
+        pass
+    else:
+        if _depth_within(body, MAX_BODY_DEPTH):
+            return body
+    raise HTTPException(400, f"body nests arrays or objects deeper than {MAX_BODY_DEPTH} levels")
+
+
+def _depth_within(value: Any, limit: int) -> bool:
+    """True when `value` nests lists and dicts at most `limit` deep (no recursion:
+    validating or echoing a deeper body could exhaust the interpreter's stack)."""
+    stack = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            item = list(item.values())
+        elif not isinstance(item, list):
+            continue
+        if depth >= limit:
+            return False
+        stack.extend((child, depth + 1) for child in item)
+    return True
 
 
 async def _raw_body(request: Request) -> Any:
     return _json_body(await request.body())
+
+
+def _cursor_error(exc: ValueError) -> str:
+    """A bad cursor's message, named once (the stores already name the parameter)."""
+    message = str(exc)
+    return message if message.startswith("cursor:") else f"cursor: {message}"
 
 
 def current_identity(request: Request) -> Identity:
@@ -330,7 +362,7 @@ def create_app(
         try:
             page = repo.list(caller.owner_id, limit=limit, cursor=cursor)
         except ValueError as exc:
-            raise HTTPException(400, f"cursor: {exc}") from None
+            raise HTTPException(400, _cursor_error(exc)) from None
         return AsciiJSONResponse(
             {"items": [present(s) for s in page.items], "next_cursor": page.next_cursor}
         )
@@ -529,7 +561,7 @@ def create_app(
         try:
             page = runs.list(caller.owner_id, job_id, limit=limit, cursor=cursor)
         except ValueError as exc:
-            raise HTTPException(400, f"cursor: {exc}") from None
+            raise HTTPException(400, _cursor_error(exc)) from None
         except Exception as exc:
             # DynamoDB refuses a start key that does not belong to the query's job.
             if cursor and _aws_error_code(exc) == "ValidationException":

@@ -102,6 +102,23 @@ class SqliteTokenStore(SqliteStore):
             return str(user)
         return None
 
+    def list_tokens(self) -> list[dict[str, str]]:
+        """Every token's id, user and creation time (never the secret), oldest first."""
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT token_id, user, created_at FROM api_tokens ORDER BY created_at, token_id"
+            ).fetchall()
+        return [{"token_id": r[0], "user": r[1], "created_at": r[2]} for r in rows]
+
+    def revoke(self, token_id: str) -> bool:
+        """Delete one token by its id (`sst_<id>_...`, as `list_tokens` shows it); True
+        when it existed. Requests carrying it are refused from then on."""
+        with self._lock:
+            cursor = self._conn.execute("DELETE FROM api_tokens WHERE token_id = ?", (token_id,))
+        if cursor.rowcount:
+            log.info("revoked API token %s", token_id)
+        return bool(cursor.rowcount)
+
     def revoke_user(self, user: str) -> int:
         """Delete every token of `user`; returns how many were deleted."""
         with self._lock:

@@ -236,6 +236,35 @@ def run(args: argparse.Namespace) -> int:
         path = target / relative
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text, encoding="utf-8")
-    print(f"created plugin {name!r} in {target}")
-    print(f"job type: {name}_job; run its tests with: pytest {target / 'tests'}")
+    print(f"created plugin {name!r} in {target} (job type {name}_job)")
+    print(_next_steps(target))
     return 0
+
+
+def _next_steps(target: Path) -> str:
+    """How to install the new plugin so its tests and `serve` see it: a workspace
+    member (`plugins/*` of this repository) goes into the lock file; elsewhere it is
+    installed where serverless-scheduler is."""
+    root = target.parent.parent
+    project = root / "pyproject.toml"
+    in_workspace = (
+        target.parent.name == "plugins"
+        and project.is_file()
+        and "[tool.uv.workspace]" in project.read_text(encoding="utf-8")
+    )
+    if in_workspace:
+        here = Path.cwd().resolve()
+        where = target.relative_to(here) if target.is_relative_to(here) else target
+        return (
+            "next (from the repository's root):\n"
+            "  .tools/bin/uv lock && make env      # add it to the workspace and install it\n"
+            f"  .venv/bin/pytest {where / 'tests'}\n"
+            f"  make run                             # serves {target.name}_job too"
+        )
+    return (
+        "next: install it where serverless-scheduler is installed, then run its tests:\n"
+        f"  pip install -e {target}    (or: uv pip install -e {target})\n"
+        f"  pytest {target / 'tests'}\n"
+        "inside the serverless-scheduler repository, create it with --dir plugins instead:\n"
+        "`make` keeps only the lock file's packages installed"
+    )
