@@ -320,3 +320,103 @@ def test_edit_keeps_the_job_and_saves_changes(
     assert stored["css_selector"] == "#main"
     assert stored["schedule"]["expression"] == "0 9 * * 1-5"
     assert stored["version"] == job["version"] + 1
+
+
+def test_cron_preview_names_the_invalid_field_at_once(
+    page: Any, live_system: LiveSystem, httpserver: HTTPServer
+) -> None:
+    _delete_all(live_system)
+    _sign_in(page, live_system)
+    page.goto(f"{live_system.base_url}/#/new")
+    page.wait_for_selector("form.job-form")
+    page.fill("#f-name", "Cron check")
+    page.fill("#f-url", httpserver.url_for("/cron"))
+    page.check("input[name=schedule-kind][value=cron]")
+    preview = page.locator("#schedule-preview")
+    for expression, problem in [
+        ("61 * * * *", "minute 61 is out of range 0-59"),
+        ("60 9 * * *", "minute 60 is out of range 0-59"),
+        ("0 25 * * *", "hour 25 is out of range 0-23"),
+        ("0 0 0 * *", "day-of-month 0 is out of range 1-31"),
+        ("0 0 * 13 *", "month 13 is out of range 1-12"),
+        ("0 0 * * 8", "day-of-week 8 is out of range 0-7"),
+        ("*/0 * * * *", "minute step “0” must be a whole number above 0"),
+        ("0 9-5 * * *", "hour range 9-5 runs backwards"),
+        ("0 0 * foo *", "month value “foo” is not understood"),
+    ]:
+        started = time.monotonic()
+        page.fill("#f-schedule-expression", expression)
+        # Before the fix the first of these froze the tab for over a minute.
+        preview.filter(has_text=f"Invalid cron expression: {problem}").wait_for()
+        assert time.monotonic() - started < 5, expression
+    # Valid expressions that fire rarely or never answer at once, too.
+    page.fill("#f-schedule-expression", "0 0 31 2 *")
+    preview.filter(has_text="no fire time found in the next 8 years").wait_for(timeout=5_000)
+    page.fill("#f-schedule-expression", "0 12 * jan-mar mon")
+    preview.filter(has_text="next:").wait_for(timeout=5_000)
+    result = page.evaluate(
+        """async () => {
+            const { nextRun } = await import('/js/schedule.js');
+            const job = (expression) => ({
+              enabled: true, schedule: { kind: 'cron', expression, timezone: 'Europe/Warsaw' } });
+            const now = new Date('2026-03-27T10:00:00Z');
+            const started = performance.now();
+            const never = nextRun(job('0 0 30 2 *'), now);
+            const leap = nextRun(job('0 0 29 2 *'), now).toISOString();
+            return { never, leap, ms: performance.now() - started };
+        }"""
+    )
+    assert result["never"] is None
+    assert result["leap"] == "2028-02-28T23:00:00.000Z"
+    assert result["ms"] < 1000, result
+
+    # The server's 422 still lands under the schedule on submit.
+    page.fill("#f-schedule-expression", "61 * * * *")
+    page.click("#save")
+    schedule_error = page.locator("[data-path=schedule] > .error")
+    schedule_error.filter(has_text="not a valid cron expression").wait_for()
+    assert "Invalid cron expression: minute 61" in preview.inner_text()
+    assert live_system.api("GET", "/jobs").json()["items"] == []
+    assert page.console_errors == []
+
+
+def test_header_lines_without_a_colon_block_submission(
+    page: Any, live_system: LiveSystem, httpserver: HTTPServer
+) -> None:
+    _delete_all(live_system)
+    _sign_in(page, live_system)
+    page.goto(f"{live_system.base_url}/#/new")
+    page.wait_for_selector("form.job-form")
+    page.fill("#f-name", "With headers")
+    page.fill("#f-url", httpserver.url_for("/headers"))
+    page.fill("#f-headers", "Accept: text/html\n\nno colon line\n: no name")
+    page.click("#save")
+    headers_error = page.locator("[data-path=headers] > .error")
+    headers_error.filter(has_text="lines 3, 4 are not in the form “Name: value”").wait_for()
+    assert page.locator("[data-path=headers].invalid").count() == 1
+    assert page.url.endswith("#/new")
+    assert live_system.api("GET", "/jobs").json()["items"] == []
+
+    page.fill("#f-headers", "Accept: text/html\n\nX-Token: a:b")
+    page.click("#save")
+    page.wait_for_selector("#job-title")
+    job_id = re.search(r"#/jobs/([^/]+)$", page.url).group(1)
+    stored = live_system.api("GET", f"/jobs/{job_id}").json()
+    assert stored["name"] == "With headers"
+    # Values are secrets (masked on the way out); the names show both lines were kept.
+    assert sorted(stored["headers"]) == ["Accept", "X-Token"]
+    assert page.console_errors == []
+
+
+def test_sign_in_link_pasted_into_an_open_tab_signs_in(page: Any, live_system: LiveSystem) -> None:
+    _delete_all(live_system)
+    page.goto(live_system.base_url + "/")
+    page.wait_for_selector("#token")
+    # Pasting the link into the address bar of this tab changes only the fragment.
+    page.evaluate("token => { location.hash = '#token=' + token; }", live_system.admin_token)
+    page.wait_for_selector("text=No monitors yet")
+    assert page.is_visible("#nav")
+    assert "token" not in page.url
+    assert page.url.endswith("/#/")
+    assert page.evaluate("sessionStorage.getItem('scheduler.token')") == live_system.admin_token
+    assert page.console_errors == []

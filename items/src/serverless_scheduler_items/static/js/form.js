@@ -2,7 +2,7 @@
 // and inline validation messages from the API's 422 details.
 
 import { append, h } from "./dom.js";
-import { describeSchedule, formatDateTime, nextRun } from "./schedule.js";
+import { CRON_HORIZON_YEARS, describeSchedule, formatDateTime, nextCronFire, nextRun } from "./schedule.js";
 
 /** Fields every job has; the form renders them itself. */
 const BASE_FIELDS = new Set([
@@ -100,9 +100,17 @@ function control(name, prop, root, value, hint, required) {
     input.value = Object.entries(value ?? node.default ?? {}).map(([k, v]) => `${k}: ${v}`).join("\n");
     read = () => {
       const out = {};
-      for (const line of input.value.split("\n")) {
+      const bad = [];
+      input.value.split("\n").forEach((line, i) => {
+        if (!line.trim()) return;
         const at = line.indexOf(":");
-        if (at > 0) out[line.slice(0, at).trim()] = line.slice(at + 1).trim();
+        const key = at > 0 ? line.slice(0, at).trim() : "";
+        if (key) out[key] = line.slice(at + 1).trim();
+        else bad.push(i + 1);
+      });
+      if (bad.length) {
+        const lines = bad.length === 1 ? `line ${bad[0]} is` : `lines ${bad.join(", ")} are`;
+        return { error: `${lines} not in the form “Name: value”` };
       }
       return { value: out };
     };
@@ -203,8 +211,19 @@ export function jobForm({ jobTypes, job, onSubmit, onCancel }) {
     const k = kind();
     for (const [name, pane] of Object.entries(panes)) pane.hidden = name !== k;
     const s = readSchedule();
+    // Checked here, not only on submit: the preview must not search for the next fire
+    // of an expression that has none, and says at once which field is wrong.
+    const cron = s.kind === "cron" ? nextCronFire(s.expression, s.timezone, new Date()) : {};
+    preview.classList.toggle("preview-error", Boolean(cron.problem));
+    preview.classList.toggle("muted", !cron.problem);
+    if (cron.problem) {
+      preview.textContent = `Invalid cron expression: ${cron.problem}`;
+      return;
+    }
     const next = nextRun({ schedule: s, enabled: true, created_at: new Date().toISOString() });
-    preview.textContent = `Runs ${describeSchedule(s)}${next ? ` · next: ${formatDateTime(next)}` : ""}`;
+    const when = next ? ` · next: ${formatDateTime(next)}`
+      : cron.none ? ` · no fire time found in the next ${CRON_HORIZON_YEARS} years` : "";
+    preview.textContent = `Runs ${describeSchedule(s)}${when}`;
   }
   scheduleBox.addEventListener("input", refreshSchedule);
   scheduleBox.addEventListener("change", refreshSchedule);

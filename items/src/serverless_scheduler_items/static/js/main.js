@@ -327,7 +327,12 @@ async function boot() {
     message = error.message;
   }
   document.getElementById("signout").addEventListener("click", () => signOut());
-  window.addEventListener("hashchange", render);
+  // A sign-in link pasted into a tab that shows the UI changes only the fragment:
+  // take the token then too, as on load.
+  window.addEventListener("hashchange", () => {
+    takeTokenFromFragment();
+    render();
+  });
   if (message) mount(app, signInView(message));
   else await render();
 }

@@ -23,7 +23,7 @@ export function describeSchedule(schedule) {
 }
 
 function describeCron(expression, timezone) {
-  const fields = expression.trim().split(/\s+/);
+  const fields = cronFields(expression);
   if (fields.length !== 5) return `cron “${expression}” ${timezone}`;
   const [minute, hour, dom, month, dow] = fields;
   const isNum = (v) => /^\d+$/.test(v);
@@ -47,7 +47,7 @@ function describeCron(expression, timezone) {
 }
 
 function describeDays(field) {
-  const days = parseField(field, 0, 7, DOW_ALIASES);
+  const days = parseField(field, CRON_FIELDS[4]).values;
   if (!days) return null;
   const set = new Set([...days].map((d) => d % 7));
   const key = [...set].sort().join(",");
@@ -57,94 +57,174 @@ function describeDays(field) {
   return `every ${[...set].sort().map((d) => DAY_NAMES[d]).join(", ")}`;
 }
 
-/** Parse one cron field into a Set of numbers, or null when it cannot be read. */
-function parseField(field, min, max, aliases = {}) {
-  const out = new Set();
-  const value = (token) => {
-    const upper = token.toUpperCase();
-    if (upper in aliases) return aliases[upper];
-    return /^\d+$/.test(token) ? Number(token) : NaN;
-  };
-  for (const part of field.split(",")) {
-    const [range, stepText] = part.split("/");
-    const step = stepText === undefined ? 1 : Number(stepText);
-    let lo;
-    let hi;
-    if (range === "*" || range === "?") {
-      lo = min;
-      hi = max;
-    } else if (range.includes("-")) {
-      [lo, hi] = range.split("-").map(value);
-    } else {
-      lo = value(range);
-      hi = stepText === undefined ? lo : max;
-    }
-    if (![lo, hi, step].every(Number.isFinite) || step < 1 || lo > hi) return null;
-    for (let v = lo; v <= hi; v += step) out.add(v);
-  }
-  return out;
-}
+// -- cron: parsing, checking, next fire ------------------------------------------------
 
-function zonedParts(date, timeZone) {
-  const parts = new Intl.DateTimeFormat("en-US", {
-    timeZone, hourCycle: "h23", year: "numeric", month: "numeric", day: "numeric",
-    hour: "numeric", minute: "numeric", weekday: "short",
-  }).formatToParts(date);
-  const get = (type) => parts.find((p) => p.type === type).value;
-  return {
-    month: Number(get("month")), day: Number(get("day")), hour: Number(get("hour")) % 24,
-    minute: Number(get("minute")), dow: DOW_ALIASES[get("weekday").toUpperCase()],
-  };
+// The shorthands the API accepts, normalised the same way.
+const CRON_MACROS = {
+  "@hourly": "0 * * * *", "@daily": "0 0 * * *", "@midnight": "0 0 * * *", "@weekly": "0 0 * * 0",
+  "@monthly": "0 0 1 * *", "@yearly": "0 0 1 1 *", "@annually": "0 0 1 1 *",
+};
+const CRON_FIELDS = [
+  { name: "minute", min: 0, max: 59 },
+  { name: "hour", min: 0, max: 23 },
+  { name: "day-of-month", min: 1, max: 31, anyMark: true },
+  { name: "month", min: 1, max: 12, aliases: MONTH_ALIASES },
+  { name: "day-of-week", min: 0, max: 7, aliases: DOW_ALIASES, anyMark: true },
+];
+/** How far ahead the next fire is looked for: a leap day is at most 8 years away. */
+export const CRON_HORIZON_YEARS = 8;
+
+function cronFields(expression) {
+  const text = String(expression).trim().split(/\s+/).join(" ");
+  return (CRON_MACROS[text.toLowerCase()] || text).split(" ");
 }
 
 /**
- * Whether the wall time `p` of instant `t` already came earlier that day, before the
- * clocks went back: like EventBridge Scheduler, a repeated wall time fires once, the
- * first time. (Walking real instants never meets a wall time the clocks skipped.)
+ * Parse one cron field into {values: Set} or {problem: "why"}; {values: null} alone
+ * means valid syntax the browser does not preview (day-of-month `L` and `15W`).
  */
-function repeated(t, p, timeZone) {
-  return [30, 60, 120].some((back) => {
-    const q = zonedParts(new Date(t - back * 60_000), timeZone);
-    return q.day === p.day && q.hour === p.hour && q.minute === p.minute;
-  });
+function parseField(field, { name, min, max, aliases = {}, anyMark = false }) {
+  const out = new Set();
+  let previewable = true;
+  const value = (token) => {
+    const upper = token.toUpperCase();
+    const v = upper in aliases ? aliases[upper] : /^\d+$/.test(token) ? Number(token) : NaN;
+    if (Number.isNaN(v)) return { problem: `${name} value “${token}” is not understood` };
+    if (v < min || v > max) return { problem: `${name} ${v} is out of range ${min}-${max}` };
+    return { v };
+  };
+  for (const part of field.split(",")) {
+    if (!part) return { problem: `${name} has an empty item in “${field}”` };
+    if (name === "day-of-month" && /^(L|\d{1,2}W)$/i.test(part)) {
+      previewable = false;
+      continue;
+    }
+    const pieces = part.split("/");
+    if (pieces.length > 2) return { problem: `${name} “${part}” has more than one step` };
+    const [range, stepText] = pieces;
+    if (stepText !== undefined && !/^[1-9]\d*$/.test(stepText)) {
+      return { problem: `${name} step “${stepText}” must be a whole number above 0` };
+    }
+    const step = stepText === undefined ? 1 : Number(stepText);
+    let lo = min;
+    let hi = max;
+    if (range === "?" && !anyMark) return { problem: `${name} cannot be “?” (only the day fields can)` };
+    if (range !== "*" && range !== "?") {
+      const ends = range.split("-");
+      if (ends.length > 2) return { problem: `${name} range “${range}” has more than two ends` };
+      const first = value(ends[0]);
+      if (first.problem) return first;
+      lo = first.v;
+      if (ends.length === 2) {
+        const last = value(ends[1]);
+        if (last.problem) return last;
+        hi = last.v;
+        if (lo > hi) return { problem: `${name} range ${ends[0]}-${ends[1]} runs backwards` };
+      } else if (stepText === undefined) {
+        hi = lo;
+      }
+    }
+    for (let v = lo; v <= hi; v += step) out.add(v);
+  }
+  return { values: previewable ? out : null };
 }
 
-function nextCron(expression, timeZone, after) {
-  const fields = expression.trim().split(/\s+/);
-  if (fields.length !== 5) return null;
-  const [minutes, hours, doms, months, dows] = [
-    parseField(fields[0], 0, 59), parseField(fields[1], 0, 23), parseField(fields[2], 1, 31),
-    parseField(fields[3], 1, 12, MONTH_ALIASES), parseField(fields[4], 0, 7, DOW_ALIASES),
-  ];
-  if (![minutes, hours, doms, months, dows].every(Boolean)) return null;
-  if (dows.has(7)) dows.add(0);
-  const domAny = fields[2] === "*" || fields[2] === "?";
-  const dowAny = fields[4] === "*" || fields[4] === "?";
-  const MIN = 60_000;
-  let t = Math.floor(after.getTime() / MIN) * MIN + MIN;
-  const limit = t + 400 * 86_400_000;
-  while (t < limit) {
-    let p;
-    try {
-      p = zonedParts(new Date(t), timeZone);
-    } catch {
-      return null;
-    }
-    const dayOk = domAny && dowAny ? true
-      : domAny ? dows.has(p.dow)
-      : dowAny ? doms.has(p.day)
-      : doms.has(p.day) || dows.has(p.dow);
-    if (!months.has(p.month) || !dayOk) {
-      t += ((23 - p.hour) * 60 + (60 - p.minute)) * MIN;
-    } else if (!hours.has(p.hour)) {
-      t += (60 - p.minute) * MIN;
-    } else if (!minutes.has(p.minute) || repeated(t, p, timeZone)) {
-      t += MIN;
-    } else {
-      return new Date(t);
-    }
+/** Parse a cron expression: {fields: [5 Sets or null]} or {problem: "why"}. */
+function parseCron(expression) {
+  const fields = cronFields(expression);
+  if (fields.length !== 5) {
+    return { problem: `it needs 5 fields (minute hour day-of-month month day-of-week), got ${fields.length}` };
   }
-  return null;
+  const parsed = [];
+  for (const [i, spec] of CRON_FIELDS.entries()) {
+    const result = parseField(fields[i], spec);
+    if (result.problem) return result;
+    parsed.push(result.values);
+  }
+  return { fields: parsed, domAny: /^[*?]$/.test(fields[2]), dowAny: /^[*?]$/.test(fields[4]) };
+}
+
+const formatters = new Map();
+
+/** The wall-clock time of instant `t` in `timeZone`, as milliseconds of a UTC date. */
+function wallTime(t, timeZone) {
+  let format = formatters.get(timeZone);
+  if (!format) {
+    format = new Intl.DateTimeFormat("en-US", {
+      timeZone, hourCycle: "h23", year: "numeric", month: "numeric", day: "numeric",
+      hour: "numeric", minute: "numeric", second: "numeric",
+    });
+    formatters.set(timeZone, format);
+  }
+  const p = {};
+  for (const { type, value } of format.formatToParts(new Date(t))) p[type] = Number(value);
+  return Date.UTC(p.year, p.month - 1, p.day, p.hour % 24, p.minute, p.second) + (t % 1000 + 1000) % 1000;
+}
+
+/**
+ * The first instant whose wall-clock time in `timeZone` is `wall`, or null for a wall
+ * time the clocks skip. Like EventBridge Scheduler, a wall time the clocks go back over
+ * fires once, the first time. (The zone's offset a day either side covers both.)
+ */
+function firstInstant(wall, timeZone) {
+  let first = null;
+  for (const probe of [wall - 86_400_000, wall + 86_400_000]) {
+    const t = wall - (wallTime(probe, timeZone) - probe);
+    if (wallTime(t, timeZone) === wall && (first === null || t < first)) first = t;
+  }
+  return first;
+}
+
+/**
+ * The next fire of a cron expression strictly after `after`: {next: Date}, or
+ * {next: null, problem} (invalid), {next: null, none: true} (nothing within
+ * CRON_HORIZON_YEARS), {next: null} (not previewed: day-of-month L/W, bad timezone).
+ * The search walks calendar days and skips whole months that cannot match; only the
+ * candidate times of matching days are converted to instants, so it is quick for any
+ * expression.
+ */
+export function nextCronFire(expression, timeZone, after) {
+  const cron = parseCron(expression);
+  if (cron.problem) return { next: null, problem: cron.problem };
+  const [minutes, hours, doms, months, dows] = cron.fields;
+  if (!doms) return { next: null };
+  const days = new Set([...dows].map((d) => d % 7));
+  const hourList = [...hours].sort((a, b) => a - b);
+  const minuteList = [...minutes].sort((a, b) => a - b);
+  const MIN = 60_000;
+  let from;
+  try {
+    from = Math.floor(wallTime(after.getTime(), timeZone) / MIN) * MIN;
+  } catch {
+    return { next: null };
+  }
+  const start = new Date(from);
+  let date = Date.UTC(start.getUTCFullYear(), start.getUTCMonth(), start.getUTCDate());
+  const end = Date.UTC(start.getUTCFullYear() + CRON_HORIZON_YEARS, start.getUTCMonth(), start.getUTCDate());
+  while (date <= end) {
+    const d = new Date(date);
+    if (!months.has(d.getUTCMonth() + 1)) {
+      date = Date.UTC(d.getUTCFullYear(), d.getUTCMonth() + 1, 1);
+      continue;
+    }
+    const dayOk = cron.domAny && cron.dowAny ? true
+      : cron.domAny ? days.has(d.getUTCDay())
+      : cron.dowAny ? doms.has(d.getUTCDate())
+      : doms.has(d.getUTCDate()) || days.has(d.getUTCDay());
+    if (dayOk) {
+      for (const hour of hourList) {
+        for (const minute of minuteList) {
+          const wall = date + (hour * 60 + minute) * MIN;
+          // A wall time up to `after`'s own came first no later than `after` did.
+          if (wall <= from) continue;
+          const t = firstInstant(wall, timeZone);
+          if (t !== null && t > after.getTime()) return { next: new Date(t) };
+        }
+      }
+    }
+    date += 86_400_000;
+  }
+  return { next: null, none: true };
 }
 
 /** The next fire after `now` (a Date), or null (paused, finished, unknown). */
@@ -165,7 +245,7 @@ export function nextRun(job, now = new Date()) {
     if (after.getTime() < anchor) next = new Date(anchor);
     else next = new Date(anchor + (Math.floor((after.getTime() - anchor) / period) + 1) * period);
   } else if (schedule.kind === "cron") {
-    next = nextCron(schedule.expression || "", schedule.timezone || "UTC", after);
+    next = nextCronFire(schedule.expression || "", schedule.timezone || "UTC", after).next;
   }
   if (next && endAt && next > endAt) return null;
   return next;
