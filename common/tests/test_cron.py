@@ -182,3 +182,38 @@ def test_a_refused_expression_is_refused_every_time(expression: str, text: str) 
         with pytest.raises(ValidationError, match=text) as info:
             CronSchedule(expression=expression)
         assert info.value.errors()[0]["loc"] == ("expression",)
+
+
+@pytest.mark.parametrize(
+    ("expression", "first", "second"),
+    [
+        ("0 0 * 7-7 *", datetime(2026, 7, 1, tzinfo=UTC), datetime(2026, 7, 2, tzinfo=UTC)),
+        (
+            "5-5 * * * *",
+            datetime(2026, 4, 1, 0, 5, tzinfo=UTC),
+            datetime(2026, 4, 1, 1, 5, tzinfo=UTC),
+        ),
+        (
+            "0 9 * JUL-jul *",
+            datetime(2026, 7, 1, 9, tzinfo=UTC),
+            datetime(2026, 7, 2, 9, tzinfo=UTC),
+        ),
+        (
+            "0 9 * * MON-MON",
+            datetime(2026, 4, 6, 9, tzinfo=UTC),
+            datetime(2026, 4, 13, 9, tzinfo=UTC),
+        ),
+        (
+            "0,30 8-8,20 * * *",
+            datetime(2026, 4, 1, 8, tzinfo=UTC),
+            datetime(2026, 4, 1, 8, 30, tzinfo=UTC),
+        ),
+    ],
+)
+def test_a_range_of_one_value_is_that_value(
+    expression: str, first: datetime, second: datetime
+) -> None:
+    """croniter alone reads `7-7` as every month; cron and EventBridge read July."""
+    start = datetime(2026, 4, 1, tzinfo=UTC)
+    assert cron.next_after(expression, "UTC", start) == first
+    assert cron.next_after(expression, "UTC", first) == second

@@ -20,6 +20,7 @@ wall time of the hour repeated in autumn fires once, the first time (see `_searc
 from __future__ import annotations
 
 import itertools
+import re
 import threading
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -45,9 +46,24 @@ def _iterator(expression: str) -> croniter:
     if it is None:
         from croniter import croniter  # imported on use: it costs cold-start time
 
-        it = croniter(expression)
+        it = croniter(_one_value_ranges(expression))
         _remember(_iterators, expression, it)
     return it
+
+
+#: A range whose ends are the same value (`7-7`, `MON-MON`, `5-5/10`).
+_ONE_VALUE_RANGE = re.compile(r"^([0-9a-z]+)-\1(?:/\d+)?$", re.IGNORECASE)
+
+
+def _one_value_ranges(expression: str) -> str:
+    """`expression` with each range of one value written as that value: croniter reads
+    `7-7` as the field's whole range (every month), where cron and EventBridge read
+    July."""
+    fields = []
+    for field in expression.split(" "):
+        items = field.split(",")
+        fields.append(",".join(_ONE_VALUE_RANGE.sub(r"\1", item) for item in items))
+    return " ".join(fields)
 
 
 def _minute_start(when: datetime) -> datetime:
