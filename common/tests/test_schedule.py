@@ -14,6 +14,7 @@ from serverless_scheduler_common.schedule import (
     RateSchedule,
     Schedule,
     next_fires,
+    sets_past_at,
 )
 
 SCHEDULE = TypeAdapter(Schedule)
@@ -172,6 +173,43 @@ def test_at_fires_once() -> None:
     sched = AtSchedule(at=when)
     assert next_fires(sched, datetime(2026, 11, 1, tzinfo=UTC), 5) == [when]
     assert next_fires(sched, when, 5) == []
+
+
+# -- one-off times in the past -------------------------------------------------------------------
+NOW = datetime(2026, 12, 3, 12, tzinfo=UTC)
+
+
+def test_a_past_at_still_validates_for_stored_jobs_and_fire_snapshots() -> None:
+    # A fired one-off job's snapshot holds a past `at` by definition.
+    sched = SCHEDULE.validate_python({"kind": "at", "at": "2020-12-01T09:00:00+01:00"})
+    assert isinstance(sched, AtSchedule)
+    assert next_fires(sched, NOW, 1) == []
+
+
+@pytest.mark.parametrize(
+    ("at", "stored", "refused"),
+    [
+        (NOW - timedelta(days=2), None, True),  # create
+        (NOW - timedelta(seconds=61), None, True),
+        (NOW - timedelta(seconds=59), None, False),  # within the clock-skew grace
+        (NOW + timedelta(hours=1), None, False),
+        (NOW - timedelta(days=2), {"kind": "rate", "every": 5}, True),  # switched to `at`
+        (NOW - timedelta(days=2), {"kind": "at", "at": "2026-11-30T12:00:00Z"}, True),
+        (NOW - timedelta(days=2), {"kind": "at", "at": "2026-12-01T12:00:00Z"}, False),  # kept
+        (NOW - timedelta(days=2), {"kind": "at", "at": "2026-12-01T13:00:00+01:00"}, False),
+        (NOW - timedelta(days=2), "not a schedule", True),
+    ],
+)
+def test_sets_past_at_only_when_a_write_sets_a_past_time(
+    at: datetime, stored: object, refused: bool
+) -> None:
+    assert sets_past_at(AtSchedule(at=at), stored, NOW) is refused
+
+
+def test_sets_past_at_ignores_recurring_schedules() -> None:
+    past = NOW - timedelta(days=30)
+    assert not sets_past_at(RateSchedule(every=5, start_at=past), None, NOW)
+    assert not sets_past_at(CronSchedule(expression="0 9 * * *", end_at=past), None, NOW)
 
 
 # -- EventBridge rendering ----------------------------------------------------------------------

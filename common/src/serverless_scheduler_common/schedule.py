@@ -10,15 +10,25 @@ from __future__ import annotations
 import functools
 import math
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Literal, NamedTuple
+from typing import Annotated, Any, Literal, NamedTuple
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from . import cron
 
 #: EventBridge's FlexibleTimeWindow accepts 1..1440 minutes.
 MAX_JITTER_S = 1440 * 60
+#: Clock skew allowed between a client and the server when a request sets an `at` time.
+PAST_AT_GRACE_S = 60
 
 _UNIT_SECONDS = {"minutes": 60, "hours": 3600, "days": 86400}
 _DOW_NAMES = ["SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"]
@@ -246,6 +256,28 @@ class AtSchedule(_ScheduleBase):
 
 
 Schedule = Annotated[RateSchedule | CronSchedule | AtSchedule, Field(discriminator="kind")]
+
+
+def sets_past_at(
+    schedule: RateSchedule | CronSchedule | AtSchedule,
+    stored: Any,
+    now: datetime,
+    grace_s: float = PAST_AT_GRACE_S,
+) -> bool:
+    """Whether a write of `schedule` over `stored` (the stored schedule's JSON, None on
+    create) sets a one-off time more than `grace_s` before `now`.
+
+    Not a model validator: stored jobs, the job snapshots fires carry and edits of a
+    one-off job that already fired all hold a past `at` legitimately. So the API asks
+    this only of a request, and keeping the stored instant (in any UTC offset) is no
+    change: renaming a one-off job that has fired still works.
+    """
+    if not isinstance(schedule, AtSchedule) or schedule.at >= now - timedelta(seconds=grace_s):
+        return False
+    try:
+        return AtSchedule.model_validate(stored).at != schedule.at
+    except ValidationError:  # none stored, or another kind
+        return True
 
 
 def next_fires(

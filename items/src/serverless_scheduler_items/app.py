@@ -37,6 +37,7 @@ from serverless_scheduler_common.ids import new_id
 from serverless_scheduler_common.ports import JobRepository, Publisher, RunRepository
 from serverless_scheduler_common.registry import JobTypeRegistry
 from serverless_scheduler_common.runs import Run
+from serverless_scheduler_common.schedule import sets_past_at
 from serverless_scheduler_common.settings import Settings
 
 from .auth import Authenticator, Identity
@@ -62,6 +63,7 @@ API_PREFIX = "/api/v1"
 STATIC_DIR = Path(__file__).parent / "static"
 JOB_ID_PATTERN = r"^[0-9A-Za-z_-]{1,64}$"
 _ETAG_RE = re.compile(r'^(?:W/)?"?(\d{1,18})"?$')
+PAST_AT_MESSAGE = "schedule.at is in the past; a one-off job needs a future time"
 
 
 class AsciiJSONResponse(JSONResponse):
@@ -394,6 +396,8 @@ def create_app(
         if cls is not None:
             data = restore_secrets(data, None, cls)
         job = parse_job(types, data)
+        if sets_past_at(job.schedule, None, datetime.now(UTC)):
+            raise field_error(("schedule", "at"), PAST_AT_MESSAGE)
         check_storable(job.snapshot())
         try:
             stored = repo.create(job)
@@ -480,6 +484,8 @@ def create_app(
             version=stored["version"],
         )
         job = parse_job(types, data)
+        if sets_past_at(job.schedule, stored.get("schedule"), datetime.now(UTC)):
+            raise field_error(("schedule", "at"), PAST_AT_MESSAGE)
         check_storable(job.snapshot())
         try:
             updated = repo.update(job, expected_version=stored["version"])

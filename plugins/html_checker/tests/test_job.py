@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import re
+import time
 from typing import Any
 
 import pytest
 from pydantic import ValidationError
 
+from serverless_scheduler_html_checker.normalise import SelectorError, normalise
 from serverless_scheduler_html_checker.plugin import HTMLMonitorJob
 
 BASE: dict[str, Any] = {
@@ -70,3 +72,99 @@ def test_notify_urls_are_validated_without_echoing_them() -> None:
 
 def test_mode_is_text_or_html() -> None:
     assert "mode" in _error(mode="pdf")
+
+
+@pytest.mark.parametrize(
+    ("fields", "text"),
+    [
+        ({"css_selector": "##[["}, "css_selector '##[[' is not a valid CSS selector"),
+        ({"css_selector": "div >"}, "css_selector 'div >' is not a valid CSS selector"),
+        ({"css_selector": "   "}, "css_selector '   ' is not a valid CSS selector"),
+        ({"xpath": "//[["}, "xpath '//[[' is not a valid XPath expression"),
+        ({"xpath": "//a\x00"}, "xpath '//a\\x00' is not a valid XPath expression"),
+    ],
+)
+def test_selectors_are_validated_naming_the_field(fields: dict[str, Any], text: str) -> None:
+    assert text in _error(**fields)
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"css_selector": "#plans"},
+        {"css_selector": "div.price > span:nth-child(2n+1), a:has(b):not(.x)"},
+        {"css_selector": ""},  # empty means "no selector" to the checker
+        {"xpath": "//div[@id='plans']//text()"},
+        {"xpath": "count(//p)"},
+        {"css_selector": "main", "xpath": "//h1"},
+    ],
+)
+def test_valid_selectors_are_accepted(fields: dict[str, Any]) -> None:
+    job = HTMLMonitorJob(**BASE, **fields)
+    assert (job.css_selector, job.xpath) == (fields.get("css_selector"), fields.get("xpath"))
+
+
+def test_a_refused_selector_is_quoted_only_in_part() -> None:
+    for field in ("css_selector", "xpath"):
+        message = _error(**{field: "##" + "x" * 400}).split("input_value")[0]
+        assert f"{field} '##{'x' * 78}'... is not a valid" in message
+        assert "x" * 79 not in message
+
+
+def test_xpath_is_compiled_not_evaluated() -> None:
+    # Evaluating this takes hours even on a one-element tree (2^30 steps); compiling is
+    # linear. Nothing is fetched either: XPath 1.0 has no function that loads a document.
+    nested = "count((//.)[" * 30 + "1" + "])" * 30
+    started = time.perf_counter()
+    assert HTMLMonitorJob(**BASE, xpath=nested).xpath == nested
+    assert HTMLMonitorJob(**BASE, xpath="document('http://127.0.0.1:9/')").xpath
+    assert time.perf_counter() - started < 1.0
+
+
+@pytest.mark.parametrize(
+    "selector",
+    ["#plans", "p", "##[[", "div >", "   ", ",", "a,,b", "p::before", ":first-line", "x:foo"],
+)
+def test_css_validation_agrees_with_the_run(selector: str) -> None:
+    page = "<html><body><p id='plans'>Plans</p></body></html>"
+    try:
+        HTMLMonitorJob(**BASE, css_selector=selector)
+        accepted = True
+    except ValidationError:
+        accepted = False
+    try:
+        normalise(page, css_selector=selector)
+        runs = True
+    except SelectorError as exc:
+        runs = "is not valid" not in str(exc)  # "matched nothing" is a page problem
+    assert accepted == runs
+
+
+@pytest.mark.parametrize("expression", ["//p", "//p/text()", "//[[", "//p[", "1 +", "/"])
+def test_xpath_validation_agrees_with_the_run(expression: str) -> None:
+    page = "<html><body><p id='plans'>Plans</p></body></html>"
+    try:
+        HTMLMonitorJob(**BASE, xpath=expression)
+        accepted = True
+    except ValidationError:
+        accepted = False
+    try:
+        normalise(page, xpath=expression)
+        runs = True
+    except SelectorError as exc:
+        runs = "is not valid" not in str(exc)
+    assert accepted == runs
+
+
+def test_selector_checks_are_cached(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Every fire validates its job: a selector is checked once per process.
+    import lxml.etree
+    import selectolax.lexbor
+
+    HTMLMonitorJob(**BASE, css_selector="main > h1.cached", xpath="//h1[@class='cached']")
+    calls: list[str] = []
+    monkeypatch.setattr(selectolax.lexbor, "LexborHTMLParser", lambda *a: calls.append("css"))
+    monkeypatch.setattr(lxml.etree, "XPath", lambda *a: calls.append("xpath"))
+    job = HTMLMonitorJob(**BASE, css_selector="main > h1.cached", xpath="//h1[@class='cached']")
+    assert job.css_selector == "main > h1.cached"
+    assert calls == []

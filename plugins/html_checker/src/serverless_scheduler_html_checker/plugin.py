@@ -37,7 +37,7 @@ from serverless_scheduler_common import (
 from serverless_scheduler_common.ports import StateStore
 
 from .diff import line_diff
-from .normalise import content_hash
+from .normalise import content_hash, css_selector_problem, xpath_problem
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +82,23 @@ class HTMLMonitorJob(ScheduledJob):
                 _pattern(pattern)
             except re.error as exc:
                 raise ValueError(f"ignore_patterns[{i}] is not a valid regex: {exc}") from exc
+        return value
+
+    @field_validator("css_selector")
+    @classmethod
+    def _css_selector_parses(cls, value: str | None) -> str | None:
+        # An empty selector means "the whole body" to the checker, as None does.
+        problem = css_selector_problem(value) if value else None
+        if problem is not None:
+            raise ValueError(problem)
+        return value
+
+    @field_validator("xpath")
+    @classmethod
+    def _xpath_compiles(cls, value: str | None) -> str | None:
+        problem = xpath_problem(value) if value else None
+        if problem is not None:
+            raise ValueError(problem)
         return value
 
     @field_validator("headers")
