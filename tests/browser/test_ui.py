@@ -322,15 +322,20 @@ def test_edit_keeps_the_job_and_saves_changes(
     assert stored["version"] == job["version"] + 1
 
 
-def test_cron_preview_names_the_invalid_field_at_once(
-    page: Any, live_system: LiveSystem, httpserver: HTTPServer
-) -> None:
+def _new_monitor_form(page: Any, live_system: LiveSystem, name: str, url: str) -> None:
+    """Signed in, no jobs, the new-monitor form open with its name and URL filled."""
     _delete_all(live_system)
     _sign_in(page, live_system)
     page.goto(f"{live_system.base_url}/#/new")
     page.wait_for_selector("form.job-form")
-    page.fill("#f-name", "Cron check")
-    page.fill("#f-url", httpserver.url_for("/cron"))
+    page.fill("#f-name", name)
+    page.fill("#f-url", url)
+
+
+def test_cron_preview_names_the_invalid_field_at_once(
+    page: Any, live_system: LiveSystem, httpserver: HTTPServer
+) -> None:
+    _new_monitor_form(page, live_system, "Cron check", httpserver.url_for("/cron"))
     page.check("input[name=schedule-kind][value=cron]")
     preview = page.locator("#schedule-preview")
     for expression, problem in [
@@ -383,12 +388,7 @@ def test_cron_preview_names_the_invalid_field_at_once(
 def test_header_lines_without_a_colon_block_submission(
     page: Any, live_system: LiveSystem, httpserver: HTTPServer
 ) -> None:
-    _delete_all(live_system)
-    _sign_in(page, live_system)
-    page.goto(f"{live_system.base_url}/#/new")
-    page.wait_for_selector("form.job-form")
-    page.fill("#f-name", "With headers")
-    page.fill("#f-url", httpserver.url_for("/headers"))
+    _new_monitor_form(page, live_system, "With headers", httpserver.url_for("/headers"))
     page.fill("#f-headers", "Accept: text/html\n\nno colon line\n: no name")
     page.click("#save")
     headers_error = page.locator("[data-path=headers] > .error")

@@ -121,38 +121,37 @@ def test_xpath_is_compiled_not_evaluated() -> None:
     assert time.perf_counter() - started < 1.0
 
 
+CSS_CASES = [
+    "#plans",
+    "p",
+    "##[[",
+    "div >",
+    "   ",
+    ",",
+    "a,,b",
+    "p::before",
+    ":first-line",
+    "x:foo",
+]
+XPATH_CASES = ["//p", "//p/text()", "//[[", "//p[", "1 +", "/"]
+
+
 @pytest.mark.parametrize(
-    "selector",
-    ["#plans", "p", "##[[", "div >", "   ", ",", "a,,b", "p::before", ":first-line", "x:foo"],
+    ("field", "selector"),
+    [("css_selector", s) for s in CSS_CASES] + [("xpath", s) for s in XPATH_CASES],
 )
-def test_css_validation_agrees_with_the_run(selector: str) -> None:
+def test_validation_agrees_with_the_run(field: str, selector: str) -> None:
     page = "<html><body><p id='plans'>Plans</p></body></html>"
     try:
-        HTMLMonitorJob(**BASE, css_selector=selector)
+        HTMLMonitorJob(**BASE, **{field: selector})
         accepted = True
     except ValidationError:
         accepted = False
     try:
-        normalise(page, css_selector=selector)
+        normalise(page, **{field: selector})
         runs = True
     except SelectorError as exc:
         runs = "is not valid" not in str(exc)  # "matched nothing" is a page problem
-    assert accepted == runs
-
-
-@pytest.mark.parametrize("expression", ["//p", "//p/text()", "//[[", "//p[", "1 +", "/"])
-def test_xpath_validation_agrees_with_the_run(expression: str) -> None:
-    page = "<html><body><p id='plans'>Plans</p></body></html>"
-    try:
-        HTMLMonitorJob(**BASE, xpath=expression)
-        accepted = True
-    except ValidationError:
-        accepted = False
-    try:
-        normalise(page, xpath=expression)
-        runs = True
-    except SelectorError as exc:
-        runs = "is not valid" not in str(exc)
     assert accepted == runs
 
 
