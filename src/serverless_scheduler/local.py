@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import socket
+import sqlite3
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -113,8 +114,27 @@ class LocalSystem:
         self.pump.stop()
         self.dispatcher.stop(drain=True)
         self._started = False
+        self._checkpoint()
         self._unlock()
         log.info("local mode stopped")
+
+    def _checkpoint(self) -> None:
+        """Fold the write-ahead log into `scheduler.db` and empty it, so that after a
+        clean stop the main file alone holds every commit (a copy of it is a backup).
+        Idle connections of this process do not block it; a reader elsewhere (a
+        `status`, an open `sqlite3` shell) may, and then the log stays as it is."""
+        db = db_path_for(self.settings.data_dir)
+        try:
+            conn = sqlite3.connect(db, timeout=5)
+            try:
+                busy = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
+            finally:
+                conn.close()
+        except sqlite3.Error as exc:
+            log.warning("could not fold the write-ahead log into %s: %s", db, exc)
+            return
+        if busy:
+            log.warning("the write-ahead log of %s is in use elsewhere: kept as it is", db)
 
     def _unlock(self) -> None:
         if self._lock is not None:

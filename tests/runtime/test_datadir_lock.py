@@ -90,3 +90,31 @@ def test_serve_refuses_a_busy_port_before_it_announces_and_keeps_no_unshown_toke
     assert SqliteTokenStore(tmp_path / "scheduler.db").count() == 0
     assert build_local_system(Settings(data_dir=tmp_path)).admin_token is not None
     assert collect(tmp_path)["running"] is False  # the directory's lock was let go
+
+
+def test_a_clean_stop_leaves_every_commit_in_the_main_file(tmp_path: Path) -> None:
+    """After a clean stop `scheduler.db` alone is a copy of the data (docs/operations.md,
+    backups): the write-ahead log is folded into it and emptied."""
+    import shutil
+    import sqlite3
+
+    from serverless_scheduler_example.plugin import ExampleJob
+
+    system = build_local_system(Settings(data_dir=tmp_path, dispatcher_process=False))
+    system.start()
+    job = system.repo.create(
+        ExampleJob(owner_id="alice", name="kept", schedule={"kind": "rate", "every": 5})
+    )
+    system.stop()
+
+    wal = tmp_path / "scheduler.db-wal"
+    assert not wal.exists() or wal.stat().st_size == 0
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    shutil.copy(tmp_path / "scheduler.db", copy / "scheduler.db")  # the main file only
+    conn = sqlite3.connect(copy / "scheduler.db")
+    try:
+        rows = conn.execute("SELECT job_id FROM jobs").fetchall()
+    finally:
+        conn.close()
+    assert rows == [(job.job_id,)]
