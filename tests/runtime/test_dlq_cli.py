@@ -14,6 +14,8 @@ from serverless_scheduler_common.runtime.local import create_local_dispatcher
 from serverless_scheduler_common.runtime.ports import DeadLetter
 from serverless_scheduler_common.runtime.sqlite import SqliteDeadLetterStore, SqliteFireQueue
 from serverless_scheduler_common.sqlite import db_path_for
+from serverless_scheduler_example.plugin import ExampleJob
+from serverless_scheduler_items.sqlite_repository import SqliteJobRepository
 
 
 def _dead_letter(
@@ -58,10 +60,17 @@ def _dead_letter(
 def test_list_then_redrive_runs_the_fire_again(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    fired = _dead_letter(tmp_path)
+    """The redriven fire carries the job as stored now: the operator fixed its cause
+    after the fire died (here its message), and the run uses the fix."""
+    job = SqliteJobRepository(db_path_for(tmp_path)).create(
+        ExampleJob(
+            owner_id="alice", name="hello", schedule={"kind": "rate", "every": 5}, message="fixed"
+        )
+    )
+    fired = _dead_letter(tmp_path, job_id=job.job_id)  # died with message "again"
+    gone = _dead_letter(tmp_path, job_id="deleted-meanwhile")
     assert main(["dlq", "list", "--data-dir", str(tmp_path), "--json"]) == 0
-    [line] = capsys.readouterr().out.strip().splitlines()
-    listed = json.loads(line)
+    listed = json.loads(capsys.readouterr().out.strip().splitlines()[0])
     assert (listed["fire_id"], listed["attempts"], listed["error"]) == (
         fired.fire_id,
         5,
@@ -69,7 +78,10 @@ def test_list_then_redrive_runs_the_fire_again(
     )
 
     assert main(["dlq", "redrive", "--data-dir", str(tmp_path)]) == 0
-    assert f"redriven\t{fired.fire_id}" in capsys.readouterr().out
+    out, err = capsys.readouterr()
+    assert f"redriven\t{fired.fire_id}" in out
+    assert f"dropped\t{gone.fire_id}\t(its job was deleted)" in out
+    assert "1 fire(s) redriven, 1 dropped" in err
     assert main(["dlq", "list", "--data-dir", str(tmp_path)]) == 0
     assert capsys.readouterr().out == ""
 
@@ -80,8 +92,9 @@ def test_list_then_redrive_runs_the_fire_again(
         assert dispatcher.wait_idle(timeout=10)
     finally:
         dispatcher.stop(drain=True, timeout=5)
-    [run] = dispatcher.runtime.runs.list("alice", "job1").items
-    assert (run.status, run.summary) == ("ok", "logged: again")
+    [run] = dispatcher.runtime.runs.list("alice", job.job_id).items
+    assert (run.status, run.summary) == ("ok", "logged: fixed")
+    assert dispatcher.runtime.runs.list("alice", gone.job_id).items == []
 
 
 def test_redrive_of_one_fire_only(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -157,3 +170,74 @@ def test_adding_a_letter_drops_expired_ones(tmp_path: Path) -> None:
     assert [d.fire_id for d in store.list()] == [fresh.fire_id]
     with pytest.raises(ValueError, match="retention_s"):
         SqliteDeadLetterStore(db_path_for(tmp_path), retention_s=0)
+
+
+def test_aws_redrive_takes_the_region_from_the_queue_url_and_the_stored_jobs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    moto = pytest.importorskip("moto")
+    import boto3
+
+    from serverless_scheduler_common.runtime.sqs import SqsDeadLetterStore
+    from serverless_scheduler_items.dynamodb_repository import DynamoDBJobRepository
+
+    for name in ("AWS_DEFAULT_REGION", "AWS_REGION", "SCHEDULER_AWS_REGION"):
+        monkeypatch.delenv(name, raising=False)  # the region comes from the queue URL
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.setenv(name, "testing")
+    region = "eu-central-1"
+    with moto.mock_aws():
+        sqs = boto3.client("sqs", region_name=region)
+        sns = boto3.client("sns", region_name=region)
+        ddb = boto3.client("dynamodb", region_name=region)
+        dlq_url = sqs.create_queue(QueueName="example-dlq")["QueueUrl"]
+        assert f"sqs.{region}.amazonaws.com" in dlq_url
+        inbox = sqs.create_queue(QueueName="example")["QueueUrl"]
+        inbox_arn = sqs.get_queue_attributes(QueueUrl=inbox, AttributeNames=["QueueArn"])[
+            "Attributes"
+        ]["QueueArn"]
+        topic = sns.create_topic(Name="distribution")["TopicArn"]
+        sns.subscribe(
+            TopicArn=topic,
+            Protocol="sqs",
+            Endpoint=inbox_arn,
+            Attributes={"RawMessageDelivery": "true"},
+        )
+        ddb.create_table(
+            TableName="jobs",
+            KeySchema=[
+                {"AttributeName": "owner_id", "KeyType": "HASH"},
+                {"AttributeName": "job_id", "KeyType": "RANGE"},
+            ],
+            AttributeDefinitions=[
+                {"AttributeName": "owner_id", "AttributeType": "S"},
+                {"AttributeName": "job_id", "AttributeType": "S"},
+            ],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        job = DynamoDBJobRepository(ddb, "jobs").create(
+            ExampleJob(
+                owner_id="alice",
+                name="hello",
+                schedule={"kind": "rate", "every": 5},
+                message="fixed",
+            )
+        )
+        store = SqsDeadLetterStore(sqs, dlq_url, visibility_s=0)
+        for job_id in (job.job_id, "deleted-meanwhile"):
+            fired = _dead_letter(tmp_path, job_id=job_id)
+            store.add(DeadLetter.of(fired, error="RuntimeError: boom", attempts=5))
+
+        base = ["dlq", "redrive", "--aws", "--queue-url", dlq_url, "--topic-arn", topic]
+        assert main([*base, "--jobs-table", "jobs"]) == 0
+        out, err = capsys.readouterr()
+        assert "1 fire(s) redriven, 1 dropped" in err, err
+        assert "dropped\t" in out and "deleted-meanwhile" in out
+
+        [message] = sqs.receive_message(QueueUrl=inbox, MaxNumberOfMessages=10)["Messages"]
+        redriven = JobFired.model_validate_json(message["Body"])
+        assert (redriven.job_id, redriven.job["message"]) == (job.job_id, "fixed")
+        assert SqsDeadLetterStore(sqs, dlq_url, visibility_s=0).list() == []
+
+    assert main(["dlq", "list", "--aws", "--queue-url", "https://example.com/q"]) == 2
+    assert "SCHEDULER_AWS_REGION" in capsys.readouterr().err

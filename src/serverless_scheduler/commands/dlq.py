@@ -3,15 +3,21 @@
 Locally the dead letters live in `<data-dir>/scheduler.db` (kept 14 days by default,
 `SCHEDULER_DEAD_LETTER_RETENTION_DAYS`); `redrive` puts them back on the dispatcher's
 durable queue (a running `serve` picks them up within a second, else the next start
-does); `purge` drops them without running them. With `--aws`, the commands read a
-plugin's SQS dead-letter queue (`--queue-url` or `SCHEDULER_DEAD_LETTER_QUEUE_URL`) and
-redrive through the distribution topic (`--topic-arn` or `SCHEDULER_TOPIC_ARN`).
+does), each fire carrying its job as stored now (fix the cause, e.g. the job's URL,
+then redrive), and drops the letters of deleted jobs; `purge` drops them without
+running them. With `--aws`, the commands read a plugin's SQS dead-letter queue
+(`--queue-url` or `SCHEDULER_DEAD_LETTER_QUEUE_URL`) and redrive through the
+distribution topic (`--topic-arn` or `SCHEDULER_TOPIC_ARN`); with the jobs table
+(`--jobs-table` or `SCHEDULER_JOBS_TABLE`) the fires carry the stored jobs as
+locally, without it the snapshots they failed with. The AWS region comes from
+`SCHEDULER_AWS_REGION` or the queue URL.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -42,6 +48,11 @@ def register(sub: Any) -> None:
             )
         if name == "redrive":
             action.add_argument("--topic-arn", default=None, help="distribution topic ARN (--aws)")
+            action.add_argument(
+                "--jobs-table",
+                default=None,
+                help="jobs table (--aws): redrive with the jobs as stored now",
+            )
         if name == "purge":
             action.add_argument(
                 "--all", action="store_true", help="every dead letter (up to --limit)"
@@ -58,8 +69,22 @@ def _settings(args: argparse.Namespace) -> Any:
     return Settings(**overrides)
 
 
-def _stores(args: argparse.Namespace) -> tuple[Any, Any] | None:
-    """(dead-letter store, publisher for redrive), or None when there is nothing to read."""
+_QUEUE_REGION = re.compile(r"^https://sqs[.-]([a-z0-9-]+)\.amazonaws\.com")
+
+
+def _region(settings: Any, queue_url: str) -> str:
+    """`SCHEDULER_AWS_REGION`, else the region the queue URL names."""
+    if settings.aws_region:
+        return str(settings.aws_region)
+    match = _QUEUE_REGION.match(queue_url)
+    if match is None:
+        raise ValueError("no AWS region: set SCHEDULER_AWS_REGION (the queue URL names none)")
+    return match.group(1)
+
+
+def _stores(args: argparse.Namespace) -> tuple[Any, Any, Any] | None:
+    """(dead-letter store, publisher for redrive, the stored job by owner and id), or
+    None when there is nothing to read."""
     settings = _settings(args)
     if args.aws:
         import boto3
@@ -70,24 +95,47 @@ def _stores(args: argparse.Namespace) -> tuple[Any, Any] | None:
         queue_url = args.queue_url or settings.dead_letter_queue_url
         if not queue_url:
             raise ValueError("--queue-url (or SCHEDULER_DEAD_LETTER_QUEUE_URL) is required")
-        store = SqsDeadLetterStore(boto3.client("sqs", region_name=settings.aws_region), queue_url)
+        region = _region(settings, queue_url)
+        store = SqsDeadLetterStore(boto3.client("sqs", region_name=region), queue_url)
         topic = getattr(args, "topic_arn", None) or settings.topic_arn
         publisher = None
         if topic:
-            publisher = SnsPublisher(boto3.client("sns", region_name=settings.aws_region), topic)
-        return store, publisher
+            publisher = SnsPublisher(boto3.client("sns", region_name=region), topic)
+        current = None
+        table = getattr(args, "jobs_table", None) or settings.jobs_table
+        if table:
+            from serverless_scheduler_items.dynamodb_repository import DynamoDBJobRepository
+
+            current = _current(
+                DynamoDBJobRepository(boto3.client("dynamodb", region_name=region), table)
+            )
+        return store, publisher, current
 
     from serverless_scheduler_common.runtime.sqlite import (
         SqliteDeadLetterStore,
         SqliteFireQueue,
     )
     from serverless_scheduler_common.sqlite import db_path_for
+    from serverless_scheduler_items.sqlite_repository import SqliteJobRepository
 
     db = db_path_for(settings.data_dir)
     if not db.exists():
         return None
     letters = SqliteDeadLetterStore(db, retention_s=settings.dead_letter_retention_s)
-    return letters, SqliteFireQueue(db)
+    return letters, SqliteFireQueue(db), _current(SqliteJobRepository(db))
+
+
+def _current(repo: Any) -> Any:
+    """The stored job (its snapshot dict) by owner and id, None when it was deleted."""
+    from serverless_scheduler_common.errors import NotFoundError
+
+    def current(owner_id: str, job_id: str) -> dict[str, Any] | None:
+        try:
+            return dict(repo.get(owner_id, job_id))
+        except NotFoundError:
+            return None
+
+    return current
 
 
 def run(args: argparse.Namespace) -> int:
@@ -103,7 +151,7 @@ def run(args: argparse.Namespace) -> int:
     if stores is None:
         print("no dead letters (no local database yet)")
         return 0
-    store, publisher = stores
+    store, publisher, current = stores
     if args.dlq_command == "list":
         letters = store.list(limit=args.limit)
         for letter in letters:
@@ -142,8 +190,19 @@ def run(args: argparse.Namespace) -> int:
         return 2
     from serverless_scheduler_common.runtime.dispatcher import redrive
 
-    done = redrive(store, publisher, fire_ids=args.fire_id, limit=args.limit)
+    if current is None:
+        print(
+            "note: no jobs table (--jobs-table or SCHEDULER_JOBS_TABLE): the fires are "
+            "redriven with the job snapshots they failed with",
+            file=sys.stderr,
+        )
+    gone: list[str] = []
+    done = redrive(
+        store, publisher, fire_ids=args.fire_id, limit=args.limit, current=current, dropped=gone
+    )
     for fire_id in done:
         print(f"redriven\t{fire_id}")
-    print(f"{len(done)} fire(s) redriven", file=sys.stderr)
+    for fire_id in gone:
+        print(f"dropped\t{fire_id}\t(its job was deleted)")
+    print(f"{len(done)} fire(s) redriven, {len(gone)} dropped", file=sys.stderr)
     return 0

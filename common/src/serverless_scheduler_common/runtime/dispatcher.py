@@ -28,8 +28,9 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import replace
+from typing import Any
 
 from ..events import JobFired, JobRemoved
 from ..ports import Publisher, RenderedFire, fire_shard
@@ -709,22 +710,40 @@ class LocalDispatcher:
         )
 
 
+#: The job as stored now (its snapshot dict), or None when it was deleted.
+CurrentJob = Callable[[str, str], dict[str, Any] | None]
+
+
 def redrive(
     dead_letters: DeadLetterStore,
     publisher: Publisher,
     *,
     fire_ids: Iterable[str] | None = None,
     limit: int = 1000,
+    current: CurrentJob | None = None,
+    dropped: list[str] | None = None,
 ) -> list[str]:
     """Publish dead-lettered fires again (all, or those named) and drop them from the store.
 
     `publisher` is any `Publisher` (locally a `SqliteFireQueue`, which a running
     dispatcher picks up; on AWS the `SnsPublisher`). A letter is removed only once
-    published.
+    published. With `current(owner_id, job_id)`, each fire carries the job as it is
+    stored now instead of the snapshot it failed with (an operator fixes the job's
+    cause, e.g. its URL, then redrives), and the letters of deleted jobs are removed
+    without running (their fire_ids are appended to `dropped`).
     """
     done: list[str] = []
     for letter in _chosen(dead_letters, fire_ids, limit):
-        publisher.publish(JobFired.model_validate_json(letter.payload))
+        fired = JobFired.model_validate_json(letter.payload)
+        if current is not None:
+            job = current(fired.owner_id, fired.job_id)
+            if job is None:
+                dead_letters.remove(letter.fire_id)
+                if dropped is not None:
+                    dropped.append(letter.fire_id)
+                continue
+            fired = fired.model_copy(update={"job": job})
+        publisher.publish(fired)
         dead_letters.remove(letter.fire_id)
         done.append(letter.fire_id)
     return done
