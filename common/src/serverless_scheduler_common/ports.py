@@ -186,12 +186,17 @@ class StateStore(Protocol):
         ...
 
     def claim(self, namespace: str, key: str, *, ttl_s: int | None = None) -> bool:
-        """True exactly once per (namespace, key): a dedupe key for side effects."""
+        """True exactly once per (namespace, key) (again once `ttl_s` has passed): for
+        effects that must happen at most once. Not for notifications, which must not be
+        lost: a claim taken before a send that fails makes the retry skip it (record the
+        send after it succeeded instead, docs/plugins.md). The claim stays until
+        `forget(namespace, key)`, so key it with the job's key, never per fire."""
         ...
 
     def forget(self, namespace: str, key: str) -> None:
-        """Drop the snapshot, the history and the claim stored under `key` (nothing
-        when there are none): a plugin forgetting a deleted job."""
+        """Drop the snapshot, the history and the claim stored under exactly `key`
+        (nothing when there are none, nothing under other keys): a plugin forgetting a
+        deleted job."""
         ...
 
 
