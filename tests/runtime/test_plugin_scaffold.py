@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -30,6 +31,41 @@ def _unquote(value: Any) -> Any:
     if isinstance(value, str) and len(value) >= 2 and value[0] == value[-1] == '"':
         return value[1:-1]
     return value
+
+
+def _object_attributes(type_expr: str) -> dict[str, str]:
+    """The attributes of an `object({...})` type as python-hcl2 renders it
+    (`${object({a = string, b = optional(list(string), [])})}`): name -> type."""
+    text = type_expr.strip()
+    if text.startswith("${") and text.endswith("}"):
+        text = text[2:-1].strip()
+    assert text.startswith("object({") and text.endswith("})"), type_expr
+    body = text[len("object({") : -len("})")]
+    parts: list[str] = []
+    depth, start = 0, 0
+    for at, char in enumerate(body):
+        if char in "([{":
+            depth += 1
+        elif char in ")]}":
+            depth -= 1
+        elif char == "," and depth == 0:
+            parts.append(body[start:at])
+            start = at + 1
+    parts.append(body[start:])
+    attributes = {}
+    for part in filter(str.strip, parts):
+        name, _, type_ = part.partition("=")
+        attributes[name.strip()] = " ".join(type_.split())
+    return attributes
+
+
+def _platform_variable_type(variables_tf: Path) -> dict[str, str] | None:
+    with variables_tf.open() as handle:
+        blocks = _unquote(hcl2.load(handle)).get("variable", [])
+    for block in blocks:
+        if "platform" in block:
+            return _object_attributes(block["platform"]["type"])
+    return None
 
 
 def _install_for_subprocess(package: Path, site: Path) -> dict[str, str]:
@@ -76,6 +112,17 @@ def test_plugin_new_demo_passes_its_tests_and_is_listed_by_the_api(
     arguments = set(module) - {"source", "__is_block__"}
     assert required <= arguments, required - arguments
     assert arguments <= known, arguments - known
+    # its outputs (an environment lists `dlq_url` in `plugin_dlq_urls`) are the consumer's
+    with (package / "terraform" / "outputs.tf").open() as handle:
+        stub_outputs = _unquote(hcl2.load(handle))["output"]
+    with (ROOT / "terraform/modules/plugin_consumer/outputs.tf").open() as handle:
+        consumer_outputs = {
+            name for block in _unquote(hcl2.load(handle))["output"] for name in block
+        }
+    values = {name: spec["value"] for block in stub_outputs for name, spec in block.items()}
+    assert "dlq_url" in values
+    for name, value in values.items():
+        assert value.removeprefix("${module.consumer.").removesuffix("}") in consumer_outputs, name
 
     env = _install_for_subprocess(package, tmp_path / "site")
     tests = subprocess.run(
@@ -167,3 +214,66 @@ def test_plugin_new_says_how_to_install_it_inside_and_outside_the_workspace(
     out = capsys.readouterr().out
     assert "uv lock && make env" in out
     assert "member_job" in out and "pip install" not in out
+
+
+def test_scaffold_declares_every_attribute_the_platform_output_provides(tmp_path: Path) -> None:
+    """Terraform silently drops the attributes of `module.platform.platform` that a
+    plugin's `platform` variable type lacks (a stub without `alarm_actions` gave its
+    consumer alarms that notify nobody): the stub declares exactly the type of the
+    output and of the in-repo plugin modules."""
+    assert main(["plugin", "new", "demo", "--dir", str(tmp_path)]) == 0
+    scaffold = _platform_variable_type(tmp_path / "demo" / "terraform" / "variables.tf")
+    assert scaffold is not None, "the stub declares no platform variable"
+
+    with (ROOT / "terraform/modules/platform/outputs.tf").open() as handle:
+        outputs = _unquote(hcl2.load(handle))["output"]
+    [provided] = [block["platform"]["value"] for block in outputs if "platform" in block]
+    provided_names = set(provided) - {"__is_block__"}
+    assert "alarm_actions" in provided_names
+    assert provided_names - set(scaffold) == set(), "the stub would drop these attributes"
+    assert set(scaffold) - provided_names == set(), "the stub requires what platform lacks"
+
+    plugin_modules = {
+        variables_tf.parent: attributes
+        for variables_tf in [
+            *(ROOT / "terraform" / "modules").glob("*/variables.tf"),
+            *(ROOT / "plugins").glob("*/terraform/variables.tf"),
+        ]
+        if (attributes := _platform_variable_type(variables_tf)) is not None
+    }
+    assert {"webhook", "html_checker", "plugin_consumer"} <= {p.name for p in plugin_modules}
+    for path, attributes in plugin_modules.items():
+        assert attributes == scaffold, f"{path.relative_to(ROOT)} declares another platform type"
+
+
+def test_object_attributes_reads_nested_types() -> None:
+    assert _object_attributes(
+        "${object({a = string, b = optional(list(string), []), c = map(object({d = number}))})}"
+    ) == {"a": "string", "b": "optional(list(string), [])", "c": "map(object({d = number}))"}
+
+
+def test_plugin_new_under_plugins_passes_the_repositorys_lint(tmp_path: Path) -> None:
+    """`make lint` runs `ruff check .` and `ruff format --check .` at the root with the
+    root pyproject's configuration: a new plugin under plugins/ passes both unedited,
+    and its Terraform stub is `terraform fmt` clean."""
+    shutil.copy(ROOT / "pyproject.toml", tmp_path / "pyproject.toml")
+    (tmp_path / "plugins").mkdir()
+    assert main(["plugin", "new", "ping", "--dir", str(tmp_path / "plugins")]) == 0
+    for command in (["check", "--no-cache", "."], ["format", "--no-cache", "--check", "."]):
+        lint = subprocess.run(
+            [sys.executable, "-m", "ruff", *command],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert lint.returncode == 0, f"ruff {command[0]}:\n{lint.stdout}{lint.stderr}"
+    terraform = shutil.which("terraform")
+    if terraform is not None:
+        fmt = subprocess.run(
+            [terraform, "fmt", "-check", "-diff", str(tmp_path / "plugins" / "ping" / "terraform")],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert fmt.returncode == 0, fmt.stdout + fmt.stderr

@@ -25,6 +25,9 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 TERRAFORM = ROOT / "terraform"
+#: `plugin new` writes a plugin's module to plugins/<name>/terraform/, and the deployments
+#: call it from there: those modules are part of the tree the checks read.
+PLUGINS = ROOT / "plugins"
 META_ARGS = {"source", "version", "count", "for_each", "depends_on", "providers"}
 
 _REF_LOCAL = re.compile(r"\blocal\.([A-Za-z_][\w-]*)")
@@ -108,15 +111,22 @@ class LambdaInstance:
     actions: set[str]
 
 
-class TerraformTree:
-    """Every module and deployment under terraform/."""
+def terraform_files(root: Path = TERRAFORM, plugins: Path | None = PLUGINS) -> list[Path]:
+    """Every .tf file under `root`, plus those of `plugins/*/terraform/` (module stubs of
+    plugins made with `plugin new`)."""
+    found = [tf for tf in root.rglob("*.tf") if ".terraform" not in tf.parts]
+    if plugins is not None:
+        found += plugins.glob("*/terraform/*.tf")
+    return sorted(found)
 
-    def __init__(self, root: Path = TERRAFORM) -> None:
+
+class TerraformTree:
+    """Every module and deployment under terraform/ (and the plugins' own modules)."""
+
+    def __init__(self, root: Path = TERRAFORM, plugins: Path | None = None) -> None:
         self.root = root
         self.dirs: dict[Path, ModuleDir] = {}
-        for tf in sorted(root.rglob("*.tf")):
-            if ".terraform" in tf.parts:
-                continue
+        for tf in terraform_files(root, plugins):
             if tf.parent not in self.dirs:
                 self.dirs[tf.parent] = ModuleDir.load(tf.parent)
 
@@ -225,8 +235,10 @@ def tf() -> SimpleNamespace:
     return SimpleNamespace(
         ROOT=ROOT,
         TERRAFORM=TERRAFORM,
+        PLUGINS=PLUGINS,
         META_ARGS=META_ARGS,
         TerraformTree=TerraformTree,
+        terraform_files=terraform_files,
         strings_in=strings_in,
         unquote=unquote,
     )
@@ -234,7 +246,7 @@ def tf() -> SimpleNamespace:
 
 @pytest.fixture(scope="session")
 def tree() -> TerraformTree:
-    return TerraformTree()
+    return TerraformTree(TERRAFORM, PLUGINS)
 
 
 @pytest.fixture(scope="session")

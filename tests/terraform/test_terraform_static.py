@@ -21,6 +21,8 @@ pytestmark = pytest.mark.terraform
 
 ROOT = Path(__file__).resolve().parents[2]
 TERRAFORM = ROOT / "terraform"
+#: Modules of plugins made with `plugin new` live in plugins/<name>/terraform/.
+PLUGIN_MODULES = sorted({path.parent for path in (ROOT / "plugins").glob("*/terraform/*.tf")})
 META_ARGS = {"source", "version", "count", "for_each", "depends_on", "providers"}
 
 
@@ -66,7 +68,14 @@ def _checkov() -> str:
 
 def test_terraform_fmt_check_passes() -> None:
     proc = subprocess.run(
-        [_terraform(), "fmt", "-check", "-recursive", "-diff", str(TERRAFORM)],
+        [
+            _terraform(),
+            "fmt",
+            "-check",
+            "-recursive",
+            "-diff",
+            *map(str, [TERRAFORM, *PLUGIN_MODULES]),
+        ],
         capture_output=True,
         text=True,
         timeout=60,
@@ -74,8 +83,8 @@ def test_terraform_fmt_check_passes() -> None:
     assert proc.returncode == 0, f"terraform fmt would change files:\n{proc.stdout}{proc.stderr}"
 
 
-def test_every_tf_file_parses(tree: Any) -> None:
-    files = [tf for tf in TERRAFORM.rglob("*.tf") if ".terraform" not in tf.parts]
+def test_every_tf_file_parses(tree: Any, tf: SimpleNamespace) -> None:
+    files = tf.terraform_files()
     parsed = [path for mod in tree.dirs.values() for path, _doc in mod.raw]
     assert len(files) >= 30
     assert sorted(parsed) == sorted(files)
@@ -231,7 +240,7 @@ def test_plugins_give_the_consumer_the_platform_not_its_fields(tree: Any) -> Non
 def test_every_reference_is_defined(tree: Any) -> None:
     problems: list[str] = []
     for path, mod in tree.dirs.items():
-        where = path.relative_to(TERRAFORM)
+        where = path.relative_to(ROOT)
         texts = [s for _tf, doc in mod.raw for s in strings_in(doc)]
         for text in texts:
             for name in _VAR_REF.findall(text):
@@ -261,7 +270,7 @@ def test_every_reference_is_defined(tree: Any) -> None:
 def test_module_calls_match_the_called_modules_variables(tree: Any) -> None:
     problems: list[str] = []
     for path, mod in tree.dirs.items():
-        where = path.relative_to(TERRAFORM)
+        where = path.relative_to(ROOT)
         for name, body in mod.modules.items():
             source = unquote(body["source"])
             assert source.startswith("../"), f"{where}: module {name} must be a local module"
@@ -305,9 +314,7 @@ def test_every_declared_variable_is_used(tree: Any) -> None:
     for path, mod in tree.dirs.items():
         texts = " ".join(s for _tf, doc in mod.raw for s in strings_in(doc))
         used = set(_VAR_REF.findall(texts))
-        unused += [
-            f"{path.relative_to(TERRAFORM)}: var.{v}" for v in mod.variables if v not in used
-        ]
+        unused += [f"{path.relative_to(ROOT)}: var.{v}" for v in mod.variables if v not in used]
     assert not unused, "declared but never used:\n" + "\n".join(unused)
 
 
@@ -362,44 +369,48 @@ def test_sns_subscriptions_filter_on_the_message_body(tree: Any) -> None:
         assert "job_type" in body["filter_policy"]
 
 
-def test_checkov_passes_with_every_skip_justified() -> None:
-    for tf in TERRAFORM.rglob("*.tf"):
-        for line in tf.read_text().splitlines():
+def test_checkov_passes_with_every_skip_justified(tf: SimpleNamespace) -> None:
+    for path in tf.terraform_files():
+        for line in path.read_text().splitlines():
             if "checkov:skip=" in line:
                 check, _, reason = line.split("checkov:skip=", 1)[1].partition(":")
-                assert len(reason.strip()) >= 20, f"{tf}: skip of {check} needs a justification"
+                assert len(reason.strip()) >= 20, f"{path}: skip of {check} needs a justification"
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("SCHEDULER_")},
         "BC_SKIP_MAPPING": "TRUE",
         "CHECKOV_RUN_SCA_PACKAGE_SCAN_V2": "false",
     }
-    proc = subprocess.run(
-        [
-            _checkov(),
-            "-d",
-            str(TERRAFORM),
-            "--framework",
-            "terraform",
-            "--skip-download",
-            "--quiet",
-            "--compact",
-            "--output",
-            "json",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=env,
-    )
-    assert proc.stdout.strip(), f"checkov printed nothing:\n{proc.stderr[-2000:]}"
-    report = json.loads(proc.stdout)
-    reports = report if isinstance(report, list) else [report]
-    failed = [
-        f"{c['check_id']} {c['resource']} ({c['file_path']})"
-        for r in reports
-        for c in r.get("results", {}).get("failed_checks", [])
-    ]
-    passed = sum(r.get("summary", {}).get("passed", 0) for r in reports)
+    failed: list[str] = []
+    for directory in [TERRAFORM, *PLUGIN_MODULES]:  # checkov prints one report per -d
+        proc = subprocess.run(
+            [
+                _checkov(),
+                "-d",
+                str(directory),
+                "--framework",
+                "terraform",
+                "--skip-download",
+                "--quiet",
+                "--compact",
+                "--output",
+                "json",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env=env,
+        )
+        assert proc.stdout.strip(), f"checkov printed nothing:\n{proc.stderr[-2000:]}"
+        report = json.loads(proc.stdout)
+        reports = report if isinstance(report, list) else [report]
+        failed += [
+            f"{c['check_id']} {c['resource']} ({c['file_path']})"
+            for r in reports
+            for c in r.get("results", {}).get("failed_checks", [])
+        ]
+        if directory == TERRAFORM:
+            passed = sum(r.get("summary", {}).get("passed", 0) for r in reports)
+            assert passed > 100, "checkov scanned suspiciously little"
+        if not failed:  # a non-zero exit without failed checks is checkov's own error
+            assert proc.returncode == 0, proc.stderr[-2000:]
     assert not failed, "checkov failures:\n" + "\n".join(failed)
-    assert passed > 100, "checkov scanned suspiciously little"
-    assert proc.returncode == 0

@@ -17,6 +17,26 @@ from typing import Any
 
 NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,38}[a-z0-9]$")
 
+#: The object type of the `platform` variable every plugin module declares, attribute by
+#: attribute: everything the platform module's `platform` output carries. Terraform
+#: silently drops the attributes a variable's object type lacks (a missing
+#: `alarm_actions` left a plugin's alarms notifying nobody), so the stub must declare
+#: every one; tests/runtime/test_plugin_scaffold.py compares this with the output and
+#: with the in-repo plugin modules.
+PLATFORM_TYPE_ATTRIBUTES: tuple[tuple[str, str], ...] = (
+    ("name_prefix", "string"),
+    ("topic_arn", "string"),
+    ("jobs_table_name", "string"),
+    ("jobs_table_arn", "string"),
+    ("runs_table_name", "string"),
+    ("runs_table_arn", "string"),
+    ("lambda_runtime", "string"),
+    ("lambda_architecture", "string"),
+    ("log_retention_days", "number"),
+    ("tags", "map(string)"),
+    ("alarm_actions", "optional(list(string), [])"),
+)
+
 
 def register(sub: Any) -> None:
     parser = sub.add_parser("plugin", help="plugin author tools")
@@ -30,6 +50,15 @@ def register(sub: Any) -> None:
 
 def _camel(name: str) -> str:
     return "".join(part.capitalize() for part in name.split("_") if part)
+
+
+def _platform_type() -> str:
+    """`PLATFORM_TYPE_ATTRIBUTES` as HCL, aligned the way `terraform fmt` aligns it."""
+    width = max(len(name) for name, _type in PLATFORM_TYPE_ATTRIBUTES)
+    lines = "".join(
+        f"    {name.ljust(width)} = {type_}\n" for name, type_ in PLATFORM_TYPE_ATTRIBUTES
+    )
+    return f"object({{\n{lines}  }})"
 
 
 def _find_up(start: Path, relative: str) -> Path | None:
@@ -195,26 +224,30 @@ module "consumer" {{
   package_path = var.package_path
 }}
 '''
-    files["terraform/variables.tf"] = """variable "platform" {
-  description = "What every plugin needs from the core: the platform module's `platform` output."
-  type = object({
-    name_prefix         = string
-    topic_arn           = string
-    jobs_table_name     = string
-    jobs_table_arn      = string
-    runs_table_name     = string
-    runs_table_arn      = string
-    lambda_runtime      = string
-    lambda_architecture = string
-    log_retention_days  = number
-    tags                = map(string)
-  })
-}
+    files["terraform/outputs.tf"] = f"""output "queue_url" {{
+  description = "URL of the {name} consumer's buffer queue."
+  value       = module.consumer.queue_url
+}}
 
-variable "package_path" {
+output "dlq_url" {{
+  description = "URL of the {name} consumer's dead-letter queue (the environment's `plugin_dlq_urls`)."
+  value       = module.consumer.dlq_url
+}}
+
+output "function_name" {{
+  description = "Name of the {name} consumer function."
+  value       = module.consumer.function_name
+}}
+"""
+    files["terraform/variables.tf"] = f"""variable "platform" {{
+  description = "What every plugin needs from the core: the platform module's `platform` output."
+  type = {_platform_type()}
+}}
+
+variable "package_path" {{
   description = "Path of the plugin's function zip built by utils/build."
   type        = string
-}
+}}
 """
     return files
 

@@ -38,6 +38,26 @@ output "scheduler_dlq_url" {
   value       = module.platform.scheduler_dlq_url
 }
 
+output "sync_failures_queue_url" {
+  description = "Queue of the job changes (stream records) the sync function could not apply."
+  value       = module.platform.sync_failures_queue_url
+}
+
+output "distribution_topic_arn" {
+  description = "ARN of the distribution topic fires are published to (`dlq redrive --aws --topic-arn`)."
+  value       = module.platform.distribution_topic_arn
+}
+
+output "jobs_table_name" {
+  description = "Name of the jobs table."
+  value       = module.platform.jobs_table_name
+}
+
+output "reconcile_function_name" {
+  description = "Name of the reconcile function (invoke it to repair drift at once)."
+  value       = module.platform.reconcile_function_name
+}
+
 output "plugin_dlq_urls" {
   description = "Dead-letter queue of each enabled plugin's consumer."
   value = {

@@ -64,3 +64,23 @@ output "scheduler_dlq_url" {
   description = "Dead-letter queue of fires EventBridge Scheduler could not deliver."
   value       = module.schedulers.scheduler_dlq_url
 }
+
+output "sync_failures_queue_url" {
+  description = "Queue of the job changes (stream records) the sync function could not apply."
+  value       = module.schedulers.sync_failures_queue_url
+}
+
+output "distribution_topic_arn" {
+  description = "ARN of the distribution topic fires are published to (`dlq redrive --aws --topic-arn`)."
+  value       = module.distribution.topic_arn
+}
+
+output "jobs_table_name" {
+  description = "Name of the jobs table."
+  value       = module.items.jobs_table_name
+}
+
+output "reconcile_function_name" {
+  description = "Name of the reconcile function (invoke it to repair drift at once)."
+  value       = module.schedulers.reconcile_function_name
+}

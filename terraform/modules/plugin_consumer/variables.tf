@@ -1,5 +1,5 @@
 variable "platform" {
-  description = "What every plugin needs from the core (the platform module's `platform` output). When set, it supplies name_prefix, topic_arn, the jobs and runs tables, lambda_runtime, lambda_architecture, log_retention_days and tags, and those inputs are ignored."
+  description = "What every plugin needs from the core (the platform module's `platform` output). When set, it supplies name_prefix, topic_arn, the jobs and runs tables, lambda_runtime, lambda_architecture, log_retention_days, tags and alarm_actions, and those inputs are ignored."
   type = object({
     name_prefix         = string
     topic_arn           = string
