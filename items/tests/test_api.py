@@ -422,3 +422,36 @@ def test_static_ui_is_served_with_a_content_security_policy(
     assert api.json() == {"status": "ok"}
     assert "Content-Security-Policy" not in api.headers
     assert client.get("/api/v1/jobs").status_code == 401
+
+
+def test_the_docs_page_serves_swagger_from_the_app_when_given_its_files(
+    tmp_path: Path, registry: JobTypeRegistry
+) -> None:
+    """Local mode hands Swagger UI's files to the app: the docs page works offline."""
+    from serverless_scheduler_common import Settings
+    from serverless_scheduler_items.app import create_app
+    from serverless_scheduler_items.auth import SqliteTokenStore
+    from serverless_scheduler_items.sqlite_repository import SqliteJobRepository
+
+    assets = tmp_path / "assets"
+    assets.mkdir()
+    for name in ("swagger-ui-bundle.js", "swagger-ui.css", "favicon.png"):
+        (assets / name).write_text(f"/* {name} */")
+    db = tmp_path / "scheduler.db"
+    common = {
+        "settings": Settings(data_dir=tmp_path),
+        "repo": SqliteJobRepository(db),
+        "authenticator": SqliteTokenStore(db),
+        "registry": registry,
+    }
+    offline = TestClient(create_app(**common, docs_assets=assets))
+    page = offline.get("/api/v1/docs")
+    assert page.status_code == 200
+    assert "/api/v1/docs-assets/swagger-ui-bundle.js" in page.text
+    assert "cdn." not in page.text
+    script = offline.get("/api/v1/docs-assets/swagger-ui-bundle.js")
+    assert (script.status_code, script.text) == (200, "/* swagger-ui-bundle.js */")
+    assert offline.get("/api/v1/openapi.json").status_code == 200
+
+    online = TestClient(create_app(**common)).get("/api/v1/docs")
+    assert online.status_code == 200 and "cdn." in online.text

@@ -225,6 +225,7 @@ def build_local_system(settings: Settings, *, plugins: list[object] | None = Non
         authenticator=tokens,
         registry=registry,
         plugin_manager=pm,
+        docs_assets=_docs_assets(),
     )
     return LocalSystem(
         settings=settings,
@@ -240,6 +241,17 @@ def build_local_system(settings: Settings, *, plugins: list[object] | None = Non
         tokens=tokens,
         admin_token=admin_token,
     )
+
+
+def _docs_assets() -> Path | None:
+    """Swagger UI's files as the `fastapi-offline` package ships them: local mode
+    serves the API docs page without a CDN (a machine offline still gets the page)."""
+    try:
+        import fastapi_offline
+    except ImportError:  # pragma: no cover - a dependency of this package
+        return None
+    assets = Path(fastapi_offline.__file__).parent / "static"
+    return assets if (assets / "swagger-ui-bundle.js").is_file() else None
 
 
 class JsonLogFormatter(logging.Formatter):

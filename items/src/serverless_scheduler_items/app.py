@@ -194,6 +194,26 @@ async def _raw_body(request: Request) -> Any:
     return _json_body(await request.body())
 
 
+def _serve_docs_offline(app: FastAPI, assets_dir: Path) -> None:
+    """The API docs page with Swagger UI's files served by the app (no CDN)."""
+    from fastapi.openapi.docs import get_swagger_ui_html
+    from starlette.responses import HTMLResponse
+    from starlette.staticfiles import StaticFiles
+
+    assets = f"{API_PREFIX}/docs-assets"
+    app.mount(assets, StaticFiles(directory=assets_dir), name="docs-assets")
+
+    @app.get(f"{API_PREFIX}/docs", include_in_schema=False)
+    def docs() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url=f"{API_PREFIX}/openapi.json",
+            title=f"{app.title} - API",
+            swagger_js_url=f"{assets}/swagger-ui-bundle.js",
+            swagger_css_url=f"{assets}/swagger-ui.css",
+            swagger_favicon_url=f"{assets}/favicon.png",
+        )
+
+
 def _cursor_error(exc: ValueError) -> str:
     """A bad cursor's message, named once (the stores already name the parameter)."""
     message = str(exc)
@@ -288,12 +308,16 @@ def create_app(
     registry: JobTypeRegistry | None = None,
     plugin_manager: pluggy.PluginManager | None = None,
     static_dir: Path | None = None,
+    docs_assets: Path | None = None,
 ) -> FastAPI:
     """Build the items app.
 
     `registry` defaults to every installed plugin's job types (and then UI hints come
     from the installed plugins too); pass `plugin_manager` to take UI hints from it.
     `static_dir` (default: the package's `static/`) is served at `/` when it exists.
+    `docs_assets`, a directory with `swagger-ui-bundle.js`, `swagger-ui.css` and
+    `favicon.png`, serves the API docs page's scripts from the app itself (local mode:
+    the page works offline); without it the page loads them from a CDN.
     """
     if registry is None:
         from serverless_scheduler_common.plugins import default_registry, get_plugin_manager
@@ -307,11 +331,13 @@ def create_app(
         version="1",
         description="Create, read, update, delete and run scheduled jobs.",
         openapi_url=f"{API_PREFIX}/openapi.json",
-        docs_url=f"{API_PREFIX}/docs",
+        docs_url=None if docs_assets else f"{API_PREFIX}/docs",
         redoc_url=None,
         default_response_class=AsciiJSONResponse,
     )
     app.state.authenticator = authenticator
+    if docs_assets:
+        _serve_docs_offline(app, docs_assets)
     api = APIRouter(prefix=API_PREFIX)
 
     @cache
