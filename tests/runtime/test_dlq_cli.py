@@ -179,7 +179,10 @@ def test_aws_redrive_takes_the_region_from_the_queue_url_and_the_stored_jobs(
     import boto3
 
     from serverless_scheduler_common.runtime.sqs import SqsDeadLetterStore
-    from serverless_scheduler_items.dynamodb_repository import DynamoDBJobRepository
+    from serverless_scheduler_items.dynamodb_repository import (
+        DynamoDBJobRepository,
+        jobs_table_definition,
+    )
 
     for name in ("AWS_DEFAULT_REGION", "AWS_REGION", "SCHEDULER_AWS_REGION"):
         monkeypatch.delenv(name, raising=False)  # the region comes from the queue URL
@@ -203,18 +206,7 @@ def test_aws_redrive_takes_the_region_from_the_queue_url_and_the_stored_jobs(
             Endpoint=inbox_arn,
             Attributes={"RawMessageDelivery": "true"},
         )
-        ddb.create_table(
-            TableName="jobs",
-            KeySchema=[
-                {"AttributeName": "owner_id", "KeyType": "HASH"},
-                {"AttributeName": "job_id", "KeyType": "RANGE"},
-            ],
-            AttributeDefinitions=[
-                {"AttributeName": "owner_id", "AttributeType": "S"},
-                {"AttributeName": "job_id", "AttributeType": "S"},
-            ],
-            BillingMode="PAY_PER_REQUEST",
-        )
+        ddb.create_table(**jobs_table_definition("jobs"))
         job = DynamoDBJobRepository(ddb, "jobs").create(
             ExampleJob(
                 owner_id="alice",
