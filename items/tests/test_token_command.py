@@ -61,7 +61,7 @@ def test_token_list_shows_no_secret_and_revoke_refuses_the_token_at_once(
     assert store.verify(tokens[0]) is None
     assert store.verify(tokens[1]) == "alice"
     assert main(["token", "revoke", "--id", ids[0], *data]) == 1  # already gone
-    assert "no token" in capsys.readouterr().err
+    assert "no such token" in capsys.readouterr().err
     assert main(["token", "revoke", "--user", "bob", *data]) == 0
     assert store.verify(tokens[2]) is None
     assert [row["user"] for row in store.list_tokens()] == ["alice"]

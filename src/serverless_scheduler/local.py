@@ -243,15 +243,12 @@ def build_local_system(settings: Settings, *, plugins: list[object] | None = Non
     )
 
 
-def _docs_assets() -> Path | None:
+def _docs_assets() -> Path:
     """Swagger UI's files as the `fastapi-offline` package ships them: local mode
     serves the API docs page without a CDN (a machine offline still gets the page)."""
-    try:
-        import fastapi_offline
-    except ImportError:  # pragma: no cover - a dependency of this package
-        return None
-    assets = Path(fastapi_offline.__file__).parent / "static"
-    return assets if (assets / "swagger-ui-bundle.js").is_file() else None
+    import fastapi_offline
+
+    return Path(fastapi_offline.__file__).parent / "static"
 
 
 class JsonLogFormatter(logging.Formatter):
@@ -307,7 +304,7 @@ def serve(
         listener = _listen(settings.host, settings.port)
     except OSError as exc:
         if system.admin_token:  # never shown: the next start creates and shows one
-            system.tokens.revoke(system.admin_token.split("_")[1])
+            system.tokens.revoke(system.admin_token)
         system._unlock()
         print(
             f"error: cannot listen on {settings.host}:{settings.port}: {exc.strerror or exc}"

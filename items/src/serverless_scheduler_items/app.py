@@ -214,12 +214,6 @@ def _serve_docs_offline(app: FastAPI, assets_dir: Path) -> None:
         )
 
 
-def _cursor_error(exc: ValueError) -> str:
-    """A bad cursor's message, named once (the stores already name the parameter)."""
-    message = str(exc)
-    return message if message.startswith("cursor:") else f"cursor: {message}"
-
-
 def current_identity(request: Request) -> Identity:
     """The caller, from the app's authenticator; 401 when it gives none."""
     authenticator: Authenticator = request.app.state.authenticator
@@ -390,7 +384,7 @@ def create_app(
         try:
             page = repo.list(caller.owner_id, limit=limit, cursor=cursor)
         except ValueError as exc:
-            raise HTTPException(400, _cursor_error(exc)) from None
+            raise HTTPException(400, str(exc)) from None
         return AsciiJSONResponse(
             {"items": [present(s) for s in page.items], "next_cursor": page.next_cursor}
         )
@@ -593,7 +587,7 @@ def create_app(
         try:
             page = runs.list(caller.owner_id, job_id, limit=limit, cursor=cursor)
         except ValueError as exc:
-            raise HTTPException(400, _cursor_error(exc)) from None
+            raise HTTPException(400, str(exc)) from None
         except Exception as exc:
             # DynamoDB refuses a start key that does not belong to the query's job.
             if cursor and _aws_error_code(exc) == "ValidationException":

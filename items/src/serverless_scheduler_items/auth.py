@@ -110,9 +110,12 @@ class SqliteTokenStore(SqliteStore):
             ).fetchall()
         return [{"token_id": r[0], "user": r[1], "created_at": r[2]} for r in rows]
 
-    def revoke(self, token_id: str) -> bool:
-        """Delete one token by its id (`sst_<id>_...`, as `list_tokens` shows it); True
-        when it existed. Requests carrying it are refused from then on."""
+    def revoke(self, token: str) -> bool:
+        """Delete one token, named by its id (as `list_tokens` shows it) or whole
+        (`sst_<id>_<secret>`); True when it existed. Requests carrying it are refused
+        from then on."""
+        match = _TOKEN_RE.fullmatch(token)
+        token_id = match.group(1) if match else token.removeprefix("sst_")
         with self._lock:
             cursor = self._conn.execute("DELETE FROM api_tokens WHERE token_id = ?", (token_id,))
         if cursor.rowcount:

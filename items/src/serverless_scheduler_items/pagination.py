@@ -21,14 +21,18 @@ def encode_cursor(last_job_id: str) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
+#: The message of a cursor that is not one (the stores name the parameter themselves).
+_NOT_A_CURSOR = "cursor: not valid; pass next_cursor back unchanged"
+
+
 def decode_cursor(cursor: str) -> str:
     """The job_id after which the next page starts; InvalidCursorError when malformed."""
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
         data = json.loads(base64.urlsafe_b64decode(padded.encode("ascii")))
     except (ValueError, binascii.Error, UnicodeError) as exc:
-        raise InvalidCursorError("cursor is not valid; pass next_cursor back unchanged") from exc
+        raise InvalidCursorError(_NOT_A_CURSOR) from exc
     after = data.get("after") if isinstance(data, dict) else None
     if not isinstance(after, str) or not after or len(after) > 64:
-        raise InvalidCursorError("cursor is not valid; pass next_cursor back unchanged")
+        raise InvalidCursorError(_NOT_A_CURSOR)
     return after

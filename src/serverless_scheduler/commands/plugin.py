@@ -286,8 +286,7 @@ def _next_steps(target: Path) -> str:
         and "[tool.uv.workspace]" in project.read_text(encoding="utf-8")
     )
     if in_workspace:
-        here = Path.cwd().resolve()
-        where = target.relative_to(here) if target.is_relative_to(here) else target
+        where = target.relative_to(root)
         return (
             "next (from the repository's root):\n"
             "  .tools/bin/uv lock && make env      # add it to the workspace and install it\n"

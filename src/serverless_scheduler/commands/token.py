@@ -83,9 +83,8 @@ def run_revoke(args: argparse.Namespace) -> int:
         count = store.revoke_user(args.user)
         print(f"revoked {count} token(s) of {args.user!r}", file=sys.stderr)
         return 0 if count else 1
-    token_id = args.token_id.removeprefix("sst_").split("_")[0]
-    if not store.revoke(token_id):
-        print(f"error: --id: no token {token_id!r} (see: token list)", file=sys.stderr)
+    if not store.revoke(args.token_id):
+        print("error: --id: no such token (see: token list)", file=sys.stderr)
         return 1
-    print(f"revoked token {token_id}", file=sys.stderr)
+    print("revoked the token", file=sys.stderr)
     return 0

@@ -307,7 +307,7 @@ class SqliteFireLedger(SqliteStore):
             str(key): int(str(count))
             for key, count in self._query("SELECT job_key, failures FROM job_failures")
         }
-        self._removed: dict[str, float] = {}
+        self._removed: set[str] = set()
         self._removed_pruned = 0.0
         self._prune_removed()
 
@@ -317,8 +317,8 @@ class SqliteFireLedger(SqliteStore):
         cutoff = time.time() - self.done_ttl_s
         with self._tx() as conn:
             conn.execute("DELETE FROM jobs_removed WHERE removed_at < ?", (cutoff,))
-            rows = conn.execute("SELECT job_key, removed_at FROM jobs_removed").fetchall()
-        self._removed = {str(key): float(at) for key, at in rows}
+            rows = conn.execute("SELECT job_key FROM jobs_removed").fetchall()
+        self._removed = {str(key) for (key,) in rows}
         self._removed_pruned = time.monotonic()
 
     # -- completed fires -------------------------------------------------------------------
@@ -434,7 +434,7 @@ class SqliteFireLedger(SqliteStore):
                 (f"{job_id}@", f"{job_id}A"),
             )
             conn.execute("DELETE FROM job_failures WHERE job_key = ?", (key,))
-        self._removed[key] = time.time()
+        self._removed.add(key)
         self._failures.pop(key, None)
         if time.monotonic() - self._removed_pruned >= self.removed_prune_interval_s:
             self._prune_removed()
@@ -444,10 +444,10 @@ class SqliteFireLedger(SqliteStore):
         that writes them: `forget_job` marks a job in memory before its runs are
         deleted, so a run is either left out here or deleted after its commit)."""
         removed = self._removed
-        if not removed or not any(f"{r[0]}/{r[1]}" in removed for r in prepared.rows):
+        if not removed:
             return prepared
-        rows = [r for r in prepared.rows if f"{r[0]}/{r[1]}" not in removed]
-        return PreparedRuns(rows, prepared.trims)
+        rows = [r for r in prepared.rows if job_key(r[0], r[1]) not in removed]
+        return prepared if len(rows) == len(prepared.rows) else PreparedRuns(rows, prepared.trims)
 
     def is_removed(self, job_key: str) -> bool:
         """Deleted jobs are held in memory: the dispatcher that handles a job's fires is
