@@ -13,6 +13,7 @@ from serverless_scheduler_common.schedule import (
     CronSchedule,
     RateSchedule,
     Schedule,
+    backwards_cron_range,
     next_fires,
     sets_past_at,
 )
@@ -210,6 +211,62 @@ def test_sets_past_at_ignores_recurring_schedules() -> None:
     past = NOW - timedelta(days=30)
     assert not sets_past_at(RateSchedule(every=5, start_at=past), None, NOW)
     assert not sets_past_at(CronSchedule(expression="0 9 * * *", end_at=past), None, NOW)
+
+
+@pytest.mark.parametrize(
+    ("expression", "problem"),
+    [
+        ("0 9-5 * * *", "hour range 9-5 runs backwards; write it as two ranges, e.g. 9-23,0-5"),
+        (
+            "50-10 * * * *",
+            "minute range 50-10 runs backwards; write it as two ranges, e.g. 50-59,0-10",
+        ),
+        (
+            "0 0 5-1 * *",
+            "day-of-month range 5-1 runs backwards; write it as two ranges, e.g. 5-31,1",
+        ),
+        (
+            "0 0 * NOV-FEB *",
+            "month range NOV-FEB runs backwards; write it as two ranges, e.g. NOV-DEC,JAN-FEB",
+        ),
+        ("0 0 * 11-2 *", "month range 11-2 runs backwards; write it as two ranges, e.g. 11-12,1-2"),
+        (
+            "0 0 * * FRI-MON",
+            "day-of-week range FRI-MON runs backwards; write it as two ranges, e.g. FRI-SAT,SUN-MON",
+        ),
+        (
+            "0 0 * * 5-1",
+            "day-of-week range 5-1 runs backwards; write it as two ranges, e.g. 5-6,0-1",
+        ),
+        (
+            "0 22-2/2 * * *",
+            "hour range 22-2/2 runs backwards; write it as two ranges, e.g. 22-23,0-2",
+        ),
+        (
+            "0 9-17,20-3 * * *",
+            "hour range 20-3 runs backwards; write it as two ranges, e.g. 20-23,0-3",
+        ),
+        # Forward ranges, and day-of-week ranges ending on Sunday as 0 or 7.
+        ("0 9-17 * * 1-5", None),
+        ("0 0 * * FRI-SUN", None),
+        ("0 0 * * 5-0", None),
+        ("0 0 * * 0-7", None),
+        ("0 0 * DEC *", None),
+    ],
+)
+def test_a_new_cron_range_may_not_run_backwards(expression: str, problem: str | None) -> None:
+    assert backwards_cron_range(CronSchedule(expression=expression), None) == problem
+
+
+def test_a_stored_backwards_range_may_be_kept() -> None:
+    """Jobs stored before the rule keep working: their model still validates, and a
+    write that keeps the expression (a rename) is accepted; changing it is not."""
+    schedule = CronSchedule(expression="0 9-5 * * *", timezone="Europe/Warsaw")
+    stored = schedule.model_dump(mode="json")
+    assert backwards_cron_range(schedule, stored) is None
+    assert backwards_cron_range(CronSchedule(expression="0 9-4 * * *"), stored) is not None
+    assert backwards_cron_range(schedule, {"kind": "rate", "every": 5}) is not None
+    assert backwards_cron_range(RateSchedule(every=5), stored) is None
 
 
 # -- EventBridge rendering ----------------------------------------------------------------------

@@ -156,6 +156,39 @@ def test_a_deeply_nested_body_is_400_not_a_crash(api: Any) -> None:
     assert response.status_code != 400, response.text
 
 
+def test_a_cron_range_running_backwards_is_422_with_the_ranges_to_write(api: Any) -> None:
+    auth = api.auth("alice")
+    body = {
+        "job_type": "probe_job",
+        "name": "night shift",
+        "schedule": {"kind": "cron", "expression": "0 22-6 * * *"},
+    }
+    response = api.client.post(JOBS, json=body, headers=auth)
+    assert response.status_code == 422, response.text
+    (error,) = response.json()["detail"]
+    assert error["loc"] == ["body", "schedule", "expression"]
+    assert error["msg"] == "hour range 22-6 runs backwards; write it as two ranges, e.g. 22-23,0-6"
+    body["schedule"]["expression"] = "0 22-23,0-6 * * *"
+    job = api.client.post(JOBS, json=body, headers=auth).json()
+    body["schedule"]["expression"] = "0 22-6 * * *"
+    response = api.client.put(f"{JOBS}/{job['job_id']}", json=body, headers=auth)
+    assert response.status_code == 422, response.text
+
+
+def test_a_stored_backwards_cron_range_can_be_kept_by_an_update(
+    api: Any, registry: JobTypeRegistry
+) -> None:
+    """A job stored before the rule keeps working: an edit that keeps its expression
+    (here a rename) is accepted."""
+    schedule = {"kind": "cron", "expression": "0 22-6 * * *"}
+    probe = registry.CLASS_MAPPING["probe_job"]
+    stored = api.repo.create(probe(owner_id="alice", name="night", schedule=schedule))
+    body = {"job_type": "probe_job", "name": "renamed", "schedule": schedule}
+    response = api.client.put(f"{JOBS}/{stored.job_id}", json=body, headers=api.auth("alice"))
+    assert response.status_code == 200, response.text
+    assert response.json()["schedule"]["expression"] == "0 22-6 * * *"
+
+
 def test_put_replaces_editable_fields_and_keeps_identity(api: Any) -> None:
     job = api.create(headers={"X-Key": "k1", "X-Other": "o1"}, notify=["a://1", "b://2"], token="t")
     auth = api.auth("alice")

@@ -359,6 +359,23 @@ def test_cron_preview_names_the_invalid_field_at_once(
     preview.filter(has_text="no fire time found in the next 8 years").wait_for(timeout=5_000)
     page.fill("#f-schedule-expression", "0 12 * jan-mar mon")
     preview.filter(has_text="next:").wait_for(timeout=5_000)
+    # A day-of-week range may end on Sunday (the server accepts it too).
+    page.fill("#f-schedule-expression", "0 12 * * fri-sun")
+    preview.filter(has_text="next:").wait_for(timeout=5_000)
+    weekend = page.evaluate(
+        """async () => {
+            const { nextRun } = await import('/js/schedule.js');
+            const job = { enabled: true,
+              schedule: { kind: 'cron', expression: '0 12 * * fri-sun', timezone: 'UTC' } };
+            return ['2026-03-26T13:00:00Z', '2026-03-28T13:00:00Z', '2026-03-29T13:00:00Z']
+              .map((t) => nextRun(job, new Date(t)).toISOString());
+        }"""
+    )
+    assert weekend == [
+        "2026-03-27T12:00:00.000Z",  # Thursday -> Friday
+        "2026-03-29T12:00:00.000Z",  # Saturday -> Sunday
+        "2026-04-03T12:00:00.000Z",  # Sunday -> next Friday
+    ]
     result = page.evaluate(
         """async () => {
             const { nextRun } = await import('/js/schedule.js');

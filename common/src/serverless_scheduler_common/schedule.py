@@ -223,6 +223,48 @@ def _cron_problem(expression: str) -> str | None:
     return None
 
 
+_CRON_FIELD_NAMES = ("minute", "hour", "day-of-month", "month", "day-of-week")
+_MONTH_NAMES = ["JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"]
+#: Each field's last and first value, as numbers and as names.
+_FIELD_ENDS = (("59", "0"), ("23", "0"), ("31", "1"), ("12", "1"), ("6", "0"))
+_NAMED_ENDS = {3: ("DEC", "JAN"), 4: ("SAT", "SUN")}
+
+
+def _backwards_range(expression: str) -> str | None:
+    """Why a range of a valid `expression` is refused: one that runs backwards (`9-5`).
+
+    The message names the two ranges to write instead. A day-of-week range may end on
+    Sunday as 0 or SUN (`FRI-SUN`): cron counts Sunday as 7 there too.
+    """
+
+    def number(index: int, token: str) -> int | None:
+        upper = token.upper()
+        if index == 3 and upper in _MONTH_NAMES:
+            return _MONTH_NAMES.index(upper) + 1
+        if index == 4 and upper in _DOW_NAMES:
+            return _DOW_NAMES.index(upper)
+        return int(token) if token.isdigit() else None
+
+    for index, field in enumerate(expression.split(" ")):
+        for item in field.split(","):
+            ends = item.split("/", 1)[0].split("-")
+            if len(ends) != 2:
+                continue
+            lo, hi = number(index, ends[0]), number(index, ends[1])
+            if index == 4 and hi == 0:
+                hi = 7
+            if lo is None or hi is None or lo <= hi:
+                continue
+            last, first = _NAMED_ENDS[index] if ends[0].isalpha() else _FIELD_ENDS[index]
+            high_part = ends[0] if ends[0] == last else f"{ends[0]}-{last}"
+            low_part = ends[1] if ends[1] == first else f"{first}-{ends[1]}"
+            return (
+                f"{_CRON_FIELD_NAMES[index]} range {item} runs backwards; write it as two "
+                f"ranges, e.g. {high_part},{low_part}"
+            )
+    return None
+
+
 def _cron_to_eventbridge(expression: str) -> str:
     minute, hour, dom, month, dow = expression.split(" ")
     if dom not in ("*", "?") and dow not in ("*", "?"):
@@ -278,6 +320,29 @@ def sets_past_at(
         return AtSchedule.model_validate(stored).at != schedule.at
     except ValidationError:  # none stored, or another kind
         return True
+
+
+def backwards_cron_range(
+    schedule: RateSchedule | CronSchedule | AtSchedule, stored: Any
+) -> str | None:
+    """Why a write of `schedule` over `stored` (the stored schedule's JSON, None on
+    create) is refused for a cron range that runs backwards (`9-5`), or None.
+
+    croniter wraps such a range round (9-23 and 0-5), the web UI's preview refuses it
+    and EventBridge does not document its reading, so new expressions may not use it.
+    Not a model validator: jobs stored before this rule keep working (locally they
+    fire as croniter reads them), and keeping the stored expression is no change.
+    """
+    if not isinstance(schedule, CronSchedule):
+        return None
+    problem = _backwards_range(schedule.expression)
+    if problem is None:
+        return None
+    try:
+        kept = CronSchedule.model_validate(stored).expression == schedule.expression
+    except ValidationError:  # none stored, or another kind
+        kept = False
+    return None if kept else problem
 
 
 def next_fires(

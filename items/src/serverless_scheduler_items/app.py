@@ -37,7 +37,7 @@ from serverless_scheduler_common.ids import new_id
 from serverless_scheduler_common.ports import JobRepository, Publisher, RunRepository
 from serverless_scheduler_common.registry import JobTypeRegistry
 from serverless_scheduler_common.runs import Run
-from serverless_scheduler_common.schedule import sets_past_at
+from serverless_scheduler_common.schedule import backwards_cron_range, sets_past_at
 from serverless_scheduler_common.settings import Settings
 
 from .auth import Authenticator, Identity
@@ -418,6 +418,9 @@ def create_app(
         job = parse_job(types, data)
         if sets_past_at(job.schedule, None, datetime.now(UTC)):
             raise field_error(("schedule", "at"), PAST_AT_MESSAGE)
+        backwards = backwards_cron_range(job.schedule, None)
+        if backwards is not None:
+            raise field_error(("schedule", "expression"), backwards)
         check_storable(job.snapshot())
         try:
             stored = repo.create(job)
@@ -506,6 +509,9 @@ def create_app(
         job = parse_job(types, data)
         if sets_past_at(job.schedule, stored.get("schedule"), datetime.now(UTC)):
             raise field_error(("schedule", "at"), PAST_AT_MESSAGE)
+        backwards = backwards_cron_range(job.schedule, stored.get("schedule"))
+        if backwards is not None:
+            raise field_error(("schedule", "expression"), backwards)
         check_storable(job.snapshot())
         try:
             updated = repo.update(job, expected_version=stored["version"])

@@ -118,7 +118,8 @@ function parseField(field, { name, min, max, aliases = {}, anyMark = false }) {
       if (ends.length === 2) {
         const last = value(ends[1]);
         if (last.problem) return last;
-        hi = last.v;
+        // A day-of-week range may end on Sunday as 0 or SUN (FRI-SUN), as in cron.
+        hi = name === "day-of-week" && last.v === 0 && lo > 0 ? 7 : last.v;
         if (lo > hi) return { problem: `${name} range ${ends[0]}-${ends[1]} runs backwards` };
       } else if (stepText === undefined) {
         hi = lo;
