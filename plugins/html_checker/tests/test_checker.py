@@ -10,6 +10,7 @@ from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
 from serverless_scheduler_common import RunContext, Settings
+from serverless_scheduler_html_checker.normalise import content_hash
 from serverless_scheduler_html_checker.plugin import NAMESPACE, HTMLMonitorJob
 
 PAGE = """<!doctype html><html><head><title>Shop</title>
@@ -303,3 +304,121 @@ def test_hook_is_reached_through_the_plugin_manager(checker: Any, pages: Any) ->
     hook = consumer_for(pm, registry, "html_monitor_job")
     outcome = hook(job=job, fired=checker.fired(job), context=checker.context)
     assert outcome.summary == "baseline recorded"
+
+
+def test_rewrapped_source_text_is_not_a_change(checker: Any, pages: Any) -> None:
+    job = checker.job(
+        pages.set("/p", "<html><body><p>Prices start at 10 EUR today</p></body></html>")
+    )
+    checker.run(job)
+    pages.set("/p", "<html><body><p>Prices start\n    at 10 EUR\n  today</p></body></html>")
+    assert checker.run(job).summary == "unchanged"
+    assert checker.store.get(NAMESPACE, key(job))["lines"] == ["Prices start at 10 EUR today"]
+    # inside <pre> a line break is content
+    pre = checker.job(pages.set("/pre", "<html><body><pre>a\nb</pre></body></html>"))
+    checker.run(pre)
+    pages.set("/pre", "<html><body><pre>a b</pre></body></html>")
+    assert checker.run(pre).summary == "changed (+1/-2 lines)"
+
+
+def test_mode_html_ignores_attribute_order_and_whitespace(checker: Any, pages: Any) -> None:
+    job = checker.job(
+        pages.set("/p", '<html><body><a href="/x" class="c" hidden>Buy now</a></body></html>'),
+        mode="html",
+    )
+    checker.run(job)
+    pages.set("/p", '<html><body><a hidden class="c"\n   href="/x">Buy\n now</a></body></html>')
+    assert checker.run(job).summary == "unchanged"
+    pages.set("/p", '<html><body><a hidden class="c" href="/y">Buy\n now</a></body></html>')
+    outcome = checker.run(job)
+    # one line changed; it is shown as the page last served it
+    assert outcome.summary == "changed (+1/-1 lines)"
+    assert '-<a hidden="" class="c" href="/x">Buy now</a>' in outcome.detail
+    assert '+<a hidden="" class="c" href="/y">Buy now</a>' in outcome.detail
+
+
+def test_plain_text_is_compared_as_text_not_markup(checker: Any, pages: Any) -> None:
+    job = checker.job(pages.set("/t", "if a < b:\n  <keep> this\n", "text/plain"))
+    checker.run(job)
+    assert checker.store.get(NAMESPACE, key(job))["lines"] == ["if a < b:", "<keep> this"]
+    pages.set("/t", "if a < b:\n  <kept> this\n", "text/plain")
+    outcome = checker.run(job)
+    assert outcome.status == "changed" and "+<kept> this" in outcome.detail
+
+
+def test_json_is_compared_by_value(checker: Any, pages: Any) -> None:
+    job = checker.job(pages.set("/j", '{"price": 10, "html": "<b>x</b>"}', "application/json"))
+    checker.run(job)
+    pages.set("/j", '{\n  "html": "<b>x</b>",\n  "price": 10\n}', "application/json")
+    assert checker.run(job).summary == "unchanged"  # formatting and key order
+    pages.set("/j", '{"price": 10, "html": "<i>x</i>"}', "application/json")
+    outcome = checker.run(job)
+    assert outcome.summary == "changed (+1/-1 lines)"
+    assert '+ "html": "<i>x</i>",' in outcome.detail
+
+
+def test_snapshot_of_an_older_normaliser_is_not_a_change(checker: Any, pages: Any) -> None:
+    job = checker.job(pages.set("/p", "<html><body><p>Price:\n 10 EUR</p></body></html>"))
+    checker.run(job)
+    # what the previous normaliser stored: the source's line break split the paragraph
+    old = checker.store.get(NAMESPACE, key(job))
+    del old["normaliser"]
+    lines = ["Price:", "10 EUR"]
+    text_hash = content_hash("\n".join(lines).encode())
+    checker.store.put(
+        NAMESPACE, key(job), {**old, "lines": lines, "text_hash": text_hash, "raw_hash": ""}
+    )
+    assert checker.run(job).summary == "unchanged"
+    pages.set("/p", "<html><body><p>Price:\n 12 EUR</p></body></html>")
+    assert "+Price: 12 EUR" in checker.run(job).detail
+    assert checker.notifier.sent
+
+
+def test_utf16_with_a_declared_charset_is_text(checker: Any, pages: Any) -> None:
+    body = "<html><body><p>Grüße</p></body></html>".encode("utf-16-le")
+    job = checker.job(pages.set("/u", body, "text/html; charset=utf-16le"))
+    assert checker.run(job).summary == "baseline recorded"
+    assert checker.store.get(NAMESPACE, key(job))["lines"] == ["Grüße"]
+
+
+def test_binary_file_labelled_as_html_is_refused(checker: Any, pages: Any) -> None:
+    pdf = b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n" + b"1 0 obj << >> endobj\n" * 100 + b"\x00"
+    outcome = checker.run(checker.job(pages.set("/doc", pdf, "text/html")))
+    assert outcome.summary == "error: the response body is binary, not a text page"
+
+
+def test_notification_of_a_fire_out_of_retries_is_sent_by_the_next_fire(
+    checker: Any, pages: Any
+) -> None:
+    job = checker.job(pages.set("/p", page(price="1")))
+    checker.run(job)
+    pages.set("/p", page(price="2"))
+    fired = checker.fired(job)
+    checker.notifier.fail_next = 3
+    for _ in range(3):  # every attempt the runtime makes fails; the fire is dead-lettered
+        with pytest.raises(RuntimeError, match="notification service down"):
+            checker.run(job, fired)
+    assert checker.notifier.sent == []
+    assert checker.run(job).summary == "unchanged"  # the next fire: the service is back
+    [message] = checker.notifier.sent
+    assert "+Price: 2 EUR" in message["body"]
+    checker.run(job)
+    assert len(checker.notifier.sent) == 1
+
+
+def test_undelivered_notification_is_folded_into_the_next_change(checker: Any, pages: Any) -> None:
+    job = checker.job(pages.set("/p", page(price="1")))
+    checker.run(job)
+    pages.set("/p", page(price="2"))
+    checker.notifier.fail_next = 1
+    with pytest.raises(RuntimeError):
+        checker.run(job)  # its last attempt
+    pages.set("/p", page(price="3"))
+    checker.notifier.fail_next = 1
+    fired = checker.fired(job)
+    with pytest.raises(RuntimeError):
+        checker.run(job, fired)  # still down: both changes wait
+    assert checker.run(job, fired).status == "changed"  # the retry delivers them together
+    [message] = checker.notifier.sent
+    assert message["body"].index("+Price: 3 EUR") < message["body"].index("+Price: 2 EUR")
+    assert "+Price: 2 EUR" in message["html"] and "+Price: 3 EUR" in message["html"]

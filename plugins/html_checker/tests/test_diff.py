@@ -80,3 +80,18 @@ def test_cap_cuts_at_a_line_boundary() -> None:
     assert len(capped) < 160
     assert capped.split("\n")[-2].startswith("+line")
     assert capped.endswith("more characters]")
+
+
+def test_key_matches_lines_by_key_and_shows_them_as_they_are() -> None:
+    from serverless_scheduler_html_checker.normalise import markup_key
+
+    old = ['<a href="/x" id="i">Buy</a>', "<p>10 EUR</p>"]
+    new = ['<a id="i" href="/x">Buy</a>', "<p>12 EUR</p>"]
+    diff = line_diff(old, new, key=markup_key)
+    assert (diff.added, diff.removed) == (1, 1)
+    assert diff.text.split("\n")[2:] == [
+        "@@ -1,2 +1,2 @@",
+        ' <a href="/x" id="i">Buy</a>',
+        "-<p>10 EUR</p>",
+        "+<p>12 EUR</p>",
+    ]

@@ -9,7 +9,7 @@ way `difflib.unified_diff` groups them, so the output is the standard format.
 from __future__ import annotations
 
 import difflib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 #: Largest diff kept in history and notifications; longer ones are cut with a marker.
@@ -84,11 +84,19 @@ def line_diff(
     new_label: str = "after",
     context: int = 3,
     limit: int = MAX_DIFF_CHARS,
+    key: Callable[[str], str] | None = None,
 ) -> LineDiff:
-    """Unified diff of two line lists (size-capped) with added/removed counts."""
+    """Unified diff of two line lists (size-capped) with added/removed counts.
+
+    With `key`, lines are matched by `key(line)` (e.g. attributes in name order) and
+    shown as they are.
+    """
     added = removed = 0
     out: list[str] = []
-    ops = _opcodes(old, new)
+    if key is None:
+        ops = _opcodes(old, new)
+    else:
+        ops = _opcodes([key(line) for line in old], [key(line) for line in new])
     if any(tag != "equal" for tag, *_ in ops):
         out += [f"--- {old_label}", f"+++ {new_label}"]
         for group in _grouped(ops, context):

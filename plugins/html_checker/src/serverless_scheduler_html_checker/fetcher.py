@@ -2,11 +2,13 @@
 
 One `OutboundHTTP` (one pooled requests.Session) per worker thread, rebuilt only when
 the settings that shape it change. Only textual content types are accepted, and a body
-that looks binary despite its label is refused too.
+that looks binary despite its label (a file signature such as `%PDF-`, or NUL bytes
+near the start that are not UTF-16/32 text) is refused too.
 """
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Mapping
 
@@ -25,6 +27,18 @@ TEXT_CONTENT_TYPES = (
     "application/json",
     "application/rss+xml",
     "application/atom+xml",
+)
+
+#: Starts of binary formats that servers are known to label as text (PDF, images,
+#: archives): refused even when no NUL byte comes early.
+_BINARY_SIGNATURES = (
+    b"%PDF-",
+    b"\x89PNG\r\n\x1a\n",
+    b"GIF87a",
+    b"GIF89a",
+    b"\xff\xd8\xff",
+    b"PK\x03\x04",
+    b"\x1f\x8b\x08",
 )
 
 _workers = threading.local()
@@ -70,8 +84,17 @@ def fetch_page(
         conditional=conditional,
         allowed_content_types=TEXT_CONTENT_TYPES,
     )
-    if b"\x00" in response.content[:1024] and not response.content.startswith(
-        (b"\xff\xfe", b"\xfe\xff")
-    ):
+    if _looks_binary(response.content, response.content_type):
         raise UnsupportedContentTypeError("the response body is binary, not a text page")
     return response
+
+
+def _looks_binary(content: bytes, content_type: str) -> bool:
+    """A file format's signature, or NUL bytes near the start (which UTF-16 and UTF-32
+    text has, with a BOM or a declared charset)."""
+    if content.startswith(_BINARY_SIGNATURES):
+        return True
+    if b"\x00" not in content[:1024] or content.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return False
+    charset = re.search(r"charset\s*=\s*[\"']?\s*utf-?(16|32)", content_type, re.I)
+    return charset is None

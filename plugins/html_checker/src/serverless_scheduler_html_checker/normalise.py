@@ -16,6 +16,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import html as html_lib
+import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -93,6 +94,14 @@ _TAG_RE = re.compile(r"<[^>]*>")
 _COMMENT_RE = re.compile(r"<!--.*?-->", re.S)
 _BETWEEN_TAGS_RE = re.compile(r">\s*<")
 _DROP_TAGS = ["script", "style", "noscript", "template"]
+#: `<pre>` elements, whose line breaks are content (elsewhere a line break is a space).
+_PRE_RE = re.compile(r"(<pre(?=[\s>])[^>]*>.*?</pre>)", re.S)
+#: An opening tag as lexbor and lxml serialise it: name, then `name="value"` attributes.
+_OPEN_TAG_RE = re.compile(r"<([A-Za-z][^\s/>]*)((?:\s+[^\s=/>]+(?:=\"[^\"]*\")?)+)\s*(/?)>")
+_ATTRIBUTE_RE = re.compile(r"[^\s=/>]+(?:=\"[^\"]*\")?")
+#: Bumped when the same page yields different lines or hashes than before; a snapshot
+#: from another version is compared ignoring whitespace (see `same_text`).
+NORMALISER_VERSION = 2
 
 
 #: How much of a refused selector an error message quotes.
@@ -156,9 +165,19 @@ def content_hash(data: bytes) -> str:
     return hashlib.blake2b(data, digest_size=16).hexdigest()
 
 
+def _flowed(fragment: str) -> str:
+    """Line breaks in the source are whitespace like any other, except inside `<pre>`:
+    re-wrapping a paragraph in the HTML source is not a change of the page."""
+    if "<pre" not in fragment:
+        return fragment.replace("\n", " ")
+    pieces = _PRE_RE.split(fragment)
+    pieces[::2] = [piece.replace("\n", " ") for piece in pieces[::2]]
+    return "".join(pieces)
+
+
 def html_to_lines(fragment: str) -> list[str]:
     """Block-aware text of serialised HTML: one line per block, whitespace collapsed."""
-    fragment = _COMMENT_RE.sub("", fragment)
+    fragment = _flowed(_COMMENT_RE.sub("", fragment))
     fragment = _BLOCK_RE.sub("\n", fragment)
     text = html_lib.unescape(_TAG_RE.sub("", fragment))
     # A block-heavy page yields several empty pieces per line: skip them with C-level
@@ -167,10 +186,52 @@ def html_to_lines(fragment: str) -> list[str]:
 
 
 def pretty_html_lines(fragment: str) -> list[str]:
-    """Serialised HTML with one tag per line, for `mode=html` diffs."""
-    fragment = _BETWEEN_TAGS_RE.sub(">\n<", _COMMENT_RE.sub("", fragment))
-    lines = (line.strip() for line in fragment.split("\n"))
-    return [line for line in lines if line]
+    """Serialised HTML with one tag per line, whitespace collapsed, for `mode=html` diffs."""
+    fragment = _BETWEEN_TAGS_RE.sub(">\n<", _flowed(_COMMENT_RE.sub("", fragment)))
+    return [
+        " ".join(piece.split()) for piece in fragment.split("\n") if piece and not piece.isspace()
+    ]
+
+
+def _sorted_attributes(match: re.Match[str]) -> str:
+    attributes = sorted(_ATTRIBUTE_RE.findall(match.group(2)))
+    return f"<{match.group(1)} {' '.join(attributes)}{match.group(3)}>"
+
+
+def markup_key(line: str) -> str:
+    """A `mode=html` line with each tag's attributes in name order: what is compared,
+    so that a page serving the same attributes in another order is unchanged. The
+    lines shown keep the page's own order."""
+    if "=" not in line:
+        return line
+    return _OPEN_TAG_RE.sub(_sorted_attributes, line)
+
+
+def plain_text_lines(text: str) -> list[str]:
+    """Lines of a plain-text body (no markup to parse), whitespace collapsed."""
+    return [" ".join(line.split()) for line in text.splitlines() if line and not line.isspace()]
+
+
+def json_lines(text: str) -> list[str]:
+    """A JSON body pretty-printed with sorted keys: one value per line, so minified
+    JSON diffs by value and key order or formatting is not a change. A body that is
+    not JSON after all is compared as plain text."""
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return plain_text_lines(text)
+    return json.dumps(value, indent=1, sort_keys=True, ensure_ascii=False).split("\n")
+
+
+def is_markup(content_type: str) -> bool:
+    """Whether a response of `content_type` is parsed as HTML (unlabelled ones are)."""
+    media = content_type.split(";", 1)[0].strip().lower()
+    return not media or "html" in media or media.endswith("xml")
+
+
+def same_text(old: Sequence[str], new: Sequence[str]) -> bool:
+    """Equal apart from whitespace and line breaks (snapshots of another normaliser)."""
+    return "".join("".join(old).split()) == "".join("".join(new).split())
 
 
 def _css_fragments(page: str, selector: str | None) -> list[str]:
@@ -220,11 +281,19 @@ def normalise(
     xpath: str | None = None,
     mode: str = "text",
     ignore: Sequence[re.Pattern[str]] = (),
+    content_type: str = "text/html",
 ) -> Normalised:
     """Select, convert to lines, drop ignored lines, hash.
 
-    Raises SelectorError when a selector is invalid or matches nothing.
+    A body that is not markup (`text/plain`, JSON, CSV...) is compared line by line
+    without HTML parsing, unless a selector asks for parsing. Raises SelectorError when
+    a selector is invalid or matches nothing.
     """
+    if not css_selector and not xpath and not is_markup(content_type):
+        media = content_type.split(";", 1)[0].strip().lower()
+        is_json = media == "application/json" or media.endswith("+json")
+        text_lines = json_lines(page) if is_json else plain_text_lines(page)
+        return _finished(text_lines, ignore, matched=1, keyed=False)
     fragments: list[str] = []
     if css_selector or not xpath:
         fragments.extend(_css_fragments(page, css_selector))
@@ -239,7 +308,15 @@ def normalise(
     lines: list[str] = []
     for fragment in fragments:
         lines.extend(to_lines(fragment))
+    return _finished(lines, ignore, matched=len(fragments), keyed=mode == "html")
+
+
+def _finished(
+    lines: list[str], ignore: Sequence[re.Pattern[str]], *, matched: int, keyed: bool
+) -> Normalised:
+    """Drop ignored lines and hash what is compared (`markup_key` of each line in html mode)."""
     if ignore:
         lines = [line for line in lines if not any(p.search(line) for p in ignore)]
-    digest = content_hash("\n".join(lines).encode("utf-8"))
-    return Normalised(lines=lines, content_hash=digest, matched=len(fragments))
+    compared = [markup_key(line) for line in lines] if keyed else lines
+    digest = content_hash("\n".join(compared).encode("utf-8"))
+    return Normalised(lines=lines, content_hash=digest, matched=matched)

@@ -37,7 +37,14 @@ from serverless_scheduler_common import (
 from serverless_scheduler_common.ports import StateStore
 
 from .diff import line_diff
-from .normalise import content_hash, css_selector_problem, xpath_problem
+from .normalise import (
+    NORMALISER_VERSION,
+    content_hash,
+    css_selector_problem,
+    markup_key,
+    same_text,
+    xpath_problem,
+)
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +52,9 @@ log = logging.getLogger(__name__)
 NAMESPACE = "html_checker"
 #: Changes kept per job in the history.
 HISTORY_KEEP = 50
+#: Largest text (and HTML) body a pending notification keeps while it accumulates the
+#: changes of fires that could not deliver it.
+PENDING_BODY_CHARS = 64 * 1024
 _HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]{1,100}")
 _RESERVED_HEADERS = frozenset({"host", "content-length", "transfer-encoding", "connection"})
 _APPRISE_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]{0,30}://\S+$")
@@ -182,6 +192,29 @@ def _pending_key(key: str) -> str:
     return key + "#pending"
 
 
+def _undelivered(state: StateStore, key: str, fired: JobFired) -> dict[str, Any] | None:
+    """The notification an earlier fire left undelivered (its retries ran out), if any."""
+    pending = state.get(NAMESPACE, _pending_key(key))
+    if pending and pending.get("fire_id") and pending["fire_id"] != fired.fire_id:
+        return pending
+    return None
+
+
+def _merged(new: dict[str, Any], earlier: dict[str, Any] | None) -> dict[str, Any]:
+    """`new`, carrying the message of a change an earlier fire could not deliver."""
+    if earlier is None:
+        return new
+    note = "Earlier change, not delivered until now:"
+    body = new["body"] + "\n\n" + note + "\n" + earlier.get("body", "")
+    html = new["html"] + "<hr><p>" + note + "</p>" + earlier.get("html", "")
+    return {
+        **new,
+        "body": body[:PENDING_BODY_CHARS],
+        "html": html[:PENDING_BODY_CHARS],
+        "failures": int(earlier.get("failures", 0)),
+    }
+
+
 def _send_pending(
     job: HTMLMonitorJob,
     fired: JobFired,
@@ -208,12 +241,6 @@ def _send_pending(
 
 def check(job: HTMLMonitorJob, fired: JobFired, context: RunContext) -> RunOutcome:
     """One check of one job (the body of the hook; see the module docstring)."""
-    # The fetch path (requests) loads on first use, so the items API, which imports
-    # this module only for the job class, does not pay for it at cold start.
-    from serverless_scheduler_common.http import OutboundHTTPError
-
-    from .fetcher import fetch_page, http_for
-
     state = context.state
     if state is None:
         raise RuntimeError("the html_checker consumer needs a StateStore in its RunContext")
@@ -224,27 +251,55 @@ def check(job: HTMLMonitorJob, fired: JobFired, context: RunContext) -> RunOutco
         snapshot = None  # selector, mode or patterns changed: start a new baseline
 
     if snapshot is not None and snapshot.get("last_fire_id") == fired.fire_id:
-        # A duplicate delivery or a retry of a fire that already ran: finish its
-        # notification if that is still pending, and report the same outcome.
+        # A duplicate delivery or a retry of a fire that already ran: finish the
+        # notification still pending (its own, or an earlier fire's it had to send too),
+        # and report the same outcome.
         unsent = state.get(NAMESPACE, _pending_key(key))
-        if unsent and unsent.get("fire_id") == fired.fire_id:
+        if unsent and unsent.get("fire_id"):
             _send_pending(job, fired, context, state, key, unsent)
         return RunOutcome.model_validate(snapshot["last_outcome"])
+
+    # A notification whose fire ran out of retries is not dropped: this fire sends it
+    # (folded into its own when the page changed again), or fails and is retried too.
+    earlier = _undelivered(state, key, fired)
+    outcome, carried = _check_page(job, fired, context, state, key, snapshot, config, earlier)
+    if earlier is not None and not carried:
+        _send_pending(job, fired, context, state, key, earlier)
+    return outcome
+
+
+def _check_page(
+    job: HTMLMonitorJob,
+    fired: JobFired,
+    context: RunContext,
+    state: StateStore,
+    key: str,
+    snapshot: dict[str, Any] | None,
+    config: str,
+    earlier: dict[str, Any] | None,
+) -> tuple[RunOutcome, bool]:
+    """Fetch, compare and record; True when an `earlier` notification was folded into
+    this fire's one (and sent with it)."""
+    # The fetch path (requests) loads on first use, so the items API, which imports
+    # this module only for the job class, does not pay for it at cold start.
+    from serverless_scheduler_common.http import OutboundHTTPError
+
+    from .fetcher import fetch_page, http_for
 
     http = http_for(context.settings)
     validators = snapshot.get("validators") if snapshot else None
     try:
         response = fetch_page(http, str(job.url), headers=job.headers, conditional=validators)
     except OutboundHTTPError as exc:
-        return RunOutcome(status="error", summary=f"error: {exc}")
+        return RunOutcome(status="error", summary=f"error: {exc}"), False
     if response.not_modified and snapshot is not None:
-        return RunOutcome(status="ok", summary="unchanged")
+        return RunOutcome(status="ok", summary="unchanged"), False
     if response.status >= 400 or response.not_modified:
-        return RunOutcome(status="error", summary=f"error: HTTP {response.status}")
+        return RunOutcome(status="error", summary=f"error: HTTP {response.status}"), False
 
     raw_hash = content_hash(response.content)
     if snapshot is not None and snapshot.get("raw_hash") == raw_hash:
-        return RunOutcome(status="ok", summary="unchanged")
+        return RunOutcome(status="ok", summary="unchanged"), False
 
     from .normalise import SelectorError, normalise  # the parse path only
 
@@ -255,9 +310,10 @@ def check(job: HTMLMonitorJob, fired: JobFired, context: RunContext) -> RunOutco
             xpath=job.xpath,
             mode=job.mode,
             ignore=[_pattern(p) for p in job.ignore_patterns],
+            content_type=response.content_type,
         )
     except SelectorError as exc:
-        return RunOutcome(status="error", summary=f"error: {exc}")
+        return RunOutcome(status="error", summary=f"error: {exc}"), False
 
     now = _now()
     base: dict[str, Any] = {
@@ -269,14 +325,19 @@ def check(job: HTMLMonitorJob, fired: JobFired, context: RunContext) -> RunOutco
         "validators": response.validators(),
         "checked_at": now,
         "last_fire_id": fired.fire_id,
+        "normaliser": NORMALISER_VERSION,
     }
     if snapshot is None:
         outcome = RunOutcome(status="ok", summary="baseline recorded")
         state.put(
             NAMESPACE, key, {**base, "changed_at": now, "last_outcome": _outcome_dict(outcome)}
         )
-        return outcome
-    if snapshot.get("text_hash") == normalised.content_hash:
+        return outcome, False
+    if snapshot.get("normaliser") == NORMALISER_VERSION:
+        same = snapshot.get("text_hash") == normalised.content_hash
+    else:  # lines of an older normaliser: an upgrade alone is not a page change
+        same = same_text(snapshot.get("lines", []), normalised.lines)
+    if same:
         # Bytes changed only where nothing is compared (ignored lines, markup, scripts):
         # remember the new raw hash so the next identical body skips the parse.
         outcome = RunOutcome(status="ok", summary="unchanged")
@@ -285,9 +346,13 @@ def check(job: HTMLMonitorJob, fired: JobFired, context: RunContext) -> RunOutco
             key,
             {**snapshot, **base, "last_outcome": _outcome_dict(outcome)},
         )
-        return outcome
+        return outcome, False
 
-    diff = line_diff(snapshot.get("lines", []), normalised.lines)
+    diff = line_diff(
+        snapshot.get("lines", []),
+        normalised.lines,
+        key=markup_key if job.mode == "html" else None,
+    )
     outcome = RunOutcome(status="changed", summary=diff.summary, detail=diff.text)
     state.append_history(
         NAMESPACE,
@@ -307,11 +372,10 @@ def check(job: HTMLMonitorJob, fired: JobFired, context: RunContext) -> RunOutco
     )
     pending: dict[str, Any] | None = None
     if triggered and job.notify and context.notifier is not None:
-        pending = {
-            "fire_id": fired.fire_id,
-            "hash": normalised.content_hash,
-            **_notification(job, diff.summary, diff.text),
-        }
+        message = _notification(job, diff.summary, diff.text)
+        pending = _merged(
+            {"fire_id": fired.fire_id, "hash": normalised.content_hash, **message}, earlier
+        )
         # Pending first, snapshot second: a crash in between re-detects the change on
         # retry (same fire, same pending); the reverse order could lose the notification.
         state.put(NAMESPACE, _pending_key(key), pending)
@@ -320,7 +384,7 @@ def check(job: HTMLMonitorJob, fired: JobFired, context: RunContext) -> RunOutco
     state.put(NAMESPACE, key, {**base, "changed_at": now, "last_outcome": _outcome_dict(outcome)})
     if pending is not None:
         _send_pending(job, fired, context, state, key, pending)
-    return outcome
+    return outcome, pending is not None
 
 
 @hookimpl
