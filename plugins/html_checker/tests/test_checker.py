@@ -94,6 +94,31 @@ def test_change_only_in_an_ignored_line_does_not_notify(checker: Any, pages: Any
     assert "Updated" not in outcome.detail and "Visitors" not in outcome.detail
 
 
+def test_an_ignore_pattern_that_backtracks_forever_is_an_error_run_in_bounded_time(
+    checker: Any, pages: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`(a|aa)+$` against 40 `a`s and a `b` backtracks for longer than anyone waits: one
+    tenant's pattern must not hold the worker (with `re`, the whole process)."""
+    from serverless_scheduler_html_checker import normalise
+
+    monkeypatch.setattr(normalise, "IGNORE_BUDGET_S", 0.2)
+    job = checker.job(pages.set("/p", page()), ignore_patterns=["Updated", "(a|aa)+$"])
+    checker.run(job)
+    pages.set("/p", page(stock="a" * 40 + "b"))
+    started = time.monotonic()
+    outcome = checker.run(job)
+    assert time.monotonic() - started < 30
+    assert outcome.status == "error"
+    assert outcome.summary == (
+        "error: ignore_patterns[1] took over 0.2 s on this page (it backtracks too much); "
+        "simplify it"
+    )
+    assert checker.notifier.sent == []
+    # The baseline is kept: once the page is harmless again, the check goes on.
+    pages.set("/p", page(stock="no"))
+    assert checker.run(job).summary == "changed (+1/-1 lines)"
+
+
 def test_selector_scopes_what_is_compared(checker: Any, pages: Any) -> None:
     job = checker.job(pages.set("/p", page()), css_selector="#price")
     checker.run(job)

@@ -18,6 +18,7 @@ import hashlib
 import html as html_lib
 import json
 import re
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -110,6 +111,43 @@ _QUOTED_CHARS = 80
 
 class SelectorError(ValueError):
     """The selector is invalid or matched nothing (an error run, not a change)."""
+
+
+#: Longest time the ignore patterns of one check may spend on a page's lines, all
+#: together; past it the check is an error run naming the slowest pattern's index.
+IGNORE_BUDGET_S = 1.0
+
+
+class IgnorePatternError(SelectorError):
+    """An ignore pattern took longer than `IGNORE_BUDGET_S` on a page (an error run)."""
+
+
+def _kept(lines: list[str], ignore: Sequence[Any]) -> list[str]:
+    """The lines no pattern of `ignore` matches, within `IGNORE_BUDGET_S` in all.
+
+    A pattern that backtracks catastrophically on some line (`(a+)+$` against many
+    `a`s and a `b`) would otherwise hold the worker for minutes or forever; each
+    search gets what is left of the budget as its timeout instead.
+    """
+    deadline = time.monotonic() + IGNORE_BUDGET_S
+    kept: list[str] = []
+    for line in lines:
+        for index, pattern in enumerate(ignore):
+            left = deadline - time.monotonic()
+            try:
+                matched = left > 0 and pattern.search(line, timeout=left) is not None
+            except TimeoutError:
+                left = 0
+            if left <= 0:
+                raise IgnorePatternError(
+                    f"ignore_patterns[{index}] took over {IGNORE_BUDGET_S:g} s on this "
+                    "page (it backtracks too much); simplify it"
+                )
+            if matched:
+                break
+        else:
+            kept.append(line)
+    return kept
 
 
 def _quoted(text: str) -> str:
@@ -280,10 +318,13 @@ def normalise(
     css_selector: str | None = None,
     xpath: str | None = None,
     mode: str = "text",
-    ignore: Sequence[re.Pattern[str]] = (),
+    ignore: Sequence[Any] = (),
     content_type: str = "text/html",
 ) -> Normalised:
     """Select, convert to lines, drop ignored lines, hash.
+
+    `ignore` holds compiled patterns of the `regex` package (their searches take a
+    timeout; see `IGNORE_BUDGET_S`).
 
     A body that is not markup (`text/plain`, JSON, CSV...) is compared line by line
     without HTML parsing, unless a selector asks for parsing. Raises SelectorError when
@@ -311,12 +352,10 @@ def normalise(
     return _finished(lines, ignore, matched=len(fragments), keyed=mode == "html")
 
 
-def _finished(
-    lines: list[str], ignore: Sequence[re.Pattern[str]], *, matched: int, keyed: bool
-) -> Normalised:
+def _finished(lines: list[str], ignore: Sequence[Any], *, matched: int, keyed: bool) -> Normalised:
     """Drop ignored lines and hash what is compared (`markup_key` of each line in html mode)."""
     if ignore:
-        lines = [line for line in lines if not any(p.search(line) for p in ignore)]
+        lines = _kept(lines, ignore)
     compared = [markup_key(line) for line in lines] if keyed else lines
     digest = content_hash("\n".join(compared).encode("utf-8"))
     return Normalised(lines=lines, content_hash=digest, matched=matched)
