@@ -35,7 +35,16 @@ _WEBHOOK_SCHEMES = frozenset({"json", "jsons", "xml", "xmls", "form", "forms"})
 
 
 class NotificationError(Exception):
-    """No notification URL accepted the message (the runtime retries the run)."""
+    """A notification URL did not accept the message (the runtime retries the run).
+
+    `delivered` holds the URLs that did accept it in the same call: a caller that keeps
+    state sends its retry to the others only (a stateless one sends to every URL again:
+    a repeat, never a loss).
+    """
+
+    def __init__(self, message: str, delivered: Sequence[str] = ()) -> None:
+        super().__init__(message)
+        self.delivered = tuple(delivered)
 
 
 def truncate(text: str, limit: int, marker: str = "\n... [truncated]") -> str:
@@ -71,7 +80,14 @@ class AppriseNotifier:
     def notify(
         self, urls: Sequence[str], *, title: str, body: str, html: str | None = None
     ) -> None:
-        """Send to every URL; raise NotificationError when none accepted it."""
+        """Send to every URL, one at a time.
+
+        Raises NotificationError when none accepted the message, or when one did not
+        accept it for a reason that may pass (the service refused or was unreachable;
+        `delivered` then names the URLs that did). A URL that can never work (not an
+        apprise URL, a refused private address) is logged and does not fail a message
+        that another URL delivered: retrying cannot help it.
+        """
         import apprise  # heavy import, deferred so consumers that never notify stay light
 
         if not urls:
@@ -80,7 +96,8 @@ class AppriseNotifier:
         body = truncate(body, MAX_BODY_CHARS)
         html = truncate(html, MAX_BODY_CHARS, "</pre><p>... [truncated]</p>") if html else None
         failures: list[str] = []
-        delivered = 0
+        transient: list[str] = []
+        delivered: list[str] = []
         for index, url in enumerate(urls):
             scheme = scheme_of(url)
             try:
@@ -100,13 +117,13 @@ class AppriseNotifier:
                 interpret_escapes=False,
             )
             if ok:
-                delivered += 1
+                delivered.append(url)
             else:
-                failures.append(f"notify[{index}] ({scheme}://) was not accepted")
-        for failure in failures:
+                transient.append(f"notify[{index}] ({scheme}://) was not accepted")
+        for failure in failures + transient:
             log.warning("notification failed: %s", failure)
-        if failures and not delivered:
-            raise NotificationError("; ".join(failures))
+        if transient or (failures and not delivered):
+            raise NotificationError("; ".join(failures + transient), delivered=delivered)
 
 
 __all__ = ["AppriseNotifier", "NotificationError", "truncate"]

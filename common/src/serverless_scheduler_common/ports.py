@@ -207,7 +207,12 @@ class Notifier(Protocol):
     def notify(
         self, urls: Sequence[str], *, title: str, body: str, html: str | None = None
     ) -> None:
-        """Raise when no URL accepted the message, so the runtime retries."""
+        """Raise when a URL did not accept the message, so the runtime retries.
+
+        `AppriseNotifier` raises `NotificationError`, whose `delivered` names the URLs
+        that accepted it, when some did: a consumer that keeps state can retry the
+        others only.
+        """
         ...
 
 

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from pytest_httpserver import HTTPServer
+from werkzeug import Response
 
 from serverless_scheduler_common import RunContext, Settings
 from serverless_scheduler_common.notify import AppriseNotifier, NotificationError
@@ -77,6 +78,52 @@ def test_one_working_url_is_enough(hook_server: HTTPServer) -> None:
         ["not a url at all", f"json://127.0.0.1:{hook_server.port}/hook"], title="t", body="b"
     )
     assert _posts(hook_server)[0]["message"] == "b"
+
+
+def test_a_url_that_refuses_fails_the_send_and_names_the_ones_that_took_it(
+    hook_server: HTTPServer,
+) -> None:
+    hook_server.expect_request("/good").respond_with_data("ok")
+    hook_server.expect_request("/bad").respond_with_data("down", status=503)
+    good = f"json://127.0.0.1:{hook_server.port}/good"
+    bad = f"json://127.0.0.1:{hook_server.port}/bad"
+    notifier = AppriseNotifier(Settings(allow_private_networks=True))
+    with pytest.raises(NotificationError, match=r"notify\[1\] \(json://\) was not accepted") as err:
+        notifier.notify([good, bad, "not a url at all"], title="t", body="b")
+    assert err.value.delivered == (good,)
+
+
+def test_a_change_reaches_a_url_that_was_down_without_repeating_the_others(
+    tmp_path: Path, checker: Any, pages: Any, hook_server: HTTPServer
+) -> None:
+    """Two notify URLs, one down: the fire fails (the runtime retries it) and its retry
+    sends to the one that was down only."""
+    bad_status = [503]
+    hook_server.expect_request("/good").respond_with_data("ok")
+    hook_server.expect_request("/bad").respond_with_handler(
+        lambda request: Response("state", status=bad_status[0])
+    )
+    settings = Settings(allow_private_networks=True)
+    checker.context = RunContext(
+        settings=settings,
+        state=SqliteStateStore(tmp_path / "scheduler.db"),
+        notifier=AppriseNotifier(settings),
+    )
+    good = f"json://127.0.0.1:{hook_server.port}/good"
+    bad = f"json://127.0.0.1:{hook_server.port}/bad"
+    job = checker.job(pages.set("/p", "<p>10 EUR</p>"), notify=[good, bad])
+    checker.run(job)
+    pages.set("/p", "<p>12 EUR</p>")
+    fired = checker.fired(job)
+    with pytest.raises(NotificationError):
+        checker.run(job, fired)
+    bad_status[0] = 200
+    assert checker.run(job, fired).summary == "changed (+1/-1 lines)"  # the retry
+    paths = [request.path for request, _ in hook_server.log]
+    assert paths.count("/good") == 1
+    assert paths.count("/bad") == 2  # refused, then delivered
+    checker.run(job, fired)  # a later duplicate sends nothing
+    assert len(hook_server.log) == 3
 
 
 def test_private_webhook_destinations_are_refused_by_default(

@@ -201,6 +201,11 @@ def _pending_key(key: str) -> str:
     return key + "#pending"
 
 
+def _url_key(url: str) -> str:
+    """How a pending notification remembers a URL that has it (URLs hold secrets)."""
+    return content_hash(url.encode("utf-8"))
+
+
 def _undelivered(state: StateStore, key: str, fired: JobFired) -> dict[str, Any] | None:
     """The notification an earlier fire left undelivered (its retries ran out), if any."""
     pending = state.get(NAMESPACE, _pending_key(key))
@@ -232,15 +237,24 @@ def _send_pending(
     key: str,
     pending: dict[str, Any],
 ) -> None:
-    """Send this fire's pending notification; clear it only once the send succeeded."""
+    """Send this fire's pending notification; clear it only once every URL has it.
+
+    A URL that took it in an earlier attempt is not sent it again: the pending record
+    keeps the hashes of those URLs (`delivered`; hashes, as the URLs hold secrets).
+    """
     if context.notifier is None or not job.notify:
         state.put(NAMESPACE, _pending_key(key), {})
         return
+    delivered = set(pending.get("delivered", []))
+    urls = [url for url in job.notify if _url_key(url) not in delivered]
     try:
-        context.notifier.notify(
-            job.notify, title=pending["title"], body=pending["body"], html=pending["html"]
-        )
+        if urls:
+            context.notifier.notify(
+                urls, title=pending["title"], body=pending["body"], html=pending["html"]
+            )
     except Exception as exc:
+        delivered.update(_url_key(url) for url in getattr(exc, "delivered", ()))
+        pending["delivered"] = sorted(delivered)
         pending["failures"] = int(pending.get("failures", 0)) + 1
         pending["last_error"] = f"{type(exc).__name__}: {exc}"[:500]
         state.put(NAMESPACE, _pending_key(key), pending)
