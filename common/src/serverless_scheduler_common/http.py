@@ -562,9 +562,18 @@ def _origin(url: str) -> tuple[str, str, int | None]:
 
 
 def _safe_url(url: str) -> str:
-    """The URL without query string (queries often carry tokens) for logs."""
+    """The URL without credentials and query string (queries often carry tokens), for
+    logs and messages; the port is kept (`http://127.0.0.1:8132/loop`)."""
     parts = urlsplit(url)
-    return urlunsplit((parts.scheme, parts.hostname or "", parts.path, "", ""))
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    netloc = f"{host}:{port}" if port is not None else host
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
 
 
 def _check_content_type(response: requests.Response, allowed: Sequence[str] | None) -> None:
