@@ -334,3 +334,77 @@ def test_arming_many_schedules_reports_its_progress(
     with caplog.at_level("INFO", logger="serverless_scheduler_schedulers.local_engine"):
         assert quiet.load() == 2100  # below the default 10,000: nothing to report
     assert not [r for r in caplog.records if "arm" in r.getMessage()]
+
+
+def test_a_one_off_job_moved_to_a_new_time_after_it_fired_fires_again(
+    engine: Any, backend: Any, publisher: Any, clock: Any, make_job: Any
+) -> None:
+    backend.upsert(make_job(schedule={"kind": "at", "at": "2026-03-01T12:01:00Z"}))
+    run_until(engine, clock, T0 + timedelta(minutes=2), timedelta(seconds=10))
+    engine.flush()
+    assert backend.is_done("alice", "job1")
+    moved = {"kind": "at", "at": "2026-03-01T12:05:00Z"}
+    backend.upsert(make_job(version=2, schedule=moved))
+    assert not backend.is_done("alice", "job1")
+    run_until(engine, clock, T0 + timedelta(minutes=6), timedelta(seconds=10))
+    assert times(publisher) == [T0 + timedelta(minutes=1), T0 + timedelta(minutes=5)]
+    # A new version that keeps the time it fired at (a rename) does not fire it again,
+    # nor does a restart.
+    backend.upsert(make_job(version=3, schedule=moved))
+    run_until(engine, clock, T0 + timedelta(minutes=8), timedelta(seconds=10))
+    engine.flush()
+    assert TimerEngine(backend, publisher, clock=clock).load() == 0
+    assert len(publisher.fired) == 2
+
+
+def test_a_cron_schedule_that_never_fires_is_not_armed_and_harms_no_other_job(
+    backend: Any,
+    publisher: Any,
+    clock: Any,
+    make_job: Any,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    never = {"kind": "cron", "expression": "0 0 31 2 *", "timezone": "UTC"}  # 31 February
+    engine = TimerEngine(backend, publisher, clock=clock)
+    engine.load()
+    backend.upsert(make_job("never", schedule=never))
+    backend.upsert(make_job("other"))
+    with caplog.at_level("ERROR", logger="serverless_scheduler_schedulers.local_engine"):
+        run_until(engine, clock, T0 + timedelta(minutes=5), timedelta(minutes=1))
+        assert times(publisher, "other") == [T0 + timedelta(minutes=5)]
+        # a restart arms the other jobs instead of failing
+        restarted = TimerEngine(backend, publisher, clock=clock)
+        assert restarted.load() == 1
+    assert "alice/never" in caplog.text and "not armed" in caplog.text
+    assert engine.next_fire_at("alice", "never") is None
+
+
+def test_a_catch_up_window_of_zero_still_runs_fires_the_running_engine_reaches_late(
+    engine: Any, backend: Any, publisher: Any, clock: Any, make_job: Any
+) -> None:
+    rate = {"kind": "rate", "every": 1, "unit": "minutes"}
+    backend.upsert(make_job(schedule=rate, policy={"catchup_window_s": 0}))
+    engine.run_due(T0)
+    engine.run_due(T0 + timedelta(minutes=1, milliseconds=30))  # a timer wake-up's lateness
+    assert times(publisher) == [T0 + timedelta(minutes=1)]
+    assert engine.stats.missed == 0
+    engine.run_due(T0 + timedelta(minutes=2, seconds=30))  # far behind: skipped
+    assert times(publisher) == [T0 + timedelta(minutes=1)]
+    assert engine.stats.missed == 1
+
+
+def test_an_edit_during_a_fires_jitter_delay_keeps_that_fire(
+    engine: Any, backend: Any, publisher: Any, clock: Any, make_job: Any
+) -> None:
+    rate = {"kind": "rate", "every": 5, "unit": "minutes", "jitter_s": 240}
+    backend.upsert(make_job(schedule=rate))
+    engine.run_due(T0)
+    offset = engine._entries[("alice", "job1")].offset
+    assert offset > 1
+    # The 12:05 fire is due at 12:05 + offset; the job is renamed in between.
+    clock.set(T0 + timedelta(minutes=5, seconds=offset / 2))
+    engine.run_due(clock.now())
+    backend.upsert(make_job(version=2, schedule=rate, name="renamed"))
+    run_until(engine, clock, T0 + timedelta(minutes=15), timedelta(seconds=1))
+    assert times(publisher) == [T0 + timedelta(minutes=5), T0 + timedelta(minutes=10)]
+    assert [f.job["name"] for f in publisher.fired] == ["renamed", "renamed"]

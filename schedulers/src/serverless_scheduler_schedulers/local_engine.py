@@ -56,6 +56,11 @@ log = logging.getLogger(__name__)
 #: Jobs per transaction in `upsert_many` (bounds memory and lock hold time).
 _CHUNK = 5000
 
+#: A fire the running engine reaches this late is on time whatever the job's catch-up
+#: window (timer wake-ups and busy moments make every fire a little late; a window of 0
+#: means no catch-up after a stop, not that every fire is skipped).
+ON_TIME_S = 5.0
+
 _SCHEDULE_ADAPTER: TypeAdapter[AnySchedule] = TypeAdapter(Schedule)
 
 _SCHEMA = """
@@ -483,7 +488,8 @@ class _Entry:
         self.alive = True
         self.at = isinstance(schedule, AtSchedule)
         period_for_window = int(self.period) if self.period else schedule.period_s
-        self.window = _shared(float(row.policy.effective_catchup_window_s(period_for_window)))
+        window = row.policy.effective_catchup_window_s(period_for_window)
+        self.window = _shared(max(float(window), ON_TIME_S))
         end_at = None if isinstance(schedule, AtSchedule) else schedule.end_at
         self.end_ts = end_at.timestamp() if end_at else None
         jitter = 0 if isinstance(schedule, AtSchedule) else schedule.jitter_s
@@ -514,13 +520,23 @@ class _Entry:
         """The `JobFired` JSON of one fire: `stamp` = UTC second, `scheduled` = ISO time."""
         return f'{self.head}{stamp}","scheduled_time":"{scheduled}"}}'
 
-    def first_due(self, row: ScheduleRow) -> float | None:
-        """First nominal fire time after what already happened (None: nothing left)."""
+    def first_due(self, row: ScheduleRow, *, rearmed: bool = False) -> float | None:
+        """First nominal fire time after what already happened (None: nothing left);
+        `rearmed`: the row replaces an entry that was armed."""
         if self.at:
-            if self.last is not None:
+            at = self.schedule.at.timestamp()  # type: ignore[union-attr]
+            # Done once it fired (or was skipped) at this time or later: a one-off job
+            # moved to a new time after it fired fires again, at its new time.
+            if self.last is not None and self.last >= at:
                 return None
-            return self.schedule.at.timestamp()  # type: ignore[union-attr]
-        after = max(row.armed_at, self.last if self.last is not None else float("-inf"))
+            return at
+        armed = row.armed_at
+        if rearmed:
+            # An armed job's new version fires what falls due from the moment it was
+            # stored on: a nominal time before that whose jittered fire comes after it
+            # (the job edited during that fire's delay) too.
+            armed -= self.offset
+        after = max(armed, self.last if self.last is not None else float("-inf"))
         if self.period:
             start_at = row.schedule.start_at  # type: ignore[union-attr]
             created = row.snapshot.get("created_at")
@@ -547,9 +563,13 @@ class _Entry:
         if self.period:
             nxt = nominal + self.period
         else:
-            got = self.schedule.next_fire_after(  # type: ignore[union-attr]
-                datetime.fromtimestamp(nominal, UTC)
-            )
+            try:
+                got = self.schedule.next_fire_after(  # type: ignore[union-attr]
+                    datetime.fromtimestamp(nominal, UTC)
+                )
+            except ValueError as exc:  # no later date matches the expression
+                log.error("schedule of %s/%s has no fire after this one: %s", *self.key, exc)
+                got = None
             if got is None:
                 return None
             nxt = got.timestamp()
@@ -771,11 +791,20 @@ class TimerEngine:
                 if old is not None and old.last is not None:
                     row.last_fire_at = max(row.last_fire_at or old.last, old.last)
                 if row.enabled and not row.done:
-                    self._arm(row)
+                    self._arm(row, rearmed=old is not None)
 
-    def _arm(self, row: ScheduleRow) -> None:
-        entry = _Entry(row)
-        first = entry.first_due(row)
+    def _arm(self, row: ScheduleRow, *, rearmed: bool = False) -> None:
+        try:
+            entry = _Entry(row)
+            first = entry.first_due(row, rearmed=rearmed)
+        except ValueError as exc:  # e.g. a cron expression no date matches (31 February)
+            log.error(
+                "schedule of %s/%s is not armed: no fire time can be computed (%s)",
+                row.owner_id,
+                row.job_id,
+                exc,
+            )
+            return
         if first is None:
             if entry.at and not row.done:
                 with self._dirty_lock:
