@@ -13,9 +13,10 @@ from serverless_scheduler_common.schedule import (
     CronSchedule,
     RateSchedule,
     Schedule,
-    backwards_cron_range,
+    cron_write_problem,
     next_fires,
     sets_past_at,
+    sets_past_end_at,
 )
 
 SCHEDULE = TypeAdapter(Schedule)
@@ -207,10 +208,33 @@ def test_sets_past_at_only_when_a_write_sets_a_past_time(
     assert sets_past_at(AtSchedule(at=at), stored, NOW) is refused
 
 
+def test_sets_past_end_at_only_when_a_write_sets_a_past_end() -> None:
+    past, future = NOW - timedelta(days=2), NOW + timedelta(days=2)
+    ended = RateSchedule(every=5, end_at=past)
+    assert sets_past_end_at(ended, None, NOW)
+    assert sets_past_end_at(CronSchedule(expression="0 9 * * *", end_at=past), None, NOW)
+    assert sets_past_end_at(ended, {"kind": "rate", "every": 5, "end_at": future.isoformat()}, NOW)
+    # kept as stored (a rename of a finished job), in the future, within the grace, or none
+    assert not sets_past_end_at(ended, ended.model_dump(mode="json"), NOW)
+    assert not sets_past_end_at(RateSchedule(every=5, end_at=future), None, NOW)
+    assert not sets_past_end_at(
+        RateSchedule(every=5, end_at=NOW - timedelta(seconds=30)), None, NOW
+    )
+    assert not sets_past_end_at(RateSchedule(every=5), None, NOW)
+    assert not sets_past_end_at(AtSchedule(at=past), None, NOW)
+
+
 def test_sets_past_at_ignores_recurring_schedules() -> None:
     past = NOW - timedelta(days=30)
     assert not sets_past_at(RateSchedule(every=5, start_at=past), None, NOW)
     assert not sets_past_at(CronSchedule(expression="0 9 * * *", end_at=past), None, NOW)
+
+
+@pytest.mark.parametrize(
+    ("written", "name"), [("utc", "UTC"), ("europe/warsaw", "Europe/Warsaw"), ("UTC", "UTC")]
+)
+def test_a_timezone_in_another_case_is_taken_as_its_iana_name(written: str, name: str) -> None:
+    assert CronSchedule(expression="0 9 * * *", timezone=written).timezone == name
 
 
 @pytest.mark.parametrize(
@@ -255,7 +279,14 @@ def test_sets_past_at_ignores_recurring_schedules() -> None:
     ],
 )
 def test_a_new_cron_range_may_not_run_backwards(expression: str, problem: str | None) -> None:
-    assert backwards_cron_range(CronSchedule(expression=expression), None) == problem
+    assert cron_write_problem(CronSchedule(expression=expression), None) == problem
+
+
+@pytest.mark.parametrize("expression", ["0 0 31 2 *", "0 0 30 2 *", "0 0 31 4,6,9,11 *"])
+def test_a_new_cron_expression_no_date_matches_is_refused(expression: str) -> None:
+    problem = cron_write_problem(CronSchedule(expression=expression), None)
+    assert problem == f"no date matches {expression!r} (such as 31 February): it would never fire"
+    assert cron_write_problem(CronSchedule(expression="0 0 29 2 *"), None) is None  # leap days
 
 
 def test_a_stored_backwards_range_may_be_kept() -> None:
@@ -263,10 +294,10 @@ def test_a_stored_backwards_range_may_be_kept() -> None:
     write that keeps the expression (a rename) is accepted; changing it is not."""
     schedule = CronSchedule(expression="0 9-5 * * *", timezone="Europe/Warsaw")
     stored = schedule.model_dump(mode="json")
-    assert backwards_cron_range(schedule, stored) is None
-    assert backwards_cron_range(CronSchedule(expression="0 9-4 * * *"), stored) is not None
-    assert backwards_cron_range(schedule, {"kind": "rate", "every": 5}) is not None
-    assert backwards_cron_range(RateSchedule(every=5), stored) is None
+    assert cron_write_problem(schedule, stored) is None
+    assert cron_write_problem(CronSchedule(expression="0 9-4 * * *"), stored) is not None
+    assert cron_write_problem(schedule, {"kind": "rate", "every": 5}) is not None
+    assert cron_write_problem(RateSchedule(every=5), stored) is None
 
 
 # -- EventBridge rendering ----------------------------------------------------------------------

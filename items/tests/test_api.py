@@ -175,6 +175,28 @@ def test_a_cron_range_running_backwards_is_422_with_the_ranges_to_write(api: Any
     assert response.status_code == 422, response.text
 
 
+def test_schedules_that_would_never_fire_are_422_naming_the_field(api: Any) -> None:
+    auth = api.auth("alice")
+    base = {"job_type": "probe_job", "name": "never"}
+    past = (datetime.now(UTC) - timedelta(days=1)).isoformat()
+    cases = [
+        (
+            {"kind": "cron", "expression": "0 0 31 2 *"},
+            ["body", "schedule", "expression"],
+            "no date matches '0 0 31 2 *' (such as 31 February): it would never fire",
+        ),
+        (
+            {"kind": "rate", "every": 5, "end_at": past},
+            ["body", "schedule", "end_at"],
+            "schedule.end_at is in the past; the job would never fire",
+        ),
+    ]
+    for schedule, loc, msg in cases:
+        response = api.client.post(JOBS, json={**base, "schedule": schedule}, headers=auth)
+        assert response.status_code == 422, response.text
+        assert response.json()["detail"] == [{"loc": loc, "msg": msg, "type": "value_error"}]
+
+
 def test_a_stored_backwards_cron_range_can_be_kept_by_an_update(
     api: Any, registry: JobTypeRegistry
 ) -> None:

@@ -163,3 +163,56 @@ def test_run_history_is_read_from_the_runs_table(lambda_env: Any) -> None:
         handler, load_event("apigw_list_runs.json", job["job_id"], sub="someone-else")
     )
     assert status == 404
+
+
+def _changes_event(job_id: str, sub: str | None = None) -> dict[str, Any]:
+    """The runs event, asking for the job's changes instead."""
+    event = load_event("apigw_list_runs.json", job_id, sub=sub)
+    path = event["rawPath"].replace("/runs", "/changes")
+    event["rawPath"] = event["requestContext"]["http"]["path"] = path
+    event["pathParameters"]["proxy"] = path.removeprefix("/api/")
+    return event
+
+
+def _reload_handler() -> Any:
+    sys.modules.pop("serverless_scheduler_items.lambda_handler", None)
+    return importlib.import_module("serverless_scheduler_items.lambda_handler").handler
+
+
+def test_change_history_is_read_from_the_state_table(
+    lambda_env: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import boto3
+
+    from serverless_scheduler_common.state import DynamoDBStateStore
+
+    handler, _, _ = lambda_env
+    _, job, _ = invoke(handler, load_event("apigw_create_job.json"))
+    status, body, _ = invoke(handler, _changes_event(job["job_id"]))
+    assert status == 503, body  # no SCHEDULER_STATE_TABLE: a configuration problem
+
+    client = boto3.client("dynamodb", region_name="us-east-1")
+    DynamoDBStateStore.create_table(client, "state-dev")
+    DynamoDBStateStore(client, "state-dev").append_history(
+        "html_checker",
+        f"{ALICE_SUB}/{job['job_id']}",
+        {
+            "at": "2026-01-05T09:00:00+00:00",
+            "fire_id": "fire-1",
+            "hash": "h",
+            "added": 1,
+            "removed": 0,
+            "diff": "@@ -1,0 +1 @@\n+Team plan\n",
+        },
+        keep=50,
+    )
+    monkeypatch.setenv("SCHEDULER_STATE_TABLE", "state-dev")
+    handler = _reload_handler()
+    status, page, _ = invoke(handler, _changes_event(job["job_id"]))
+    assert status == 200, page
+    assert page["supported"] is True
+    assert [(c["summary"], c["diff"]) for c in page["items"]] == [
+        ("changed (+1/-0 lines)", "@@ -1,0 +1 @@\n+Team plan\n")
+    ]
+    status, _, _ = invoke(handler, _changes_event(job["job_id"], sub="someone-else"))
+    assert status == 404

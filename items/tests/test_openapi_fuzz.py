@@ -20,7 +20,8 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from serverless_scheduler_common import Settings
-from serverless_scheduler_common.plugins import default_registry
+from serverless_scheduler_common.plugins import default_registry, get_plugin_manager
+from serverless_scheduler_common.state import SqliteStateStore
 from serverless_scheduler_items.app import create_app
 from serverless_scheduler_items.auth import SqliteTokenStore
 from serverless_scheduler_items.sqlite_repository import SqliteJobRepository
@@ -66,8 +67,10 @@ def api_schema(tmp_path_factory: pytest.TempPathFactory) -> Any:
         repo=repo,
         runs=_EmptyRuns(),
         publisher=_NullPublisher(),
+        state=SqliteStateStore(db),
         authenticator=tokens,
         registry=registry,
+        plugin_manager=get_plugin_manager(),
         static_dir=db.parent / "no-ui",
     )
     return schemathesis.openapi.from_asgi("/api/v1/openapi.json", app)
@@ -103,6 +106,7 @@ OPERATIONS = [
     ("DELETE", "/api/v1/jobs/{job_id}"),
     ("POST", "/api/v1/jobs/{job_id}/run"),
     ("GET", "/api/v1/jobs/{job_id}/runs"),
+    ("GET", "/api/v1/jobs/{job_id}/changes"),
 ]
 
 

@@ -19,6 +19,7 @@ def test_user_b_cannot_see_change_run_or_delete_user_as_job(api: Any) -> None:
     assert api.client.put(url, json=job, headers={**bob, "If-Match": '"1"'}).status_code == 404
     assert api.client.post(f"{url}/run", headers=bob).status_code == 404
     assert api.client.get(f"{url}/runs", headers=bob).status_code == 404
+    assert api.client.get(f"{url}/changes", headers=bob).status_code == 404
     assert api.client.delete(url, headers=bob).status_code == 404
     assert api.client.delete(url, headers={**bob, "If-Match": '"1"'}).status_code == 404
 

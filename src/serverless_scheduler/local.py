@@ -222,6 +222,7 @@ def build_local_system(settings: Settings, *, plugins: list[object] | None = Non
         repo=repo,
         runs=runs,
         publisher=dispatcher,
+        state=state,
         authenticator=tokens,
         registry=registry,
         plugin_manager=pm,

@@ -215,6 +215,44 @@ def test_hostile_name_and_diff_are_shown_as_text(
     assert page.dialogs == []
 
 
+def test_a_change_whose_notification_failed_is_listed_in_the_history(
+    page: Any, live_system: LiveSystem, httpserver: HTTPServer
+) -> None:
+    """The change history comes from the checker's own records, not from the runs: a
+    change whose notification could not be sent (its run is an `error`) is listed with
+    its diff."""
+    _delete_all(live_system)
+    url = _serve_page(httpserver, "/plans", "<html><body><p>Plans: Basic</p></body></html>")
+    httpserver.expect_request("/hook-down").respond_with_data("down", status=500)
+    job = _create_job(
+        live_system,
+        job_type="html_monitor_job",
+        name="Plans",
+        url=url,
+        notify=[f"json://127.0.0.1:{httpserver.port}/hook-down"],
+    )
+    live_system.api("POST", f"/jobs/{job['job_id']}/run")
+    live_system.wait_for_runs(job["job_id"], 1)
+    _replace_page(httpserver, "/plans", "<html><body><p>Plans: Basic, Team</p></body></html>")
+    _next_second()
+    live_system.api("POST", f"/jobs/{job['job_id']}/run")
+    runs = live_system.wait_for_runs(job["job_id"], 2)
+    assert [r["status"] for r in runs] == ["error", "ok"], runs
+
+    _sign_in(page, live_system)
+    page.goto(f"{live_system.base_url}/#/jobs/{job['job_id']}")
+    page.wait_for_selector("#diff .diff-add")
+    items = page.locator("ol.changes li")
+    assert items.count() == 1
+    assert "changed (+1/-1 lines)" in items.first.inner_text()
+    assert items.first.locator(".badge.status-error").inner_text() == "run failed"
+    assert "Plans: Basic, Team" in "\n".join(
+        page.locator("#diff .diff-add .code").all_inner_texts()
+    )
+    assert "changed (+1/-1 lines)" in page.inner_text("#diff")
+    assert page.console_errors == []
+
+
 def test_only_http_urls_become_links(page: Any, live_system: LiveSystem) -> None:
     _sign_in(page, live_system)
     result = page.evaluate(

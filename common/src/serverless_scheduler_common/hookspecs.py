@@ -64,6 +64,23 @@ def serverless_scheduler_forget_job(
     """
 
 
+@hookspec(firstresult=True)
+def serverless_scheduler_change_history(
+    owner_id: str, job_id: str, job_type: str, state: StateStore, limit: int
+) -> list[dict[str, Any]] | None:
+    """Return up to `limit` changes the plugin recorded for a job, newest first.
+
+    Called by the items API (`GET /jobs/{job_id}/changes`) after it checked that the
+    job exists and belongs to `owner_id`. Return `None` for job types the plugin does
+    not own (the first list returned is the answer), and a list, possibly empty, for
+    the types it keeps a history of in `state`. Each entry is a dict with `at` (when
+    the change was detected, ISO 8601), `summary`, `added` and `removed` (line counts)
+    and `diff` (unified diff text), optionally `fire_id`; the API passes on only these
+    keys, so a plugin must never put secrets (notification URLs, headers) into them.
+    Read only: it must not change `state`.
+    """
+
+
 @hookspec
 def serverless_scheduler_ui_hints(job_type: str) -> dict[str, Any] | None:
     """Return UI hints for a job type's fields (labels, placeholders, widget names).

@@ -183,10 +183,15 @@ class CronSchedule(_RecurringBase):
     @field_validator("timezone")
     @classmethod
     def _valid_timezone(cls, value: str) -> str:
+        """An IANA name; one written in another case (`utc`, `europe/warsaw`) is taken
+        as the name it stands for."""
         try:
             ZoneInfo(value)
         except (ZoneInfoNotFoundError, ValueError) as exc:
-            raise ValueError(f"unknown IANA timezone {value!r}") from exc
+            canonical = _zone_names().get(value.lower())
+            if canonical is None:
+                raise ValueError(f"unknown IANA timezone {value!r}") from exc
+            return canonical
         return value
 
     def next_fire_after(self, after: datetime, anchor: datetime | None = None) -> datetime | None:
@@ -203,6 +208,14 @@ class CronSchedule(_RecurringBase):
 
     def eventbridge(self) -> EventBridgeExpression:
         return EventBridgeExpression(_cron_to_eventbridge(self.expression), self.timezone)
+
+
+@functools.lru_cache(maxsize=1)
+def _zone_names() -> dict[str, str]:
+    """Every IANA timezone name by its lower-case form (read once, on first need)."""
+    import zoneinfo
+
+    return {name.lower(): name for name in zoneinfo.available_timezones()}
 
 
 @functools.lru_cache(maxsize=cron.CACHE_SIZE)
@@ -322,20 +335,49 @@ def sets_past_at(
         return True
 
 
-def backwards_cron_range(
+def sets_past_end_at(
+    schedule: RateSchedule | CronSchedule | AtSchedule,
+    stored: Any,
+    now: datetime,
+    grace_s: float = PAST_AT_GRACE_S,
+) -> bool:
+    """Whether a write of a recurring `schedule` over `stored` (the stored schedule's
+    JSON, None on create) sets an `end_at` more than `grace_s` before `now`: a schedule
+    that would never fire again. Keeping the stored `end_at` is no change (a finished
+    job can still be renamed or paused)."""
+    if isinstance(schedule, AtSchedule) or schedule.end_at is None:
+        return False
+    if schedule.end_at >= now - timedelta(seconds=grace_s):
+        return False
+    try:
+        kept = type(schedule).model_validate(stored).end_at
+    except ValidationError:  # none stored, or another kind
+        return True
+    return kept != schedule.end_at
+
+
+def cron_write_problem(
     schedule: RateSchedule | CronSchedule | AtSchedule, stored: Any
 ) -> str | None:
     """Why a write of `schedule` over `stored` (the stored schedule's JSON, None on
-    create) is refused for a cron range that runs backwards (`9-5`), or None.
+    create) is refused for its cron expression, or None:
 
-    croniter wraps such a range round (9-23 and 0-5), the web UI's preview refuses it
-    and EventBridge does not document its reading, so new expressions may not use it.
-    Not a model validator: jobs stored before this rule keep working (locally they
-    fire as croniter reads them), and keeping the stored expression is no change.
+    - a range that runs backwards (`9-5`): croniter wraps it round (9-23 and 0-5), the
+      web UI's preview refuses it and EventBridge does not document its reading;
+    - an expression no date matches (`0 0 31 2 *`): it would never fire, and computing
+      its next fire fails.
+
+    Not a model validator: jobs stored before these rules keep loading (locally a
+    backwards range fires as croniter reads it; a never-firing schedule is not armed),
+    and a write that keeps the stored expression is no change.
     """
     if not isinstance(schedule, CronSchedule):
         return None
     problem = _backwards_range(schedule.expression)
+    if problem is None and _never_fires(schedule.expression):
+        problem = (
+            f"no date matches {schedule.expression!r} (such as 31 February): it would never fire"
+        )
     if problem is None:
         return None
     try:
@@ -343,6 +385,16 @@ def backwards_cron_range(
     except ValidationError:  # none stored, or another kind
         kept = False
     return None if kept else problem
+
+
+@functools.lru_cache(maxsize=cron.CACHE_SIZE)
+def _never_fires(expression: str) -> bool:
+    """Whether no date matches a valid `expression` (croniter gives up looking)."""
+    try:
+        cron.next_after(expression, "UTC", datetime(2000, 1, 1, tzinfo=UTC))
+    except ValueError:  # croniter's CroniterBadDateError
+        return True
+    return False
 
 
 def next_fires(

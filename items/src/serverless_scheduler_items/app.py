@@ -23,7 +23,7 @@ from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 from pydantic.json_schema import models_json_schema
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -34,10 +34,19 @@ from serverless_scheduler_common.errors import (
 )
 from serverless_scheduler_common.events import JobFired
 from serverless_scheduler_common.ids import new_id
-from serverless_scheduler_common.ports import JobRepository, Publisher, RunRepository
+from serverless_scheduler_common.ports import (
+    JobRepository,
+    Publisher,
+    RunRepository,
+    StateStore,
+)
 from serverless_scheduler_common.registry import JobTypeRegistry
 from serverless_scheduler_common.runs import Run
-from serverless_scheduler_common.schedule import backwards_cron_range, sets_past_at
+from serverless_scheduler_common.schedule import (
+    cron_write_problem,
+    sets_past_at,
+    sets_past_end_at,
+)
 from serverless_scheduler_common.settings import Settings
 
 from .auth import Authenticator, Identity
@@ -64,6 +73,7 @@ STATIC_DIR = Path(__file__).parent / "static"
 JOB_ID_PATTERN = r"^[0-9A-Za-z_-]{1,64}$"
 _ETAG_RE = re.compile(r'^(?:W/)?"?(\d{1,18})"?$')
 PAST_AT_MESSAGE = "schedule.at is in the past; a one-off job needs a future time"
+PAST_END_AT_MESSAGE = "schedule.end_at is in the past; the job would never fire"
 
 
 class AsciiJSONResponse(JSONResponse):
@@ -115,6 +125,24 @@ class RunPage(BaseModel):
     next_cursor: str | None
 
 
+class Change(BaseModel):
+    """One change a plugin recorded for a job (only these fields leave the API)."""
+
+    at: datetime = Field(description="When the change was detected.")
+    fire_id: str | None = Field(default=None, description="The fire that detected it.")
+    summary: str = ""
+    added: int = Field(default=0, description="Lines added.")
+    removed: int = Field(default=0, description="Lines removed.")
+    diff: str = Field(default="", description="Unified diff of the change.")
+
+
+class ChangePage(BaseModel):
+    items: list[Change]
+    supported: bool = Field(
+        description="False when the job's type keeps no change history (items is empty)."
+    )
+
+
 def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
     text = {
         400: "Malformed request (bad JSON, cursor or If-Match).",
@@ -124,7 +152,7 @@ def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
         412: "If-Match does not match the stored version.",
         413: "Request body too large.",
         422: "Invalid field(s); `detail` names each one.",
-        503: "This deployment has no run history or publisher configured.",
+        503: "This deployment has no run history, change history or publisher configured.",
     }
     return {c: {"model": ErrorResponse, "description": text[c]} for c in codes}
 
@@ -298,6 +326,7 @@ def create_app(
     repo: JobRepository,
     runs: RunRepository | None = None,
     publisher: Publisher | None = None,
+    state: StateStore | None = None,
     authenticator: Authenticator,
     registry: JobTypeRegistry | None = None,
     plugin_manager: pluggy.PluginManager | None = None,
@@ -306,8 +335,10 @@ def create_app(
 ) -> FastAPI:
     """Build the items app.
 
-    `registry` defaults to every installed plugin's job types (and then UI hints come
-    from the installed plugins too); pass `plugin_manager` to take UI hints from it.
+    `registry` defaults to every installed plugin's job types (and then UI hints and
+    change histories come from the installed plugins too); pass `plugin_manager` to take
+    them from it. `state` is the plugins' `StateStore`, read for change histories;
+    without it `GET /jobs/{id}/changes` answers 503.
     `static_dir` (default: the package's `static/`) is served at `/` when it exists.
     `docs_assets`, a directory with `swagger-ui-bundle.js`, `swagger-ui.css` and
     `favicon.png`, serves the API docs page's scripts from the app itself (local mode:
@@ -418,9 +449,11 @@ def create_app(
         job = parse_job(types, data)
         if sets_past_at(job.schedule, None, datetime.now(UTC)):
             raise field_error(("schedule", "at"), PAST_AT_MESSAGE)
-        backwards = backwards_cron_range(job.schedule, None)
-        if backwards is not None:
-            raise field_error(("schedule", "expression"), backwards)
+        if sets_past_end_at(job.schedule, None, datetime.now(UTC)):
+            raise field_error(("schedule", "end_at"), PAST_END_AT_MESSAGE)
+        refused = cron_write_problem(job.schedule, None)
+        if refused is not None:
+            raise field_error(("schedule", "expression"), refused)
         check_storable(job.snapshot())
         try:
             stored = repo.create(job)
@@ -509,9 +542,11 @@ def create_app(
         job = parse_job(types, data)
         if sets_past_at(job.schedule, stored.get("schedule"), datetime.now(UTC)):
             raise field_error(("schedule", "at"), PAST_AT_MESSAGE)
-        backwards = backwards_cron_range(job.schedule, stored.get("schedule"))
-        if backwards is not None:
-            raise field_error(("schedule", "expression"), backwards)
+        if sets_past_end_at(job.schedule, stored.get("schedule"), datetime.now(UTC)):
+            raise field_error(("schedule", "end_at"), PAST_END_AT_MESSAGE)
+        refused = cron_write_problem(job.schedule, stored.get("schedule"))
+        if refused is not None:
+            raise field_error(("schedule", "expression"), refused)
         check_storable(job.snapshot())
         try:
             updated = repo.update(job, expected_version=stored["version"])
@@ -601,6 +636,44 @@ def create_app(
             raise
         items = [r.model_dump(mode="json") if isinstance(r, Run) else r for r in page.items]
         return AsciiJSONResponse({"items": items, "next_cursor": page.next_cursor})
+
+    @api.get(
+        "/jobs/{job_id}/changes",
+        response_model=ChangePage,
+        responses=_errors(401, 404, 422, 503),
+        tags=["jobs"],
+    )
+    def list_changes(
+        caller: Caller,
+        job_id: JobId,
+        limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    ) -> Response:
+        """The changes the job's plugin recorded, newest first (its own retention).
+
+        Kept apart from the run history, so a change stays visible after its run aged
+        out, and also when its run ended in an error (its notification failed).
+        """
+        snapshot = load(caller.owner_id, job_id)
+        if state is None:
+            raise HTTPException(503, "no plugin state store is configured")
+        answer = None
+        if plugin_manager is not None:
+            answer = plugin_manager.hook.serverless_scheduler_change_history(
+                owner_id=caller.owner_id,
+                job_id=job_id,
+                job_type=snapshot["job_type"],
+                state=state,
+                limit=limit,
+            )
+        # Only the documented fields leave: whatever else a plugin stored stays behind,
+        # and an entry that does not read as a change is left out (not a 500).
+        items = []
+        for entry in (answer or [])[:limit]:
+            try:
+                items.append(Change.model_validate(entry).model_dump(mode="json"))
+            except ValidationError:
+                log.warning("job %s: a change history entry is unreadable; left out", job_id)
+        return AsciiJSONResponse({"items": items, "supported": answer is not None})
 
     app.include_router(api)
 

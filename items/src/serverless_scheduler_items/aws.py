@@ -11,6 +11,7 @@ from serverless_scheduler_common.plugins import build_registry, get_plugin_manag
 from serverless_scheduler_common.runtime.dynamodb import DynamoDBRunRepository
 from serverless_scheduler_common.runtime.sns import SnsPublisher
 from serverless_scheduler_common.settings import Settings
+from serverless_scheduler_common.state import DynamoDBStateStore
 
 from .app import create_app
 from .auth import JWTClaimsAuthenticator
@@ -25,7 +26,8 @@ def build_aws_app(
     """The items app over DynamoDB (jobs, runs) and SNS (manual runs), JWT-authenticated.
 
     `SCHEDULER_JOBS_TABLE` is required; without `SCHEDULER_RUNS_TABLE` the runs route
-    answers 503, and without `SCHEDULER_TOPIC_ARN` so does "run now".
+    answers 503, without `SCHEDULER_TOPIC_ARN` so does "run now", and without
+    `SCHEDULER_STATE_TABLE` (the plugins' state table) so does the changes route.
     """
     import boto3
 
@@ -37,6 +39,7 @@ def build_aws_app(
         runs = DynamoDBRunRepository(
             dynamodb, settings.runs_table, retention=settings.runs_retention
         )
+    state = DynamoDBStateStore(dynamodb, settings.state_table) if settings.state_table else None
     publisher = None
     if settings.topic_arn:
         sns = sns or boto3.client("sns", region_name=settings.aws_region)
@@ -48,6 +51,7 @@ def build_aws_app(
         repo=DynamoDBJobRepository(dynamodb, settings.jobs_table),
         runs=runs,
         publisher=publisher,
+        state=state,
         authenticator=JWTClaimsAuthenticator(),
         registry=build_registry(pm),
         plugin_manager=pm,

@@ -36,7 +36,7 @@ from serverless_scheduler_common import (
 )
 from serverless_scheduler_common.ports import StateStore
 
-from .diff import line_diff
+from .diff import LineDiff, line_diff
 from .normalise import (
     NORMALISER_VERSION,
     content_hash,
@@ -161,6 +161,40 @@ def serverless_scheduler_forget_job(
     key = f"{owner_id}/{job_id}"
     state.forget(NAMESPACE, key)
     state.forget(NAMESPACE, _pending_key(key))
+
+
+@hookimpl
+def serverless_scheduler_change_history(
+    owner_id: str, job_id: str, job_type: str, state: StateStore, limit: int
+) -> list[dict[str, Any]] | None:
+    """A monitor's newest changes (up to `HISTORY_KEEP` are kept), newest first.
+
+    Only what a reader needs leaves the store: when, the counts, the summary the run
+    showed and the diff. A fire that crashed after appending its entry and was retried
+    appends it again; the repeat is left out.
+    """
+    if job_type != HTMLMonitorJob.model_fields["job_type"].default:
+        return None
+    changes: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    for entry in state.history(NAMESPACE, f"{owner_id}/{job_id}", limit=max(0, limit)):
+        fire_id = entry.get("fire_id")
+        if fire_id:
+            if fire_id in seen:
+                continue
+            seen.add(fire_id)
+        added, removed = int(entry.get("added", 0)), int(entry.get("removed", 0))
+        changes.append(
+            {
+                "at": entry.get("at"),
+                "fire_id": fire_id,
+                "summary": LineDiff("", added, removed).summary,
+                "added": added,
+                "removed": removed,
+                "diff": entry.get("diff", ""),
+            }
+        )
+    return changes
 
 
 # -- the consumer ---------------------------------------------------------------------------

@@ -69,4 +69,5 @@ export const api = {
   deleteJob: (id) => request("DELETE", `/jobs/${enc(id)}`),
   runNow: (id) => request("POST", `/jobs/${enc(id)}/run`),
   runs: (id, limit = 50) => request("GET", `/jobs/${enc(id)}/runs?limit=${limit}`),
+  changes: (id, limit = 50) => request("GET", `/jobs/${enc(id)}/changes?limit=${limit}`),
 };

@@ -43,6 +43,26 @@ function when(value, prefix = "") {
   return h("time", { datetime: new Date(value).toISOString(), title: formatDateTime(value) }, prefix + relativeTime(value));
 }
 
+// The changes a job's plugin keeps (they outlive the run history, and include changes
+// whose run ended in an error), or null when its type keeps none or the deployment cannot
+// read them: the caller then falls back to the `changed` runs.
+async function changeHistory(jobId, limit) {
+  try {
+    const page = await api.changes(jobId, limit);
+    return page && page.supported ? page.items || [] : null;
+  } catch (err) {
+    if (err instanceof ApiError && err.status !== 401) return null;
+    throw err;
+  }
+}
+
+// `changed` runs in the shape of the change history.
+function changesFromRuns(runs) {
+  return runs.filter((r) => r.status === "changed").map((run) => ({
+    at: run.finished_at || run.started_at, fire_id: run.fire_id, summary: run.summary || "", diff: run.detail || "",
+  }));
+}
+
 function errorView(error) {
   return h("div", { class: "panel error-panel", role: "alert" },
     h("h2", {}, "Something went wrong"), h("p", {}, error.message || String(error)),
@@ -130,12 +150,13 @@ async function listView(seq) {
       lastRun, lastChange,
       h("td", {}, next ? when(next) : h("span", { class: "muted" }, "—")));
     row.searchText = `${job.name} ${job.url || ""} ${job.job_type}`.toLowerCase();
-    api.runs(job.job_id, 20).then((page) => {
+    const history = changeHistory(job.job_id, 1).catch(() => null);
+    api.runs(job.job_id, 20).then(async (page) => {
       const runs = page.items || [];
       const last = runs[0];
-      const change = runs.find((r) => r.status === "changed");
       mount(lastRun, last ? [statusBadge(last.status), " ", when(last.finished_at || last.started_at)] : statusBadge(null));
-      mount(lastChange, change ? when(change.finished_at || change.started_at) : h("span", { class: "muted" }, "—"));
+      const change = (await history ?? changesFromRuns(runs))[0];
+      mount(lastChange, change ? when(change.at) : h("span", { class: "muted" }, "—"));
     }).catch(() => mount(lastRun, h("span", { class: "muted" }, "unavailable")));
     return row;
   });
@@ -181,10 +202,12 @@ async function formView(seq, jobId) {
 
 // -- detail --------------------------------------------------------------------------
 async function detailView(seq, jobId) {
-  const [job, page] = await Promise.all([api.getJob(jobId), api.runs(jobId, 100)]);
+  const [job, page, history] = await Promise.all([api.getJob(jobId), api.runs(jobId, 100), changeHistory(jobId, 50)]);
   if (seq !== renderSeq) return null;
   const runs = page.items || [];
-  const changes = runs.filter((r) => r.status === "changed");
+  const changes = history ?? changesFromRuns(runs);
+  // The newest run of each fire (runs come newest first).
+  const runOfFire = new Map(runs.slice().reverse().map((r) => [r.fire_id, r]));
   const runButton = h("button", { type: "button", class: "primary", id: "run-now" }, "Run now");
   const toggle = h("button", { type: "button", id: "toggle" }, job.enabled === false ? "Resume" : "Pause");
   const remove = h("button", { type: "button", class: "danger", id: "delete" }, "Delete");
@@ -245,7 +268,7 @@ async function detailView(seq, jobId) {
       job.url ? [h("dt", {}, "URL"), h("dd", {}, externalLink(job.url))] : null,
       h("dt", {}, "Schedule"), h("dd", { id: "schedule-words" }, describeSchedule(job.schedule)),
       h("dt", {}, "Next run"), h("dd", {}, next ? [formatDateTime(next), " (", relativeTime(next), ")"] : "—"),
-      h("dt", {}, "Last change"), h("dd", {}, changes.length ? when(changes[0].finished_at || changes[0].started_at) : "—")),
+      h("dt", {}, "Last change"), h("dd", {}, changes.length ? when(changes[0].at) : "—")),
     h("div", { class: "actions" }, runButton, toggle,
       h("a", { class: "button", href: `#/jobs/${encodeURIComponent(job.job_id)}/edit`, id: "edit" }, "Edit"), remove));
 
@@ -253,17 +276,22 @@ async function detailView(seq, jobId) {
   if (changes.length || job.job_type === "html_monitor_job") {
     const diffBox = h("div", { class: "diff-box", id: "diff" });
     const list = h("ol", { class: "changes" });
-    const select = (run, item) => {
+    const select = (change, item) => {
       for (const li of list.children) li.classList.remove("selected");
       item.classList.add("selected");
       mount(diffBox,
-        h("p", { class: "muted" }, `Change detected ${formatDateTime(run.finished_at || run.started_at)}`, run.summary ? ` — ${run.summary}` : ""),
-        run.detail ? renderDiff(run.detail) : h("p", { class: "muted" }, "No diff was recorded for this change."));
+        h("p", { class: "muted" }, `Change detected ${formatDateTime(change.at)}`, change.summary ? ` — ${change.summary}` : ""),
+        change.diff ? renderDiff(change.diff) : h("p", { class: "muted" }, "No diff was recorded for this change."));
     };
-    for (const run of changes) {
-      const item = h("li", {}, h("button", { type: "button", class: "link" }, formatDateTime(run.finished_at || run.started_at)),
-        " ", h("span", { class: "muted" }, run.summary || ""));
-      item.querySelector("button").addEventListener("click", () => select(run, item));
+    for (const change of changes) {
+      // The run that found the change failed after it (its notification could not be
+      // sent, say): the change is real, the run history says what went wrong.
+      const failed = Boolean(change.fire_id) && runOfFire.get(change.fire_id)?.status === "error";
+      const item = h("li", { dataset: { fireId: change.fire_id || "" } },
+        h("button", { type: "button", class: "link" }, formatDateTime(change.at)),
+        " ", h("span", { class: "muted" }, change.summary || ""),
+        failed ? [" ", h("span", { class: "badge status-error", title: "The run that found this change ended in an error; see the run history." }, "run failed")] : null);
+      item.querySelector("button").addEventListener("click", () => select(change, item));
       list.append(item);
     }
     if (changes.length) select(changes[0], list.children[0]);
