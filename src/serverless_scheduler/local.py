@@ -320,25 +320,24 @@ def serve(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # uvicorn re-raises SIGINT/SIGTERM after its shutdown, so the system must stop
         # inside the lifespan, not after `uvicorn.run` returns.
-        system.start()
+        try:
+            system.start()
+        except BaseException:
+            # Nothing was announced: the admin token it created was never shown, so it
+            # goes, and the next start creates and shows one.
+            if system.admin_token:
+                system.tokens.revoke(system.admin_token)
+            system._unlock()
+            raise
         # The engine has armed the stored jobs: freeze them and collect less often.
         tune_for_throughput()
+        _announce(url, system.admin_token)  # only once it runs (the port was probed)
         try:
             yield
         finally:
             system.stop()
 
     system.app.router.lifespan_context = lifespan
-    if system.admin_token:
-        print(
-            f"\nServerless Scheduler is running at {url}\n"
-            f"Admin API token (shown once, keep it): {system.admin_token}\n"
-            f"Open the web UI signed in: {url}#token={system.admin_token}\n"
-            f"More tokens: serverless-scheduler token create --user NAME\n",
-            flush=True,
-        )
-    else:
-        print(f"\nServerless Scheduler is running at {url}\n", flush=True)
     config = uvicorn.Config(
         system.app, host=settings.host, port=settings.port, log_config=None, access_log=False
     )
@@ -351,6 +350,19 @@ def serve(
     with contextlib.suppress(KeyboardInterrupt):
         server.run()
     return 0 if server.started else 3
+
+
+def _announce(url: str, admin_token: str | None) -> None:
+    if admin_token:
+        print(
+            f"\nServerless Scheduler is running at {url}\n"
+            f"Admin API token (shown once, keep it): {admin_token}\n"
+            f"Open the web UI signed in: {url}#token={admin_token}\n"
+            f"More tokens: serverless-scheduler token create --user NAME\n",
+            flush=True,
+        )
+    else:
+        print(f"\nServerless Scheduler is running at {url}\n", flush=True)
 
 
 def _listen(host: str, port: int) -> socket.socket:

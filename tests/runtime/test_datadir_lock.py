@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -90,6 +91,33 @@ def test_serve_refuses_a_busy_port_before_it_announces_and_keeps_no_unshown_toke
     assert SqliteTokenStore(tmp_path / "scheduler.db").count() == 0
     assert build_local_system(Settings(data_dir=tmp_path)).admin_token is not None
     assert collect(tmp_path)["running"] is False  # the directory's lock was let go
+
+
+def test_serve_announces_nothing_when_the_system_cannot_start(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from serverless_scheduler.commands.status import collect
+    from serverless_scheduler.local import LocalSystem
+    from serverless_scheduler_items.auth import SqliteTokenStore
+
+    def broken_start(self: LocalSystem) -> None:
+        raise RuntimeError("the timer engine could not start")
+
+    monkeypatch.setenv("SCHEDULER_DISPATCHER_PROCESS", "false")
+    monkeypatch.setattr("serverless_scheduler.local.configure_logging", lambda settings: None)
+    monkeypatch.setattr(LocalSystem, "start", broken_start)
+    with socket.create_server(("127.0.0.1", 0)) as free:
+        port = free.getsockname()[1]
+    try:
+        code = serve(host="127.0.0.1", port=port, data_dir=str(tmp_path))
+    except SystemExit as exc:  # uvicorn exits with its startup-failure code itself
+        code = exc.code
+    assert code == 3
+    out = capsys.readouterr().out
+    assert "running at" not in out and "sst_" not in out
+    # The admin token it created was never shown: gone, so the next start shows one.
+    assert SqliteTokenStore(tmp_path / "scheduler.db").count() == 0
+    assert collect(tmp_path)["running"] is False
 
 
 def test_a_clean_stop_leaves_every_commit_in_the_main_file(tmp_path: Path) -> None:
