@@ -119,6 +119,25 @@ def test_an_ignore_pattern_that_backtracks_forever_is_an_error_run_in_bounded_ti
     assert checker.run(job).summary == "changed (+1/-1 lines)"
 
 
+def test_an_empty_body_is_an_error_that_keeps_the_baseline(checker: Any, pages: Any) -> None:
+    """A server answering 200 with nothing (restarting, overloaded) is no change: not
+    "everything removed" now and "everything added" at the next check."""
+    job = checker.job(pages.set("/p", page()))
+    checker.run(job)
+    for empty in ("", " \n\t "):
+        pages.set("/p", empty)
+        outcome = checker.run(job)
+        assert (outcome.status, outcome.summary) == ("error", "error: the page came back empty")
+    pages.set("/p", page())
+    assert checker.run(job).summary == "unchanged"
+    assert checker.notifier.sent == []
+    # An element a selector watches may empty for real: that is a change.
+    job = checker.job(pages.set("/q", page()), css_selector="#price b")
+    checker.run(job)
+    pages.set("/q", page(price=""))
+    assert checker.run(job).status == "changed"
+
+
 def test_selector_scopes_what_is_compared(checker: Any, pages: Any) -> None:
     job = checker.job(pages.set("/p", page()), css_selector="#price")
     checker.run(job)

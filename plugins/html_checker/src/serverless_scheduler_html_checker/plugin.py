@@ -354,6 +354,11 @@ def _check_page(
     if response.status >= 400 or response.not_modified:
         return RunOutcome(status="error", summary=f"error: HTTP {response.status}"), False
 
+    if not response.content.strip():
+        # Servers answer 200 with an empty body while they restart or under load: an
+        # error run keeps the baseline, instead of "everything removed" now and
+        # "everything added" at the next check.
+        return RunOutcome(status="error", summary="error: the page came back empty"), False
     raw_hash = content_hash(response.content)
     if snapshot is not None and snapshot.get("raw_hash") == raw_hash:
         return RunOutcome(status="ok", summary="unchanged"), False
