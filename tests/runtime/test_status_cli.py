@@ -44,12 +44,20 @@ def test_status_counts_jobs_schedules_changes_queue_and_dead_letters(tmp_path: P
         )
         for name in ("one", "two", "off")
     ]
+    # Stored before past end_at was refused: enabled, not done, yet it never fires again.
+    system.repo.create(
+        ExampleJob(
+            owner_id="alice",
+            name="ended",
+            schedule={"kind": "rate", "every": 5, "end_at": "2026-01-01T12:00:00+01:00"},
+        )
+    )
     status = collect(tmp_path)
-    assert status["jobs"] == {"total": 3, "enabled": 2}
-    assert status["changes_pending"] == 3  # the scheduler has not seen them yet
+    assert status["jobs"] == {"total": 4, "enabled": 3}
+    assert status["changes_pending"] == 4  # the scheduler has not seen them yet
     assert status["schedules"]["armed"] == 0
 
-    assert system.pump.drain() == 3
+    assert system.pump.drain() == 4
     now = time.time()
     queue = SqliteFireQueue(db_path_for(tmp_path))
     _ready, retrying = queue.add_many([_fire(jobs[0], now - 30), _fire(jobs[1], now - 5)])
@@ -60,7 +68,13 @@ def test_status_counts_jobs_schedules_changes_queue_and_dead_letters(tmp_path: P
 
     status = collect(tmp_path, now=now)
     assert status["changes_pending"] == 0
-    assert status["schedules"] == {"armed": 2, "paused": 1, "done": 0, "missed_fires": 0}
+    assert status["schedules"] == {
+        "armed": 2,
+        "ended": 1,
+        "paused": 1,
+        "done": 0,
+        "missed_fires": 0,
+    }
     assert status["queue"] == {
         "ready": 1,
         "retrying": 1,

@@ -93,11 +93,17 @@ def collect(data_dir: Path, *, now: float | None = None) -> dict[str, Any]:
         total, enabled = _one(
             conn, "SELECT count(*), sum(json_extract(data, '$.enabled') = 1) FROM jobs"
         )[:2]
-        armed, paused, done, missed = _one(
+        # A recurring schedule past its end_at stays enabled and not done, but will
+        # not fire again: `ended`, not `armed`.
+        armed, ended, paused, done, missed = _one(
             conn,
-            """SELECT sum(enabled = 1 AND done = 0), sum(enabled = 0), sum(done = 1),
-                      sum(missed) FROM schedules WHERE deleted = 0""",
-        )[:4]
+            """SELECT sum(enabled = 1 AND done = 0 AND NOT ended), sum(enabled = 1 AND
+                      done = 0 AND ended), sum(enabled = 0), sum(done = 1), sum(missed)
+               FROM (SELECT *, coalesce(julianday(json_extract(job, '$.schedule.end_at'))
+                                        < julianday(?1, 'unixepoch'), 0) AS ended
+                     FROM schedules WHERE deleted = 0)""",
+            (now,),
+        )[:5]
         (changes,) = _one(conn, "SELECT count(*) FROM jobs_outbox")[:1]
         queued, waiting, notices, oldest_seq = _one(
             conn,
@@ -122,6 +128,7 @@ def collect(data_dir: Path, *, now: float | None = None) -> dict[str, Any]:
         "jobs": {"total": int(total), "enabled": int(enabled)},
         "schedules": {
             "armed": int(armed),
+            "ended": int(ended),
             "paused": int(paused),
             "done": int(done),
             "missed_fires": int(missed),
@@ -177,8 +184,8 @@ def _text(status: dict[str, Any]) -> str:
         f"local mode:     {server}",
         f"jobs:           {jobs['total']} ({jobs['enabled']} enabled)",
         f"schedules:      {schedules['armed']} armed, {schedules['paused']} paused, "
-        f"{schedules['done']} done (one-off); {schedules['missed_fires']} fires skipped "
-        "as older than their catch-up window",
+        f"{schedules['done']} done (one-off), {schedules['ended']} past their end_at; "
+        f"{schedules['missed_fires']} fires skipped as older than their catch-up window",
         f"job changes:    {status['changes_pending']} not yet applied by the scheduler",
         f"queue:          {queue['ready']} fires ready{behind}; "
         f"{queue['retrying']} waiting to be retried",
