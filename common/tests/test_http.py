@@ -14,6 +14,7 @@ from werkzeug import Request, Response
 from serverless_scheduler_common.http import (
     HTTPConnectionError,
     HTTPTimeoutError,
+    InvalidHeaderError,
     InvalidURLError,
     OutboundHTTP,
     ResponseTooLargeError,
@@ -365,3 +366,25 @@ def test_slow_drip_body_hits_the_overall_deadline(
     with pytest.raises(HTTPTimeoutError, match="too long"):
         http.request("GET", httpserver.url_for("/drip"), timeout_s=0.2)
     assert time.monotonic() - started < 1.5
+
+
+def test_caller_headers_cannot_add_a_second_host_or_change_the_framing(
+    http: OutboundHTTP, httpserver: HTTPServer
+) -> None:
+    httpserver.expect_request("/h").respond_with_data("ok")
+    for headers in ({"Host\x0b": "internal.example"}, {"X\x00": "v"}, {"X-A": "a\r\nHost: b"}):
+        with pytest.raises(InvalidHeaderError):
+            http.request("GET", httpserver.url_for("/h"), headers=headers)
+    assert httpserver.log == []
+    # Host and framing headers are the facility's own: a caller's are not sent
+    http.request(
+        "POST",
+        httpserver.url_for("/h"),
+        headers={"HOST": "internal.example", "Content-Length": "0", "Transfer-Encoding": "x"},
+        body=b"body",
+    )
+    sent = httpserver.log[0][0]
+    assert sent.headers["Host"] == f"localhost:{httpserver.port}"
+    assert sent.headers["Content-Length"] == "4"
+    assert "Transfer-Encoding" not in sent.headers
+    assert sent.get_data() == b"body"

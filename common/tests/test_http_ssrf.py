@@ -11,11 +11,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+import requests
 from pytest_httpserver import HTTPServer
 
 from serverless_scheduler_common.http import (
     BlockedDestinationError,
+    GuardedConnectionError,
     OutboundHTTP,
+    connection_guard,
     forbidden_reason,
     parse_ip_literal,
 )
@@ -86,6 +89,7 @@ def test_every_spelling_of_a_loopback_address_is_refused(
         ("[fd12::1]", "private"),
         ("169.254.1.1", "link-local"),
         ("[fe80::1]", "link-local"),
+        ("[fec0::1]", "site-local"),  # deprecated IPv6 site-local, still routed inside
         ("100.64.0.1", "CGNAT"),
         ("100.127.255.254", "CGNAT"),
         ("224.0.0.1", "multicast"),
@@ -135,6 +139,30 @@ def test_names_resolving_to_forbidden_addresses_are_refused(forbidden_server: HT
 def test_localhost_by_name_is_refused(forbidden_server: HTTPServer, guarded: OutboundHTTP) -> None:
     with pytest.raises(BlockedDestinationError, match="loopback"):
         guarded.request("GET", f"http://localhost:{forbidden_server.port}/")
+
+
+def test_trusted_networks_come_from_the_settings_too(
+    httpserver: HTTPServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`SCHEDULER_TRUSTED_NETWORKS` lets one private network through, and only it."""
+    from pydantic import ValidationError
+
+    from serverless_scheduler_common.notify import AppriseNotifier
+
+    monkeypatch.setenv("SCHEDULER_TRUSTED_NETWORKS", "127.0.0.1/32, 10.1.2.0/24")
+    settings = Settings()
+    assert settings.trusted_networks == ["127.0.0.1/32", "10.1.2.0/24"]
+    httpserver.expect_request("/inside").respond_with_data("internal page")
+    page = OutboundHTTP(settings).request("GET", httpserver.url_for("/inside"))
+    assert page.content == b"internal page"
+    with pytest.raises(BlockedDestinationError, match="loopback"):
+        OutboundHTTP(settings).request("GET", f"http://127.0.0.2:{httpserver.port}/inside")
+    hook = f"json://127.0.0.1:{httpserver.port}/hook"
+    httpserver.expect_request("/hook").respond_with_data("ok")
+    AppriseNotifier(settings).notify([hook], title="t", body="b")  # no refusal raised
+    monkeypatch.setenv("SCHEDULER_TRUSTED_NETWORKS", "10.1.2.0/24,intranet")
+    with pytest.raises(ValidationError, match="trusted_networks: 'intranet' is not a network"):
+        Settings()
 
 
 def test_redirect_from_allowed_host_to_forbidden_address_is_refused(
@@ -193,3 +221,72 @@ def test_allow_private_networks_lifts_the_guard(forbidden_server: HTTPServer) ->
 def test_setting_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SCHEDULER_ALLOW_PRIVATE_NETWORKS", "true")
     assert not OutboundHTTP(Settings()).guard_enabled
+
+
+# -- connection_guard: for libraries that connect by themselves (apprise) ---------------------
+def _fetch_unguarded_style(url: str) -> bytes:
+    """What a library such as apprise does: its own requests call, redirects followed."""
+    return requests.get(url, timeout=5).content
+
+
+def test_connection_guard_refuses_connections_to_forbidden_addresses(
+    forbidden_server: HTTPServer,
+) -> None:
+    port = forbidden_server.port
+    for url in (
+        f"http://127.0.0.2:{port}/",
+        f"http://localhost:{port}/",  # a name resolving to loopback
+        f"http://[::ffff:127.0.0.2]:{port}/",
+    ):
+        with connection_guard(forbidden_reason) as refused, pytest.raises(requests.ConnectionError):
+            _fetch_unguarded_style(url)
+        assert refused, url
+    assert forbidden_server.log == []
+
+
+def test_connection_guard_checks_redirect_hops(
+    httpserver: HTTPServer, forbidden_server: HTTPServer
+) -> None:
+    httpserver.expect_request("/go").respond_with_data(
+        "", status=302, headers={"Location": forbidden_server.url_for("/")}
+    )
+
+    def only_127_0_0_1(address: object) -> str | None:
+        return None if str(address) == "127.0.0.1" else "not the allowed host"
+
+    with connection_guard(only_127_0_0_1) as refused, pytest.raises(requests.ConnectionError):
+        _fetch_unguarded_style(httpserver.url_for("/go"))
+    assert len(httpserver.log) == 1  # the allowed first hop was made
+    assert forbidden_server.log == []
+    assert refused == ["destination address 127.0.0.2 is not allowed (not the allowed host)"]
+
+
+def test_connection_guard_covers_raw_sockets_and_worker_threads_with_its_context(
+    forbidden_server: HTTPServer,
+) -> None:
+    import contextvars
+    import socket
+    import threading
+
+    errors: list[BaseException] = []
+
+    def connect() -> None:
+        try:
+            socket.create_connection(("127.0.0.2", forbidden_server.port), timeout=2).close()
+        except BaseException as exc:
+            errors.append(exc)
+
+    with connection_guard(forbidden_reason):
+        with pytest.raises(GuardedConnectionError):
+            connect_socket = socket.socket()
+            try:
+                connect_socket.connect(("127.0.0.2", forbidden_server.port))
+            finally:
+                connect_socket.close()
+        context = contextvars.copy_context()
+        worker = threading.Thread(target=context.run, args=(connect,))
+        worker.start()
+        worker.join()
+    assert [type(e) for e in errors] == [GuardedConnectionError]
+    # outside the context nothing is checked
+    socket.create_connection(("127.0.0.2", forbidden_server.port), timeout=2).close()

@@ -18,12 +18,15 @@ rebinding cannot switch the address between the check and the connect.
 from __future__ import annotations
 
 import codecs
+import contextvars
+import errno
 import ipaddress
 import logging
 import re
 import socket
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urljoin, urlsplit, urlunsplit
@@ -41,6 +44,12 @@ _CHUNK = 64 * 1024
 _REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 #: Headers that must not follow a redirect to another origin (they carry credentials).
 _CREDENTIAL_HEADERS = ("authorization", "proxy-authorization", "cookie")
+#: A header name as RFC 9110 defines it (a token); anything else is refused.
+_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]{1,100}")
+#: Headers the facility sets itself: Host must match the checked name, and the message
+#: framing is the HTTP client's (a caller's Content-Length or Transfer-Encoding could
+#: desynchronise the connection).
+_RESERVED_HEADERS = frozenset({"host", "content-length", "transfer-encoding", "connection"})
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 #: Resolves (host, port) to candidate IP address strings.
@@ -70,6 +79,10 @@ class HTTPTimeoutError(OutboundHTTPError):
 
 class InvalidURLError(OutboundHTTPError):
     """The URL is malformed or not http(s)."""
+
+
+class InvalidHeaderError(OutboundHTTPError):
+    """A request header has a name that is not a token or a value with a line break."""
 
 
 class UnsupportedContentTypeError(OutboundHTTPError):
@@ -119,6 +132,7 @@ def forbidden_reason(address: IPAddress) -> str | None:
         (address.is_unspecified, "unspecified"),
         (address.is_loopback, "loopback"),
         (address.is_link_local, "link-local"),
+        (isinstance(address, ipaddress.IPv6Address) and address.is_site_local, "site-local"),
         (address.is_multicast, "multicast"),
         (isinstance(address, ipaddress.IPv4Address) and address in _CGNAT, "CGNAT"),
         (address.is_private, "private"),
@@ -162,6 +176,122 @@ def system_resolver(host: str, port: int) -> list[str]:
         if address not in seen:
             seen.append(address)
     return seen
+
+
+# -- the guard for libraries that connect by themselves -------------------------------------
+#: Returns why an address is refused, or None when it may be contacted.
+AddressPolicy = Callable[[IPAddress], str | None]
+
+
+class GuardedConnectionError(socket.gaierror):
+    """A connection the guard refused. A `gaierror`, so libraries that connect by
+    themselves (requests, smtplib, ...) treat it as an unreachable host."""
+
+
+@dataclass
+class _Guard:
+    policy: AddressPolicy
+    refused: list[str] = field(default_factory=list)
+
+    def check(self, address: str) -> None:
+        ip = ipaddress.ip_address(address.split("%", 1)[0])
+        reason = self.policy(ip)
+        if reason is not None:
+            message = f"destination address {ip} is not allowed ({reason})"
+            self.refused.append(message)
+            raise GuardedConnectionError(errno.EACCES, message)
+
+
+_ACTIVE_GUARD: contextvars.ContextVar[_Guard | None] = contextvars.ContextVar(
+    "serverless_scheduler_connection_guard", default=None
+)
+_INET_FAMILIES = (socket.AF_INET, socket.AF_INET6)
+_original_getaddrinfo = socket.getaddrinfo
+_original_connect = socket.socket.connect
+_original_connect_ex = socket.socket.connect_ex
+_original_sendto = socket.socket.sendto
+_installed = False
+
+
+def _guarded_getaddrinfo(host: Any, port: Any, *args: Any, **kwargs: Any) -> Any:
+    infos = _original_getaddrinfo(host, port, *args, **kwargs)
+    guard = _ACTIVE_GUARD.get()
+    if guard is not None:
+        for family, *_rest, sockaddr in infos:
+            if family in _INET_FAMILIES:
+                guard.check(str(sockaddr[0]))
+    return infos
+
+
+def _checked_address(sock: socket.socket, address: Any) -> Any:
+    """`address` with its host replaced by a checked IP (when a guard is active)."""
+    guard = _ACTIVE_GUARD.get()
+    if guard is None or sock.family not in _INET_FAMILIES or not isinstance(address, tuple):
+        return address
+    host, port, *rest = address
+    host = host.decode("idna") if isinstance(host, bytes) else str(host)
+    literal = parse_ip_literal(host)  # any spelling the C library reads as an address
+    if literal is not None:
+        guard.check(str(literal))
+        return (host, port, *rest)
+    # A name: resolve it here, check every answer and connect to the first, so the
+    # address connected to is the one checked.
+    infos = _original_getaddrinfo(host, port, sock.family, sock.type)
+    for *_rest, sockaddr in infos:
+        guard.check(str(sockaddr[0]))
+    if not infos:
+        raise GuardedConnectionError(errno.EHOSTUNREACH, f"host {host!r} has no address")
+    return (infos[0][4][0], port, *rest)
+
+
+def _guarded_connect(self: socket.socket, address: Any) -> None:
+    _original_connect(self, _checked_address(self, address))
+
+
+def _guarded_connect_ex(self: socket.socket, address: Any) -> int:
+    return _original_connect_ex(self, _checked_address(self, address))
+
+
+def _guarded_sendto(self: socket.socket, data: Any, *args: Any) -> int:
+    if args:
+        args = (*args[:-1], _checked_address(self, args[-1]))
+    return _original_sendto(self, data, *args)
+
+
+def _install_guard() -> None:
+    global _installed
+    if _installed:
+        return
+    socket.getaddrinfo = _guarded_getaddrinfo
+    # Plain functions become methods of the class, as the originals are.
+    socket.socket.connect = _guarded_connect  # type: ignore[method-assign,assignment]
+    socket.socket.connect_ex = _guarded_connect_ex  # type: ignore[method-assign,assignment]
+    socket.socket.sendto = _guarded_sendto  # type: ignore[method-assign,assignment]
+    _installed = True
+
+
+@contextmanager
+def connection_guard(policy: AddressPolicy) -> Iterator[list[str]]:
+    """Check every connection made in this context against `policy`.
+
+    For libraries that make their own connections (apprise and the HTTP, SMTP, ...
+    clients its services use), which the pinned `OutboundHTTP` cannot cover. While the
+    context is active, in this thread and in threads started with a copy of its
+    context (apprise's worker pool), every name resolution (`socket.getaddrinfo`) and
+    every `connect`/`sendto` of an IPv4/IPv6 socket is checked: the resolved addresses
+    and the address actually connected to. So redirects, names resolving to private
+    addresses, DNS answers that change, and proxies from the environment are all
+    checked where the connection is made. A refusal raises `GuardedConnectionError` in
+    the library; the list yielded collects the refusals' messages. Outside such a
+    context the socket functions behave as the originals.
+    """
+    _install_guard()
+    guard = _Guard(policy)
+    token = _ACTIVE_GUARD.set(guard)
+    try:
+        yield guard.refused
+    finally:
+        _ACTIVE_GUARD.reset(token)
 
 
 # -- the response ------------------------------------------------------------------------
@@ -303,7 +433,8 @@ class OutboundHTTP:
     ) -> None:
         self._settings = settings or Settings()
         self._resolve: Resolver = resolver or system_resolver
-        self._trusted = [ipaddress.ip_network(net, strict=False) for net in trusted_networks]
+        trusted = [*self._settings.trusted_networks, *trusted_networks]
+        self._trusted = [ipaddress.ip_network(net, strict=False) for net in trusted]
         self._user_agent = user_agent
         session = requests.Session()
         session.trust_env = False  # a proxy from the environment would bypass pinning
@@ -404,8 +535,13 @@ class OutboundHTTP:
 
         send_headers: dict[str, str] = {"User-Agent": self._user_agent, "Accept-Encoding": "gzip"}
         for name, value in (headers or {}).items():
-            if name.lower() == "host":
-                continue  # the facility owns Host (it must match the checked name)
+            if not _HEADER_NAME.fullmatch(name):
+                # e.g. "Host\x0b", which lenient servers read as a second Host header
+                raise InvalidHeaderError(f"header name {name[:40]!r} is not a valid token")
+            if any(ch in value for ch in "\r\n\x00"):
+                raise InvalidHeaderError(f"header {name!r}: value must be one line")
+            if name.lower() in _RESERVED_HEADERS:
+                continue  # the facility owns Host (it must match the checked name) and framing
             send_headers[name] = value
         for key, value in (conditional or {}).items():
             normal = key.lower().replace("-", "_")

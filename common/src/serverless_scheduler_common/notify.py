@@ -3,21 +3,30 @@
 Apprise URLs carry secrets, so nothing here logs them (only their scheme). Title and
 body are sent as plain data: apprise's templating and escape interpretation are off, so
 user content (a page's text, a diff) is never evaluated. Email-like services get the
-HTML body when one is given; everything else gets text. URLs of the webhook-like schemes
-(json://, xml://, form://) are checked against the outbound SSRF guard first.
+HTML body when one is given; everything else gets text.
+
+Apprise makes its connections itself (HTTP for json://, ntfy://, gotify://, apprise://,
+matrix://..., SMTP for mailto://, and so on), so the SSRF address policy is enforced
+where they are made: each send runs under `connection_guard`, which checks every name
+resolution and every socket connect of the send, redirects and proxies included. URLs
+of the webhook-like schemes (json://, xml://, form://) are also checked before apprise
+is called, for a clear message.
 """
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
 from .http import (
     BlockedDestinationError,
+    IPAddress,
     OutboundHTTPError,
+    connection_guard,
     forbidden_reason,
     parse_ip_literal,
     system_resolver,
@@ -55,23 +64,38 @@ def truncate(text: str, limit: int, marker: str = "\n... [truncated]") -> str:
 
 
 def scheme_of(url: str) -> str:
+    url = url.strip()
     return url.split("://", 1)[0].lower() if "://" in url else "?"
 
 
 class AppriseNotifier:
-    """Notifier sending through apprise, one URL at a time so each failure is known."""
+    """Notifier sending through apprise, one URL at a time so each failure is known.
 
-    def __init__(self, settings: Settings | None = None) -> None:
+    `trusted_networks` lists CIDRs the SSRF policy lets through even when private (as
+    `OutboundHTTP`'s do); `Settings.allow_private_networks` lifts the policy.
+    """
+
+    def __init__(
+        self, settings: Settings | None = None, *, trusted_networks: Iterable[str] = ()
+    ) -> None:
         self._settings = settings or Settings()
+        trusted = [*self._settings.trusted_networks, *trusted_networks]
+        self._trusted = [ipaddress.ip_network(net, strict=False) for net in trusted]
+
+    def _refusal(self, address: IPAddress) -> str | None:
+        """Why the SSRF policy refuses `address`, or None."""
+        if any(address in net for net in self._trusted):
+            return None
+        return forbidden_reason(address)
 
     def _check_destination(self, url: str) -> None:
         if self._settings.allow_private_networks or scheme_of(url) not in _WEBHOOK_SCHEMES:
             return
-        host = urlsplit("http://" + url.split("://", 1)[1]).hostname or ""
+        host = urlsplit("http://" + url.strip().split("://", 1)[1]).hostname or ""
         literal = parse_ip_literal(host)
         addresses = [str(literal)] if literal is not None else system_resolver(host, 80)
         for address in addresses:
-            reason = forbidden_reason(ipaddress.ip_address(address.split("%", 1)[0]))
+            reason = self._refusal(ipaddress.ip_address(address.split("%", 1)[0]))
             if reason is not None:
                 raise BlockedDestinationError(
                     f"notification URL ({scheme_of(url)}://) points at a {reason} address"
@@ -110,14 +134,24 @@ class AppriseNotifier:
                 failures.append(f"notify[{index}] ({scheme}://) is not a valid apprise URL")
                 continue
             use_html = html is not None and scheme in _EMAIL_SCHEMES
-            ok = sender.notify(
-                body=html if use_html else body,
-                title=title,
-                body_format=apprise.NotifyFormat.HTML if use_html else apprise.NotifyFormat.TEXT,
-                interpret_escapes=False,
-            )
+            refused: list[str] = []
+            with contextlib.ExitStack() as stack:
+                if not self._settings.allow_private_networks:
+                    refused = stack.enter_context(connection_guard(self._refusal))
+                ok = sender.notify(
+                    body=html if use_html else body,
+                    title=title,
+                    body_format=apprise.NotifyFormat.HTML
+                    if use_html
+                    else apprise.NotifyFormat.TEXT,
+                    interpret_escapes=False,
+                )
             if ok:
                 delivered.append(url)
+            elif refused:
+                # A refused address (directly, by a redirect or through a proxy):
+                # retrying cannot help, as for a refused webhook-like URL.
+                failures.append(f"notify[{index}] ({scheme}://) {refused[0]}")
             else:
                 transient.append(f"notify[{index}] ({scheme}://) was not accepted")
         for failure in failures + transient:

@@ -5,6 +5,7 @@ Nothing else in the project reads `os.environ`.
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 from typing import Annotated
 
@@ -38,6 +39,11 @@ class Settings(BaseSettings):
     allow_private_networks: bool = Field(
         default=False,
         description="Let plugins fetch loopback/private/link-local addresses (tests, operators).",
+    )
+    trusted_networks: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="CIDRs plugins and notifications may reach although private (one "
+        "internal host or relay; narrower than allow_private_networks), comma-separated.",
     )
     http_timeout_s: float = Field(default=10.0, gt=0, le=120)
     http_max_bytes: int = Field(default=5 * 1024 * 1024, ge=1024)
@@ -100,10 +106,20 @@ class Settings(BaseSettings):
     scheduler_role_arn: str | None = None
     scheduler_dlq_arn: str | None = None
 
-    @field_validator("blocked_plugins", "cors_origins", mode="before")
+    @field_validator("blocked_plugins", "cors_origins", "trusted_networks", mode="before")
     @classmethod
     def _csv(cls, value: object) -> object:
         return _split_csv(value)
+
+    @field_validator("trusted_networks")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for net in value:
+            try:
+                ipaddress.ip_network(net, strict=False)
+            except ValueError as exc:
+                raise ValueError(f"trusted_networks: {net!r} is not a network (CIDR)") from exc
+        return value
 
     @property
     def dead_letter_retention_s(self) -> float | None:

@@ -147,3 +147,74 @@ def test_long_bodies_are_truncated(hook_server: HTTPServer) -> None:
     assert len(post["message"]) <= 32 * 1024
     assert post["message"].endswith("[truncated]")
     assert len(post["title"]) <= 250
+
+
+# -- SSRF: apprise services that make their own connections --------------------------------
+@pytest.fixture(scope="module")
+def _forbidden_server_process() -> Iterator[HTTPServer]:
+    server = HTTPServer(host="127.0.0.2", port=0)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def forbidden_server(_forbidden_server_process: HTTPServer) -> Iterator[HTTPServer]:
+    _forbidden_server_process.clear()
+    _forbidden_server_process.no_handler_status_code = 200
+    yield _forbidden_server_process
+    _forbidden_server_process.clear()
+
+
+@pytest.mark.parametrize(
+    "template",
+    [
+        "ntfy://{host}/topic",
+        "gotify://{host}/tokentokentoken",
+        "apprise://{host}/token",
+        "rocket://user:pass@{host}/room",
+        "matrix://user:pass@{host}/room",
+        "ntfy://localhost:{port}/topic",  # a name resolving to loopback
+        " json://{host}/hook",  # leading space: apprise strips it
+        "mailto://user:pw@{host}?from=a@example.org&to=b@example.org",  # SMTP
+    ],
+)
+def test_every_apprise_service_is_held_to_the_address_policy(
+    forbidden_server: HTTPServer, template: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    host = f"127.0.0.2:{forbidden_server.port}"
+    url = template.format(host=host, port=forbidden_server.port)
+    with pytest.raises(NotificationError, match=r"loopback|not allowed"):
+        AppriseNotifier(Settings()).notify([url], title="t", body="b")
+    assert forbidden_server.log == []
+
+
+def test_a_redirect_from_an_allowed_hook_into_private_space_is_refused(
+    hook_server: HTTPServer, forbidden_server: HTTPServer
+) -> None:
+    """127.0.0.1 stands in for a public host (trusted); it redirects to 127.0.0.2."""
+    hook_server.expect_request("/hook").respond_with_data(
+        "", status=307, headers={"Location": forbidden_server.url_for("/steal")}
+    )
+    notifier = AppriseNotifier(Settings(), trusted_networks=["127.0.0.1/32"])
+    with pytest.raises(NotificationError, match=r"notify\[0\] \(json://\) .*127\.0\.0\.2"):
+        notifier.notify([f"json://127.0.0.1:{hook_server.port}/hook"], title="t", body="b")
+    assert len(hook_server.log) >= 1
+    assert forbidden_server.log == []
+
+
+def test_a_refused_service_does_not_fail_a_message_another_url_delivered(
+    hook_server: HTTPServer, forbidden_server: HTTPServer
+) -> None:
+    hook_server.expect_request("/hook").respond_with_data("ok")
+    notifier = AppriseNotifier(Settings(), trusted_networks=["127.0.0.1/32"])
+    notifier.notify(
+        [
+            f"ntfy://127.0.0.2:{forbidden_server.port}/t",
+            f"json://127.0.0.1:{hook_server.port}/hook",
+        ],
+        title="t",
+        body="b",
+    )
+    assert _posts(hook_server)[0]["message"] == "b"
+    assert forbidden_server.log == []

@@ -98,6 +98,10 @@ def test_field_validation_names_the_field() -> None:
         webhook("https://example.com/", expected_status=[99])
     with pytest.raises(ValidationError, match="headers"):
         webhook("https://example.com/", headers={"X-Bad": "a\r\nInjected: 1"})
+    # a name lenient servers read as a second Host header, and the message framing
+    for name in ("Host\x0b", "Host", "X\x00", "Content-Length", "Transfer-Encoding", "X Y"):
+        with pytest.raises(ValidationError, match="headers"):
+            webhook("https://example.com/", headers={name: "internal.example"})
     with pytest.raises(ValidationError, match="url"):
         webhook("ftp://example.com/")
 
