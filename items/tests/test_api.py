@@ -477,6 +477,8 @@ def test_static_ui_is_served_with_a_content_security_policy(
     assert api.json() == {"status": "ok"}
     assert "Content-Security-Policy" not in api.headers
     assert client.get("/api/v1/jobs").status_code == 401
+    for path in ("/", "/api/v1/health", "/api/v1/docs"):  # never framed (clickjacking)
+        assert client.get(path).headers["X-Frame-Options"] == "DENY", path
 
 
 def test_the_docs_page_serves_swagger_from_the_app_when_given_its_files(

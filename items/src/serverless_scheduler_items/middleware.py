@@ -90,7 +90,8 @@ class BodySizeLimitMiddleware:
 
 
 class SecurityHeadersMiddleware:
-    """Adds nosniff everywhere and the Content-Security-Policy outside `/api/`."""
+    """Adds nosniff and X-Frame-Options everywhere and the Content-Security-Policy
+    outside `/api/`."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -105,6 +106,9 @@ class SecurityHeadersMiddleware:
             if message["type"] == "http.response.start":
                 headers = list(message.get("headers", []))
                 headers.append((b"x-content-type-options", b"nosniff"))
+                # No page of the app, the API's docs page included, may be framed
+                # (clickjacking); the CSP's frame-ancestors says so too where it is sent.
+                headers.append((b"x-frame-options", b"DENY"))
                 if not is_api:
                     headers.append((b"content-security-policy", CONTENT_SECURITY_POLICY.encode()))
                     headers.append((b"referrer-policy", b"no-referrer"))
