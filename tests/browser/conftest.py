@@ -57,6 +57,7 @@ class LiveSystem:
 
     base_url: str
     admin_token: str
+    other_token: str  # another user's ("mallory")
 
     def api(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         headers = {"Authorization": f"Bearer {self.admin_token}"}
@@ -104,7 +105,11 @@ def live_system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveSystem
             raise RuntimeError("the test server did not start")
         time.sleep(0.02)
     try:
-        yield LiveSystem(base_url=f"http://127.0.0.1:{port}", admin_token=system.admin_token)
+        yield LiveSystem(
+            base_url=f"http://127.0.0.1:{port}",
+            admin_token=system.admin_token,
+            other_token=system.tokens.create("mallory"),
+        )
     finally:
         server.should_exit = True
         thread.join(timeout=10)

@@ -463,6 +463,36 @@ def test_header_lines_without_a_colon_block_submission(
     assert page.console_errors == []
 
 
+def test_a_sign_in_link_with_another_token_asks_before_it_switches(
+    page: Any, live_system: LiveSystem
+) -> None:
+    """Someone else's link must not sign a signed-in tab into their account unasked."""
+    _delete_all(live_system)
+    _sign_in(page, live_system)
+    page.wait_for_selector("text=No monitors yet")
+    # The tab's answers to the question, recorded with it.
+    page.evaluate(
+        """() => { window.asked = []; window.answer = false;
+                   window.confirm = (text) => { window.asked.push(text); return window.answer; }; }"""
+    )
+    switch = "token => { location.hash = '#token=' + token; }"
+    token = "() => sessionStorage.getItem('scheduler.token')"
+    page.evaluate(switch, live_system.other_token)
+    page.wait_for_function("() => window.asked.length === 1 && location.hash === '#/'")
+    assert page.evaluate(token) == live_system.admin_token  # declined: still signed in as before
+    assert "another API token" in page.evaluate("() => window.asked[0]")
+    page.evaluate("() => { window.answer = true; }")
+    page.evaluate(switch, live_system.other_token)
+    page.wait_for_function(
+        "t => sessionStorage.getItem('scheduler.token') === t", arg=live_system.other_token
+    )
+    page.evaluate(switch, live_system.other_token)  # the token it has: no question
+    page.wait_for_function("() => location.hash === '#/'")
+    page.wait_for_selector("text=No monitors yet")
+    assert page.evaluate("() => window.asked.length") == 2
+    assert page.console_errors == []
+
+
 def test_sign_in_link_pasted_into_an_open_tab_signs_in(page: Any, live_system: LiveSystem) -> None:
     _delete_all(live_system)
     page.goto(live_system.base_url + "/")

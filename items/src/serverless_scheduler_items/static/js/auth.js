@@ -61,12 +61,23 @@ export function clearToken() {
   sessionStorage.removeItem(EXPIRY_KEY);
 }
 
-/** `#token=...` in the URL (what `serve` prints) signs in once and is removed. */
+/**
+ * `#token=...` in the URL (what `serve` prints) signs in once and is removed. A link
+ * with another token than the one this tab is signed in with asks first: someone
+ * else's link would otherwise sign the tab into their account without a word (what
+ * is then created there, they can see).
+ */
 export function takeTokenFromFragment() {
   const match = /^#token=([^&]+)/.exec(location.hash);
   if (!match) return false;
-  setToken(decodeURIComponent(match[1]));
+  const token = decodeURIComponent(match[1]);
   history.replaceState(null, "", location.pathname + location.search + "#/");
+  const current = getToken();
+  if (current && current !== token
+      && !window.confirm("This link signs this tab in with another API token, possibly another user's. Sign in with it?")) {
+    return false;
+  }
+  setToken(token);
   return true;
 }
 
