@@ -285,3 +285,25 @@ def test_500_changes_with_30_percent_throttling_converge(
     assert report.errors == []
     assert report.repaired == 0, report.as_dict()
     assert report.unchanged == len(jobs)
+
+
+def test_records_before_an_unparkable_malformed_one_are_applied(
+    aws: dict[str, Any], make_job: Any
+) -> None:
+    """The failure reply checkpoints the shard before the malformed record: the good
+    records ahead of it must be applied then, or Lambda never delivers them again."""
+
+    def sink_down(record: Any, reason: str) -> None:
+        raise ClientError({"Error": {"Code": "AccessDenied", "Message": "x"}}, "SendMessage")
+
+    backend = lambda_sync.build(_settings(aws), scheduler_client=aws["scheduler"]).backend
+    service = StreamSync(backend, dead_letter=sink_down)
+    garbage = {"eventName": "INSERT", "eventID": "e2", "dynamodb": {"SequenceNumber": "2"}}
+    records = [
+        _record(make_job("before"), "INSERT", 1),
+        garbage,
+        _record(make_job("after"), "INSERT", 3),
+    ]
+    assert service.handle({"Records": records}) == {"batchItemFailures": [{"itemIdentifier": "2"}]}
+    assert backend.get("alice", "before") is not None
+    assert backend.get("alice", "after") is None  # comes again, after the failed record

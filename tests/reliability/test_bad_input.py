@@ -283,3 +283,67 @@ def test_bad_sqs_bodies_reach_the_dlq_and_good_fires_run_once(aws: dict[str, Any
         page = runs.list("alice", f.job_id)
         assert [r.status for r in page.items] == ["ok"], f.job_id
     assert [r.status for r in runs.list("alice", "invalid").items] == ["error"]
+
+
+@pytest.mark.parametrize(("lock_ttl_s", "status"), [(900, "skipped"), (120, "ok")])
+def test_a_fire_whose_invocation_timed_out_runs_when_sqs_delivers_it_again(
+    aws: dict[str, Any], monkeypatch: pytest.MonkeyPatch, lock_ttl_s: int, status: str
+) -> None:
+    """A consumer invocation that times out (60 s function) leaves the job's in-progress
+    marker behind; SQS delivers the message again after the visibility timeout (6 x 60 s).
+    With the settings' default 900 s marker the fire then met its own marker and was
+    recorded as `skipped`, and never ran; with the marker Terraform sets (2 x the
+    timeout, tests/terraform) it has expired and the fire runs."""
+    from types import SimpleNamespace
+
+    from serverless_scheduler_common.runtime import dynamodb as ddb_adapters
+    from serverless_scheduler_common.runtime import lambda_consumer
+    from serverless_scheduler_common.runtime.core import job_key
+    from serverless_scheduler_common.runtime.dynamodb import DynamoDBRunRepository
+
+    now = [1_767_261_600.0]
+    monkeypatch.setattr(ddb_adapters, "time", SimpleNamespace(time=lambda: now[0]))
+    ddb = aws["ddb"]
+    for table, keys in {"runs": ["pk", "sk"], "idempotency": ["pk"]}.items():
+        ddb.create_table(
+            TableName=table,
+            KeySchema=[
+                {"AttributeName": k, "KeyType": t}
+                for k, t in zip(keys, ["HASH", "RANGE"], strict=False)
+            ],
+            AttributeDefinitions=[{"AttributeName": k, "AttributeType": "S"} for k in keys],
+            BillingMode="PAY_PER_REQUEST",
+        )
+    settings_ = Settings(
+        aws_region=REGION,
+        runs_table="runs",
+        idempotency_table="idempotency",
+        run_lock_ttl_s=lock_ttl_s,
+    )
+    runtime = lambda_consumer.build_runtime(settings_)
+    fired = JobFired(
+        job_type="example_job",
+        job_id="slow",
+        owner_id="alice",
+        scheduled_time=datetime(2026, 3, 1, 12, 0, tzinfo=UTC),
+        job={
+            "job_id": "slow",
+            "owner_id": "alice",
+            "job_type": "example_job",
+            "name": "slow",
+            "schedule": {"kind": "rate", "every": 5, "unit": "minutes"},
+            "message": "hi",
+        },
+    )
+    # The first delivery took the marker, then Lambda stopped it at its timeout.
+    assert runtime.ledger.acquire(job_key("alice", "slow"), fired.fire_id, ttl_s=lock_ttl_s)
+    now[0] += 6 * 60  # the queue's visibility timeout: SQS delivers the message again
+    record = {
+        "messageId": "m1",
+        "body": fired.model_dump_json(),
+        "attributes": {"ApproximateReceiveCount": "2"},
+        "eventSource": "aws:sqs",
+    }
+    assert lambda_consumer.handle_event({"Records": [record]}, runtime) == {"batchItemFailures": []}
+    runs = DynamoDBRunRepository(ddb, "runs").list("alice", "slow").items
+    assert [r.status for r in runs] == [status]

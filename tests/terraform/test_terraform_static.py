@@ -11,6 +11,7 @@ import os
 import re
 import shutil
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -414,3 +415,32 @@ def test_checkov_passes_with_every_skip_justified(tf: SimpleNamespace) -> None:
         if not failed:  # a non-zero exit without failed checks is checkov's own error
             assert proc.returncode == 0, proc.stderr[-2000:]
     assert not failed, "checkov failures:\n" + "\n".join(failed)
+
+
+def _of_timeout(expression: Any) -> Callable[[int], int]:
+    """`${var.timeout * K}` (optionally inside `tostring(...)`, optionally `+ N`) as a
+    function of the timeout."""
+    found = re.search(r"var\.timeout(?:\s*\*\s*(\d+))?(?:\s*\+\s*(\d+))?", str(expression))
+    assert found, f"{expression!r} does not follow the function timeout"
+    factor, offset = int(found.group(1) or 1), int(found.group(2) or 0)
+    return lambda timeout: timeout * factor + offset
+
+
+def test_consumer_retry_settings_follow_the_queue(tree: Any) -> None:
+    """The runtime's view of attempts and of a running fire must agree with SQS: its last
+    attempt is the delivery after which SQS dead-letters the message, and the in-progress
+    marker of a run outlives the run (the function timeout) but not the visibility
+    timeout. With the default 900 s marker and a 60 s function, a fire whose invocation
+    timed out came back after 360 s, found its own marker and was recorded as skipped:
+    the fire was lost."""
+    consumer = tree.module((TERRAFORM / "modules" / "plugin_consumer").resolve())
+    env = consumer.locals["base_environment"]
+    queue = consumer.resources["aws_sqs_queue.this"]
+    assert "var.max_receive_count" in str(queue["redrive_policy"])
+    assert "var.max_receive_count" in str(env.get("SCHEDULER_MAX_ATTEMPTS")), (
+        "SCHEDULER_MAX_ATTEMPTS must be the queue's maxReceiveCount"
+    )
+    visibility = _of_timeout(queue["visibility_timeout_seconds"])
+    lock_ttl = _of_timeout(env.get("SCHEDULER_RUN_LOCK_TTL_S"))
+    for timeout in (1, 30, 60, 90, 900):
+        assert timeout < lock_ttl(timeout) < visibility(timeout), timeout

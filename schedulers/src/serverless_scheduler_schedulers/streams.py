@@ -119,12 +119,17 @@ class StreamSync:
         """Returns `{"batchItemFailures": [...]}` naming the first failed record, if any."""
         records = list(event.get("Records") or [])
         parsed: list[tuple[int, JobChange]] = []
+        # A malformed record that cannot be parked stops the batch there; the records
+        # before it are still applied, since the failure reply checkpoints the shard
+        # just before it and Lambda never delivers them again.
+        unparked: int | None = None
         for index, record in enumerate(records):
             try:
                 parsed.append((index, change_from_record(record)))
             except MalformedRecordError as exc:
                 if not self._route_malformed(record, str(exc)):
-                    return self._fail(records, index)
+                    unparked = index
+                    break
         batch = apply_changes([c for _, c in parsed], self.backend, self.registry)
         for result in batch.results:
             self.stats[result.action] = self.stats.get(result.action, 0) + 1
@@ -134,6 +139,8 @@ class StreamSync:
         if unannounced is not None:
             return self._fail(records, unannounced)
         if failure is None:
+            if unparked is not None:
+                return self._fail(records, unparked)
             return {"batchItemFailures": []}
         index = parsed[failure.index][0]
         # A snapshot that cannot validate never will: route it and resume after it.

@@ -29,6 +29,14 @@ locals {
     SCHEDULER_IDEMPOTENCY_TABLE     = aws_dynamodb_table.idempotency.name
     SCHEDULER_DEAD_LETTER_QUEUE_URL = aws_sqs_queue.dlq.url
     SCHEDULER_LOG_JSON              = "true"
+    # The runtime's last attempt (failure count, pause_after_failures) is the delivery
+    # after which SQS moves the message to the DLQ.
+    SCHEDULER_MAX_ATTEMPTS = tostring(var.max_receive_count)
+    # The in-progress marker outlives any run (the function timeout) but expires before
+    # SQS delivers the message again (the visibility timeout, 6 x timeout): a fire whose
+    # invocation timed out or crashed then runs again instead of being "skipped" behind
+    # its own stale marker.
+    SCHEDULER_RUN_LOCK_TTL_S = tostring(var.timeout * 2)
   }
 
   base_policy_statements = [

@@ -120,9 +120,14 @@ variable "max_concurrency" {
 }
 
 variable "max_receive_count" {
-  description = "Deliveries of one message before it moves to the dead-letter queue."
+  description = "Deliveries of one message before it moves to the dead-letter queue (the runtime's SCHEDULER_MAX_ATTEMPTS)."
   type        = number
   default     = 5
+
+  validation {
+    condition     = var.max_receive_count >= 1 && var.max_receive_count <= 50
+    error_message = "max_receive_count must be between 1 and 50 (the range of SCHEDULER_MAX_ATTEMPTS)."
+  }
 }
 
 variable "log_retention_days" {
