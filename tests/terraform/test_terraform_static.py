@@ -329,6 +329,25 @@ def test_every_log_group_has_retention(tree: Any) -> None:
     assert groups >= 2
 
 
+def test_every_function_logs_json_lines_at_info(tree: Any) -> None:
+    """The functions log through Python's logging: Lambda's JSON format keeps their INFO
+    lines (its text format leaves the root logger at WARNING) as one object each."""
+    functions = 0
+    for mod in tree.dirs.values():
+        for address, body in mod.resources.items():
+            if address.startswith("aws_lambda_function."):
+                functions += 1
+                config = body["logging_config"]
+                config = config[0] if isinstance(config, list) else config
+                assert unquote(config["log_format"]) == "JSON", address
+                assert unquote(config["application_log_level"]) == "INFO", address
+    assert functions >= 1
+    # No variable no one reads (the functions' settings ignore it on Lambda).
+    for mod in tree.dirs.values():
+        for tf_file in mod.path.glob("*.tf"):
+            assert "SCHEDULER_LOG_JSON" not in tf_file.read_text(), tf_file.name
+
+
 def test_every_queue_has_an_alarm_that_notifies_the_operators(tree: Any) -> None:
     """A dead-letter queue with messages, or a buffer queue whose oldest message keeps
     aging, is something an operator must hear of: every queue a module creates is

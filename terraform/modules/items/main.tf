@@ -9,7 +9,6 @@ locals {
     SCHEDULER_RUNS_TABLE   = aws_dynamodb_table.runs.name
     SCHEDULER_TOPIC_ARN    = var.topic_arn
     SCHEDULER_CORS_ORIGINS = join(",", var.cors_origins)
-    SCHEDULER_LOG_JSON     = "true"
   }
 
   policy_statements = [

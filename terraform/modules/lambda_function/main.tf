@@ -77,9 +77,14 @@ resource "aws_lambda_function" "this" {
     variables = var.environment
   }
 
+  # JSON lines from Lambda's own logging integration: the runtime formats every record
+  # of Python's logging (level, logger, message, request id) and sets the root level
+  # from application_log_level, so the functions' INFO lines are kept.
   logging_config {
-    log_format = "Text"
-    log_group  = aws_cloudwatch_log_group.this.name
+    log_format            = "JSON"
+    application_log_level = "INFO"
+    system_log_level      = "WARN"
+    log_group             = aws_cloudwatch_log_group.this.name
   }
 
   tracing_config {

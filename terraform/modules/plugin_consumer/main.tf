@@ -28,7 +28,6 @@ locals {
     SCHEDULER_RUNS_TABLE            = local.core.runs_table_name
     SCHEDULER_IDEMPOTENCY_TABLE     = aws_dynamodb_table.idempotency.name
     SCHEDULER_DEAD_LETTER_QUEUE_URL = aws_sqs_queue.dlq.url
-    SCHEDULER_LOG_JSON              = "true"
     # The runtime's last attempt (failure count, pause_after_failures) is the delivery
     # after which SQS moves the message to the DLQ.
     SCHEDULER_MAX_ATTEMPTS = tostring(var.max_receive_count)

@@ -14,7 +14,6 @@ locals {
     SCHEDULER_TOPIC_ARN          = var.topic_arn
     SCHEDULER_SCHEDULER_ROLE_ARN = aws_iam_role.scheduler.arn
     SCHEDULER_SCHEDULER_DLQ_ARN  = aws_sqs_queue.scheduler_dlq.arn
-    SCHEDULER_LOG_JSON           = "true"
   }
 
   schedule_statements = [
