@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from serverless_scheduler_common.events import JobChange
+from serverless_scheduler_common.events import JobChange, JobRemoved
 from serverless_scheduler_common.settings import Settings
 from serverless_scheduler_schedulers import lambda_reconcile
 from serverless_scheduler_schedulers.eventbridge import EventBridgeScheduleBackend, schedule_name
@@ -210,15 +210,39 @@ def test_reconcile_lambda_with_moto(aws: dict[str, Any], make_job: Any) -> None:
         scheduler_role_arn=aws["role_arn"],
         scheduler_dlq_arn=aws["dlq_arn"],
     )
-    run = lambda_reconcile.build(settings, scheduler_client=aws["scheduler"], dynamodb_client=ddb)
+    sqs = boto3.client("sqs", region_name="eu-west-1")
+    inbox = sqs.create_queue(QueueName="plugin")["QueueUrl"]
+    inbox_arn = sqs.get_queue_attributes(QueueUrl=inbox, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    sns = boto3.client("sns", region_name="eu-west-1")
+    sns.subscribe(
+        TopicArn=aws["topic_arn"],
+        Protocol="sqs",
+        Endpoint=inbox_arn,
+        Attributes={"RawMessageDelivery": "true"},
+    )
+    run = lambda_reconcile.build(
+        settings, scheduler_client=aws["scheduler"], dynamodb_client=ddb, sns_client=sns
+    )
     lambda_reconcile._run = run
     try:
         first = lambda_reconcile.handler({}, None)
         second = lambda_reconcile.handler({}, None)
+        # Job a's deletion never reached the sync function: its schedule is an orphan,
+        # announced to its plugin before it goes.
+        table.delete_item(Key={"owner_id": "alice", "job_id": "a"})
+        third = lambda_reconcile.handler({}, None)
     finally:
         lambda_reconcile._run = None
     assert (first["created"], first["repaired"]) == (2, 2)
     assert (second["repaired"], second["unchanged"]) == (0, 2)
+    assert (third["deleted"], third["announced"], third["unchanged"]) == (1, 1, 1)
+    from serverless_scheduler_common.runtime.sqs import event_from_body
+
+    [message] = sqs.receive_message(QueueUrl=inbox, MaxNumberOfMessages=10)["Messages"]
+    notice = event_from_body(message["Body"])
+    assert (notice.owner_id, notice.job_id, notice.job_type) == ("alice", "a", "ping_job")
 
 
 def test_handlers_name_missing_settings() -> None:
@@ -299,3 +323,122 @@ def test_the_pump_reports_applied_removals_before_it_acknowledges_them(
     assert "could not forget deleted job alice/b" in caplog.text  # logged, feed not held
     assert store.poll() == []
     assert [s.job_id for s in backend.list()] == ["c"]
+
+
+def test_an_orphan_schedule_is_announced_as_a_removal_before_it_is_deleted(
+    tmp_path: Path, make_job: Any, registry: Any
+) -> None:
+    """A job whose deletion never synced: its plugin hears of it as after any deletion."""
+    backend = LocalScheduleBackend(tmp_path / "scheduler.db")
+    kept, gone = make_job("kept"), make_job("gone", version=4)
+    backend.upsert_many([kept, gone])
+    notices: list[JobRemoved] = []
+
+    dry = reconcile(
+        [kept.snapshot()], backend, registry, dry_run=True, announce_removed=notices.append
+    )
+    assert (dry.deleted, dry.announced, notices) == (1, 0, [])  # a dry run announces nothing
+    assert backend.get("alice", "gone") is not None
+
+    report = reconcile([kept.snapshot()], backend, registry, announce_removed=notices.append)
+    assert (report.deleted, report.announced, report.errors) == (1, 1, [])
+    assert notices == [JobRemoved(job_type="ping_job", job_id="gone", owner_id="alice", version=4)]
+    assert backend.get("alice", "gone") is None
+    assert (
+        reconcile([kept.snapshot()], backend, registry, announce_removed=notices.append).repaired
+        == 0
+    )
+    assert len(notices) == 1
+
+
+def test_an_orphan_whose_notice_fails_keeps_its_schedule_for_the_next_run(
+    tmp_path: Path, make_job: Any, registry: Any
+) -> None:
+    backend = LocalScheduleBackend(tmp_path / "scheduler.db")
+    backend.upsert_many([make_job("gone")])
+
+    def refuse(notice: JobRemoved) -> None:
+        raise OSError("disk full")
+
+    report = reconcile([], backend, registry, announce_removed=refuse)
+    assert (report.deleted, report.announced) == (0, 0)
+    assert report.errors == [
+        "announcing the removal of alice/gone failed (its schedule is kept): disk full"
+    ]
+    assert backend.get("alice", "gone") is not None  # found, and announced, next time
+    notices: list[JobRemoved] = []
+    assert reconcile([], backend, registry, announce_removed=notices.append).deleted == 1
+    assert [n.job_id for n in notices] == ["gone"]
+
+
+def test_a_job_created_while_the_jobs_are_read_is_not_taken_for_an_orphan(
+    tmp_path: Path, make_job: Any, registry: Any
+) -> None:
+    """The jobs read already passed the new job when its schedule was synced: had the
+    schedules been listed afterwards, it would look like a schedule without a job, and
+    its removal notice would have the runtime drop the new job's fires."""
+    backend = LocalScheduleBackend(tmp_path / "scheduler.db")
+    first = make_job("first")
+    backend.upsert_many([first])
+
+    def scan() -> Any:
+        yield first.snapshot()
+        backend.upsert_many([make_job("late")])  # created and synced meanwhile
+
+    notices: list[JobRemoved] = []
+    report = reconcile(scan(), backend, registry, announce_removed=notices.append)
+    assert (report.deleted, notices, report.errors) == (0, [], [])
+    assert backend.get("alice", "late") is not None
+
+
+def test_eventbridge_orphans_are_announced_on_the_distribution_topic(
+    aws: dict[str, Any], make_job: Any, registry: Any
+) -> None:
+    """On AWS the notice goes out as the sync sends it: `SnsPublisher.publish_removed`,
+    routed by job type to the plugin's queue."""
+    import boto3
+
+    from serverless_scheduler_common.runtime.sns import SnsPublisher
+    from serverless_scheduler_common.runtime.sqs import event_from_body
+
+    sqs = boto3.client("sqs", region_name="eu-west-1")
+    inbox = sqs.create_queue(QueueName="ping-plugin")["QueueUrl"]
+    inbox_arn = sqs.get_queue_attributes(QueueUrl=inbox, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    sns = boto3.client("sns", region_name="eu-west-1")
+    sns.subscribe(
+        TopicArn=aws["topic_arn"],
+        Protocol="sqs",
+        Endpoint=inbox_arn,
+        Attributes={
+            "RawMessageDelivery": "true",
+            "FilterPolicy": json.dumps({"job_type": ["ping_job"]}),
+        },
+    )
+    backend = _eb(aws)
+    kept = make_job("kept")
+    for job in (kept, make_job("gone", version=3)):
+        backend.upsert(job)
+    backend.upsert(make_job("other", owner_id="bob"))
+    aws["scheduler"].create_schedule(  # not ours: deleted, but no job to announce
+        Name="made-by-hand",
+        GroupName=aws["group_name"],
+        ScheduleExpression="rate(5 minutes)",
+        FlexibleTimeWindow={"Mode": "OFF"},
+        Target={"Arn": aws["topic_arn"], "RoleArn": aws["role_arn"]},
+    )
+    topic = SnsPublisher(sns, aws["topic_arn"])
+
+    report = reconcile([kept.snapshot()], backend, registry, announce_removed=topic.publish_removed)
+    assert (report.deleted, report.announced, report.errors) == (3, 2, [])
+    messages = sqs.receive_message(QueueUrl=inbox, MaxNumberOfMessages=10)["Messages"]
+    notices = sorted((event_from_body(m["Body"]) for m in messages), key=lambda n: n.owner_id)
+    assert notices == [
+        JobRemoved(job_type="ping_job", job_id="gone", owner_id="alice", version=3),
+        JobRemoved(job_type="ping_job", job_id="other", owner_id="bob", version=1),
+    ]
+    names = {
+        s["Name"] for s in aws["scheduler"].list_schedules(GroupName=aws["group_name"])["Schedules"]
+    }
+    assert names == {schedule_name("alice", "kept")}

@@ -276,6 +276,14 @@ def test_bad_sqs_bodies_reach_the_dlq_and_good_fires_run_once(aws: dict[str, Any
     else:
         raise AssertionError("the queue never drained")
 
+    # `dlq list --aws` shows all four: the unreadable bodies under their message ids.
+    listed = SqsDeadLetterStore(sqs, dlq, visibility_s=0).list()
+    assert sorted(letter.fire_id.startswith("message:") for letter in listed) == [
+        False,
+        True,
+        True,
+        True,
+    ]
     dead = _drain(sqs, dlq)
     assert len(dead) == 4  # three unparseable bodies and the fire that cannot validate
     runs = DynamoDBRunRepository(ddb, "runs")

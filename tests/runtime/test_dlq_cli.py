@@ -233,3 +233,137 @@ def test_aws_redrive_takes_the_region_from_the_queue_url_and_the_stored_jobs(
 
     assert main(["dlq", "list", "--aws", "--queue-url", "https://example.com/q"]) == 2
     assert "SCHEDULER_AWS_REGION" in capsys.readouterr().err
+
+
+def test_aws_letters_that_are_not_fires_are_listed_purgeable_and_not_redriven_as_fires(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A body no consumer could read, or a removal notice whose plugin kept failing, lands
+    in the plugin's DLQ too: `list` shows it (so the queue's alarm can be explained),
+    `purge` removes it by its id, `redrive` publishes a removal notice again and skips
+    what it cannot read, saying so."""
+    moto = pytest.importorskip("moto")
+    import functools
+
+    import boto3
+
+    from serverless_scheduler_common.events import JobRemoved
+    from serverless_scheduler_common.runtime import sqs as sqs_adapter
+    from serverless_scheduler_common.runtime.sqs import SqsDeadLetterStore, event_from_body
+
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.setenv(name, "testing")
+    monkeypatch.setenv("SCHEDULER_AWS_REGION", "eu-west-1")
+    # Each command lists the queue again at once: nothing stays hidden between them.
+    monkeypatch.setattr(
+        sqs_adapter,
+        "SqsDeadLetterStore",
+        functools.partial(SqsDeadLetterStore, visibility_s=0),
+    )
+    notice = JobRemoved(job_type="example_job", job_id="gone", owner_id="alice", version=3)
+    with moto.mock_aws():
+        sqs = boto3.client("sqs", region_name="eu-west-1")
+        sns = boto3.client("sns", region_name="eu-west-1")
+        dlq_url = sqs.create_queue(QueueName="example-dlq")["QueueUrl"]
+        inbox = sqs.create_queue(QueueName="example")["QueueUrl"]
+        inbox_arn = sqs.get_queue_attributes(QueueUrl=inbox, AttributeNames=["QueueArn"])[
+            "Attributes"
+        ]["QueueArn"]
+        topic = sns.create_topic(Name="distribution")["TopicArn"]
+        sns.subscribe(
+            TopicArn=topic,
+            Protocol="sqs",
+            Endpoint=inbox_arn,
+            Attributes={"RawMessageDelivery": "true"},
+        )
+        fired = _dead_letter(tmp_path, job_id="job1")
+        bodies = [
+            fired.model_dump_json(),
+            "not json at all",
+            json.dumps({"Type": "Notification", "Message": 7}),
+            json.dumps({"Type": "Notification", "Message": notice.model_dump_json()}),
+        ]
+        for body in bodies:
+            sqs.send_message(QueueUrl=dlq_url, MessageBody=body)
+        aws = ["--aws", "--queue-url", dlq_url]
+
+        assert main(["dlq", "list", *aws, "--json"]) == 0
+        listed = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+        kinds = sorted((letter["kind"], letter["job_id"]) for letter in listed)
+        assert kinds == [
+            ("fire", "job1"),
+            ("removal", "gone"),
+            ("unreadable", ""),
+            ("unreadable", ""),
+        ]
+        others = [letter for letter in listed if letter["kind"] != "fire"]
+        assert all(letter["fire_id"].startswith("message:") for letter in others)
+        assert all(
+            letter["error"].startswith(("unreadable:", "removal notice:")) for letter in others
+        )
+        assert main(["dlq", "list", *aws]) == 0
+        err = capsys.readouterr().err
+        assert "1 dead-lettered fire(s) and 1 removal notice(s), 2 unreadable" in err
+
+        assert main(["dlq", "redrive", *aws, "--topic-arn", topic]) == 0
+        out, err = capsys.readouterr()
+        assert f"redriven\t{fired.fire_id}\n" in out
+        removal_id = next(letter["fire_id"] for letter in others if letter["kind"] == "removal")
+        assert f"redriven\t{removal_id}\t(a removal notice)" in out
+        unreadable = sorted(letter["fire_id"] for letter in others if letter["kind"] != "removal")
+        skipped = sorted(
+            line.split("\t")[1] for line in out.splitlines() if line.startswith("skipped")
+        )
+        assert skipped == unreadable
+        assert f"dlq purge --id {unreadable[0]}" in out
+        assert "1 fire(s) redriven, 0 dropped, 1 removal notice(s) redriven, 2 skipped" in err
+        published = [
+            event_from_body(m["Body"])
+            for m in sqs.receive_message(QueueUrl=inbox, MaxNumberOfMessages=10)["Messages"]
+        ]
+        assert sorted(published, key=lambda e: type(e).__name__) == [fired, notice]
+
+        # the unreadable ones stay until purged, by id or with --all
+        left = SqsDeadLetterStore(sqs, dlq_url, visibility_s=0).list()
+        assert sorted(letter.fire_id for letter in left) == unreadable
+        assert main(["dlq", "purge", *aws, "--id", unreadable[0]]) == 0
+        assert capsys.readouterr().out == f"purged\t{unreadable[0]}\n"
+        assert main(["dlq", "purge", *aws, "--all"]) == 0
+        assert capsys.readouterr().out == f"purged\t{unreadable[1]}\n"
+        assert SqsDeadLetterStore(sqs, dlq_url, visibility_s=0).list() == []
+
+
+def test_a_local_letter_that_is_not_a_fire_is_skipped_by_redrive_and_purgeable(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The same rules for the local store (a letter written by hand, or damaged)."""
+    job = SqliteJobRepository(db_path_for(tmp_path)).create(
+        ExampleJob(owner_id="alice", name="hello", schedule={"kind": "rate", "every": 5})
+    )
+    fired = _dead_letter(tmp_path, job_id=job.job_id)
+    store = SqliteDeadLetterStore(db_path_for(tmp_path), retention_s=None)
+    store.add(
+        DeadLetter(
+            fire_id="damaged",
+            job_type="example_job",
+            job_id="job2",
+            owner_id="alice",
+            payload="{not a fire",
+            error="RuntimeError: boom",
+            attempts=5,
+            dead_at=datetime.now(UTC),
+        )
+    )
+    assert main(["dlq", "list", "--data-dir", str(tmp_path), "--json"]) == 0
+    listed = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert sorted((d["fire_id"], d["kind"]) for d in listed) == sorted(
+        [(fired.fire_id, "fire"), ("damaged", "unreadable")]
+    )
+    assert main(["dlq", "redrive", "--data-dir", str(tmp_path)]) == 0
+    out, err = capsys.readouterr()
+    assert "skipped\tdamaged\t(unreadable" in out
+    assert "1 fire(s) redriven, 0 dropped, 1 skipped" in err
+    assert [d.fire_id for d in store.list()] == ["damaged"]
+    assert SqliteFireQueue(db_path_for(tmp_path)).count() == 1  # only the fire
+    assert main(["dlq", "purge", "--data-dir", str(tmp_path), "--id", "damaged"]) == 0
+    assert store.list() == []

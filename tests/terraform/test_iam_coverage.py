@@ -55,6 +55,8 @@ FUNCTION_ADAPTERS: dict[str, list[str]] = {
         "serverless_scheduler_schedulers.eventbridge:EventBridgeScheduleBackend"
         "[list, upsert, delete]",
         "serverless_scheduler_schedulers.dynamodb_jobs:DynamoDBJobSnapshots",
+        # An orphan schedule's job is announced to its plugin before the schedule goes.
+        "serverless_scheduler_common.runtime.sns:SnsPublisher[publish_removed]",
     ],
     "html_checker": [*_COMMON_RUNTIME, "serverless_scheduler_common.state:DynamoDBStateStore"],
     "webhook": list(_COMMON_RUNTIME),
@@ -102,7 +104,8 @@ PLATFORM_ACTIONS: dict[str, set[str]] = {
         "dynamodb:GetShardIterator",
         "dynamodb:ListStreams",
     },
-    "reconcile": set(),
+    # Removal notices go to the KMS-encrypted topic.
+    "reconcile": {"kms:GenerateDataKey", "kms:Decrypt"},
     # The event source mapping polls the plugin's queue.
     "html_checker": set(_SQS_EVENT_SOURCE),
     "webhook": set(_SQS_EVENT_SOURCE),

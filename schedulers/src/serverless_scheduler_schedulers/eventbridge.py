@@ -215,6 +215,17 @@ class EventBridgeScheduleBackend:
         """Whether the live schedule is exactly what `upsert(job)` would write."""
         return definitions_match(self.definition_for(job), state.definition)
 
+    @staticmethod
+    def job_type_of(state: ScheduleState) -> str | None:
+        """The job type the schedule fires (its target's `Input`, a `JobFired` template),
+        None when it names none (for the reconciler's removal notices)."""
+        target = state.definition.get("Target")
+        try:
+            job_type = json.loads(target["Input"])["job_type"]  # type: ignore[index]
+        except (TypeError, KeyError, ValueError):
+            return None
+        return job_type if isinstance(job_type, str) and job_type else None
+
     # -- ScheduleBackend --------------------------------------------------------------------
     def upsert(self, job: ScheduledJob) -> None:
         name = schedule_name(job.owner_id, job.job_id)

@@ -38,9 +38,17 @@ def build(
     *,
     scheduler_client: Any = None,
     dynamodb_client: Any = None,
+    sns_client: Any = None,
 ) -> Callable[[], ReconcileReport]:
-    """Compose one reconcile run from settings; tests pass moto clients."""
+    """Compose one reconcile run from settings; tests pass moto clients.
+
+    An orphan schedule it deletes (its job's deletion never synced) is announced first
+    on the distribution topic, as the sync function announces deletions, so the job's
+    plugin forgets its runs and state.
+    """
     import boto3
+
+    from serverless_scheduler_common.runtime.sns import SnsPublisher
 
     from .dynamodb_jobs import DynamoDBJobSnapshots
     from .eventbridge import EventBridgeScheduleBackend
@@ -65,8 +73,12 @@ def build(
         dynamodb_client or boto3.client("dynamodb", region_name=region), str(settings.jobs_table)
     )
 
+    topic = SnsPublisher(
+        sns_client or boto3.client("sns", region_name=region), str(settings.topic_arn)
+    )
+
     def run() -> ReconcileReport:
-        return reconcile(jobs, backend, None)
+        return reconcile(jobs, backend, None, announce_removed=topic.publish_removed)
 
     return run
 

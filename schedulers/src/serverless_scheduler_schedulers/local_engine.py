@@ -319,6 +319,13 @@ class LocalScheduleBackend:
         """What `get(...).definition` holds once `job` is upserted (for the reconciler)."""
         return dict(json.loads(json.dumps(job.snapshot())))
 
+    @staticmethod
+    def job_type_of(state: ScheduleState) -> str | None:
+        """The job type of the schedule's job (its snapshot), None when it names none
+        (for the reconciler's removal notices)."""
+        job_type = state.definition.get("job_type")
+        return job_type if isinstance(job_type, str) and job_type else None
+
     def is_done(self, owner_id: str, job_id: str) -> bool:
         """True once a one-off `at` schedule has fired (or was skipped as too late)."""
         with self._lock:

@@ -4,17 +4,25 @@ missing schedule -> create; orphan schedule (no job) -> delete; stale schedule (
 state or definition differ, e.g. edited behind the system's back) -> update. One-off
 `at` jobs whose time has passed are done, not missing (EventBridge deletes them after
 firing). Works with any `ScheduleBackend`; backends may offer `matches(job, state)` to
-compare full definitions and `is_past_at(job)` to recognise finished one-offs.
+compare full definitions, `is_past_at(job)` to recognise finished one-offs and
+`job_type_of(state)` to name the job type a schedule fires.
+
+An orphan schedule is what is left of a job whose deletion never synced (the change
+went to the sync failures queue, say), so its removal notice was never sent either:
+the reconciler announces it (`JobRemoved`, through `announce_removed`) before deleting
+the schedule, and the job's plugin forgets its run history and state as after any
+deletion.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from serverless_scheduler_common.events import JobRemoved
 from serverless_scheduler_common.job import ScheduledJob
 from serverless_scheduler_common.ports import ScheduleBackend, ScheduleState
 from serverless_scheduler_common.registry import JobTypeRegistry
@@ -35,6 +43,8 @@ class ReconcileReport:
     deleted: int = 0
     unchanged: int = 0
     done: int = 0
+    #: Removal notices sent for the orphans deleted (`announce_removed`).
+    announced: int = 0
     errors: list[str] = field(default_factory=list)
 
     @property
@@ -140,15 +150,59 @@ class _Repairs:
                 log.warning("... and %d more schedules %s", count - DETAILED_REPAIRS, kind)
 
 
+def removal_notice(backend: Any, state: ScheduleState) -> JobRemoved:
+    """The removal notice of the job an orphan schedule belongs to.
+
+    The schedule names the owner, the job and the version it was built from; the job
+    type comes from what it fires (`job_type_of`, else a `job_type` in its definition,
+    which is the job snapshot locally). A schedule that names none gets an empty job
+    type: locally the notice still forgets the job's runs, but no plugin recognises it
+    (and on AWS no plugin queue's filter lets it through).
+    """
+    job_type: Any = None
+    job_type_of = getattr(backend, "job_type_of", None)
+    if job_type_of is not None:
+        job_type = job_type_of(state)
+    if not job_type:
+        job_type = state.definition.get("job_type")
+    return JobRemoved(
+        job_type=job_type if isinstance(job_type, str) else "",
+        job_id=state.job_id,
+        owner_id=state.owner_id,
+        version=max(0, state.version),
+    )
+
+
 def reconcile(
     jobs: Iterable[Mapping[str, Any]],
     backend: ScheduleBackend,
     registry: JobTypeRegistry | None = None,
     *,
     dry_run: bool = False,
+    announce_removed: Callable[[JobRemoved], None] | None = None,
 ) -> ReconcileReport:
-    """Make `backend` hold exactly one matching schedule per job in `jobs` (snapshots)."""
+    """Make `backend` hold exactly one matching schedule per job in `jobs` (snapshots).
+
+    `announce_removed(notice)` is called for each orphan schedule (one that names a job
+    not in `jobs`) before it is deleted, with the job's `JobRemoved` notice: publish it
+    as the sync does for a deletion (locally the dispatcher's queue, on AWS the
+    distribution topic). When it raises, the schedule is kept and the error reported,
+    so the next run announces it again. A dry run announces nothing.
+    """
     report = ReconcileReport()
+    # The schedules are listed before the jobs are read: a job created meanwhile then
+    # shows up as a job whose schedule is missing (created again, the same schedule),
+    # never as a schedule without a job, whose removal notice would have the runtime
+    # drop the new job's fires.
+    actual: dict[tuple[str, str], ScheduleState] = {}
+    foreign: list[ScheduleState] = []
+    for listed in backend.list():
+        report.schedules += 1
+        if listed.job_id:
+            actual[(listed.owner_id, listed.job_id)] = listed
+        else:
+            foreign.append(listed)
+
     wanted: dict[tuple[str, str], ScheduledJob | None] = {}
     for data in jobs:
         report.jobs += 1
@@ -158,15 +212,6 @@ def reconcile(
         except Exception as exc:  # an unreadable job keeps its schedule; report it
             wanted[key] = None
             report.errors.append(f"job {key[0]}/{key[1]} is invalid: {exc}")
-
-    actual: dict[tuple[str, str], ScheduleState] = {}
-    foreign: list[ScheduleState] = []
-    for listed in backend.list():
-        report.schedules += 1
-        if listed.job_id:
-            actual[(listed.owner_id, listed.job_id)] = listed
-        else:
-            foreign.append(listed)
 
     repairs = _Repairs(backend, report, dry_run)
     is_past_at = getattr(backend, "is_past_at", None)
@@ -193,7 +238,7 @@ def reconcile(
             report.errors.append(f"repairing {key[0]}/{key[1]} failed: {exc}")
     repairs.flush()
 
-    for owner_id, job_id in actual:
+    for (owner_id, job_id), orphan in actual.items():
         try:
             repairs.note(
                 "without a job: deleted",
@@ -202,6 +247,19 @@ def reconcile(
                 job_id,
             )
             if not dry_run:
+                if announce_removed is not None:
+                    # Announced first: if the delete then fails, the next run finds the
+                    # orphan and announces again (forgetting twice is harmless); the
+                    # other way round a failed notice would be lost with the schedule.
+                    try:
+                        announce_removed(removal_notice(backend, orphan))
+                    except Exception as exc:
+                        report.errors.append(
+                            f"announcing the removal of {owner_id}/{job_id} failed "
+                            f"(its schedule is kept): {exc}"
+                        )
+                        continue
+                    report.announced += 1
                 backend.delete(owner_id, job_id)
             report.deleted += 1
         except Exception as exc:

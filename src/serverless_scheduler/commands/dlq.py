@@ -11,6 +11,13 @@ distribution topic (`--topic-arn` or `SCHEDULER_TOPIC_ARN`); with the jobs table
 (`--jobs-table` or `SCHEDULER_JOBS_TABLE`) the fires carry the stored jobs as
 locally, without it the snapshots they failed with. The AWS region comes from
 `SCHEDULER_AWS_REGION` or the queue URL.
+
+A dead-letter queue can also hold what is not a fire: a removal notice whose plugin
+kept failing to forget the deleted job, or a message no consumer could read. They are
+listed (`kind` `removal` or `unreadable`, under the id `message:<SQS MessageId>` on
+AWS) and purged by that id like fires. `redrive` publishes a removal notice again
+(`publish_removed`, on AWS) and skips an unreadable letter, saying so: purge it once
+its content has been looked at.
 """
 
 from __future__ import annotations
@@ -44,7 +51,12 @@ def register(sub: Any) -> None:
             action.add_argument("--json", action="store_true", help="one JSON object per line")
         else:
             action.add_argument(
-                "--fire-id", action="append", default=None, help="only this fire (repeatable)"
+                "--fire-id",
+                "--id",
+                dest="fire_id",
+                action="append",
+                default=None,
+                help="only this letter: its id as `list` shows it (repeatable)",
             )
         if name == "redrive":
             action.add_argument("--topic-arn", default=None, help="distribution topic ARN (--aws)")
@@ -138,6 +150,73 @@ def _current(repo: Any) -> Any:
     return current
 
 
+def _kind(letter: Any) -> str:
+    """What a dead letter holds: `fire`, `removal` (a deleted job's notice) or
+    `unreadable` (neither; only purging removes it)."""
+    from serverless_scheduler_common.events import JobRemoved
+    from serverless_scheduler_common.runtime.sqs import event_from_body
+
+    try:
+        event = event_from_body(letter.payload)
+    except (ValueError, TypeError):
+        return "unreadable"
+    return "removal" if isinstance(event, JobRemoved) else "fire"
+
+
+class _FiresOnly:
+    """The dead-letter store as `redrive` sees it: only the fires. The removal notices
+    and unreadable letters among those listed (and named by `wanted`) are kept aside
+    for the command to handle."""
+
+    def __init__(self, store: Any, wanted: list[str] | None) -> None:
+        self._store = store
+        self._wanted = set(wanted) if wanted is not None else None
+        self.removals: list[Any] = []
+        self.unreadable: list[Any] = []
+
+    def list(self, *, limit: int = 100) -> list[Any]:
+        fires: list[Any] = []
+        for letter in self._store.list(limit=limit):
+            kind = _kind(letter)
+            if kind == "fire":
+                fires.append(letter)
+            elif self._wanted is None or letter.fire_id in self._wanted:
+                (self.removals if kind == "removal" else self.unreadable).append(letter)
+        return fires
+
+    def remove(self, fire_id: str) -> None:
+        self._store.remove(fire_id)
+
+    def add(self, letter: Any) -> None:
+        self._store.add(letter)
+
+    def forget_job(self, owner_id: str, job_id: str) -> int:
+        return int(self._store.forget_job(owner_id, job_id))
+
+
+def _redrive_removals(
+    letters: _FiresOnly, store: Any, publisher: Any, current: Any
+) -> tuple[list[str], list[tuple[str, str]]]:
+    """Publish the removal notices kept aside again; returns (the ids redriven, the
+    (id, why) of those skipped)."""
+    from serverless_scheduler_common.events import JobRemoved
+
+    done: list[str] = []
+    skipped: list[tuple[str, str]] = []
+    publish_removed = getattr(publisher, "publish_removed", None)
+    for letter in letters.removals:
+        if publish_removed is None:
+            skipped.append((letter.fire_id, "a removal notice, which this queue cannot take"))
+            continue
+        if current is not None and current(letter.owner_id, letter.job_id) is not None:
+            skipped.append((letter.fire_id, "a removal notice of a job that exists"))
+            continue
+        publish_removed(JobRemoved.model_validate_json(letter.payload))
+        store.remove(letter.fire_id)
+        done.append(letter.fire_id)
+    return done, skipped
+
+
 def run(args: argparse.Namespace) -> int:
     try:
         if args.limit < 1:
@@ -154,12 +233,16 @@ def run(args: argparse.Namespace) -> int:
     store, publisher, current = stores
     if args.dlq_command == "list":
         letters = store.list(limit=args.limit)
+        kinds: dict[str, int] = {}
         for letter in letters:
+            kind = _kind(letter)
+            kinds[kind] = kinds.get(kind, 0) + 1
             if args.json:
                 print(
                     json.dumps(
                         {
                             "fire_id": letter.fire_id,
+                            "kind": kind,
                             "job_type": letter.job_type,
                             "job_id": letter.job_id,
                             "owner_id": letter.owner_id,
@@ -171,11 +254,18 @@ def run(args: argparse.Namespace) -> int:
                 )
             else:
                 print(
-                    f"{letter.dead_at:%Y-%m-%d %H:%M:%S}Z\t{letter.fire_id}\t{letter.job_type}"
-                    f"\tattempts={letter.attempts}\t{letter.error[:120]}"
+                    f"{letter.dead_at:%Y-%m-%d %H:%M:%S}Z\t{letter.fire_id}"
+                    f"\t{letter.job_type or '-'}\tattempts={letter.attempts}"
+                    f"\t{letter.error[:120]}"
                 )
         if not args.json:
-            print(f"{len(letters)} dead-lettered fire(s)", file=sys.stderr)
+            others = [
+                f"{kinds[kind]} {label}"
+                for kind, label in (("removal", "removal notice(s)"), ("unreadable", "unreadable"))
+                if kinds.get(kind)
+            ]
+            more = f" and {', '.join(others)} (purge them by id)" if others else ""
+            print(f"{kinds.get('fire', 0)} dead-lettered fire(s){more}", file=sys.stderr)
         return 0
     if args.dlq_command == "purge":
         from serverless_scheduler_common.runtime.dispatcher import purge
@@ -197,12 +287,29 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     gone: list[str] = []
+    fires_only = _FiresOnly(store, args.fire_id)
     done = redrive(
-        store, publisher, fire_ids=args.fire_id, limit=args.limit, current=current, dropped=gone
+        fires_only,
+        publisher,
+        fire_ids=args.fire_id,
+        limit=args.limit,
+        current=current,
+        dropped=gone,
     )
+    notices, skipped = _redrive_removals(fires_only, store, publisher, current)
+    skipped += [(letter.fire_id, "unreadable") for letter in fires_only.unreadable]
     for fire_id in done:
         print(f"redriven\t{fire_id}")
+    for fire_id in notices:
+        print(f"redriven\t{fire_id}\t(a removal notice)")
     for fire_id in gone:
         print(f"dropped\t{fire_id}\t(its job was deleted)")
-    print(f"{len(done)} fire(s) redriven, {len(gone)} dropped", file=sys.stderr)
+    for fire_id, why in skipped:
+        print(f"skipped\t{fire_id}\t({why}: see `dlq list`, then `dlq purge --id {fire_id}`)")
+    summary = f"{len(done)} fire(s) redriven, {len(gone)} dropped"
+    if notices:
+        summary += f", {len(notices)} removal notice(s) redriven"
+    if skipped:
+        summary += f", {len(skipped)} skipped (not fires)"
+    print(summary, file=sys.stderr)
     return 0

@@ -1,4 +1,10 @@
-"""`serverless-scheduler reconcile`: repair drift between local jobs and schedules."""
+"""`serverless-scheduler reconcile`: repair drift between local jobs and schedules.
+
+An orphan schedule (its job was deleted but the deletion never reached the schedules)
+is deleted after its job's removal notice is queued for the dispatcher, as `serve`
+queues one for every deletion: the next start forgets the job's run history and plugin
+state. A dry run queues nothing.
+"""
 
 from __future__ import annotations
 
@@ -23,6 +29,9 @@ def register(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from serverless_scheduler_common import Settings, default_registry
+    from serverless_scheduler_common.events import JobRemoved
+    from serverless_scheduler_common.runtime.dispatcher import removal_row
+    from serverless_scheduler_common.runtime.sqlite import SqliteFireQueue
     from serverless_scheduler_common.sqlite import db_path_for
     from serverless_scheduler_items.sqlite_repository import SqliteJobRepository
     from serverless_scheduler_schedulers.local_engine import LocalScheduleBackend
@@ -51,10 +60,23 @@ def run(args: argparse.Namespace) -> int:
     db_path = db_path_for(settings.data_dir)
     jobs = SqliteJobRepository(db_path)
     backend = LocalScheduleBackend(db_path)
+    queue = SqliteFireQueue(db_path)
+
+    def announce_removed(notice: JobRemoved) -> None:
+        # The dispatcher's queue, where `serve` puts a deleted job's notice.
+        queue.add_payloads([removal_row(notice)])
+
     try:
-        report = reconcile(jobs.list_all(), backend, default_registry(), dry_run=args.dry_run)
+        report = reconcile(
+            jobs.list_all(),
+            backend,
+            default_registry(),
+            dry_run=args.dry_run,
+            announce_removed=announce_removed,
+        )
     finally:
         backend.close()
+        queue.close()
         jobs.close()
         if lock is not None:
             lock.close()

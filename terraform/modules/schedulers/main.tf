@@ -68,6 +68,18 @@ locals {
       actions   = ["dynamodb:Scan"]
       resources = [var.jobs_table_arn]
     },
+    {
+      # An orphan schedule's job (its deletion never synced) is announced before the
+      # schedule goes, so its plugin forgets it.
+      sid       = "AnnounceRemovals"
+      actions   = ["sns:Publish"]
+      resources = [var.topic_arn]
+    },
+    {
+      sid       = "EncryptForTopic"
+      actions   = ["kms:GenerateDataKey", "kms:Decrypt"]
+      resources = [var.topic_kms_key_arn]
+    },
   ])
 }
 

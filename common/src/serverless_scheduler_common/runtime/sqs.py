@@ -37,11 +37,20 @@ def event_from_body(body: str) -> JobFired | JobRemoved:
     return JobFired.model_validate(data)
 
 
+#: The id prefix of a dead-letter queue message that is not a fire (`SqsDeadLetterStore`):
+#: it is listed and removed under `message:<SQS MessageId>`.
+MESSAGE_ID_PREFIX = "message:"
+
+
 class SqsDeadLetterStore:
     """`DeadLetterStore` over a plugin's SQS dead-letter queue (for `dlq list/redrive`).
 
     `list` receives messages with a short visibility timeout and remembers their
-    receipt handles so `remove` can delete them.
+    receipt handles so `remove` can delete them. A message that is not a fire (a body
+    no consumer could read, or a removal notice whose plugin kept failing to forget
+    the job) is listed too, under `message:<MessageId>` with its body as the payload
+    and a note saying what it is, so it can be seen and removed; otherwise it would
+    stay, and keep the queue's alarm on, until SQS expires it.
     """
 
     aws_service: ClassVar[str] = "sqs"
@@ -73,22 +82,9 @@ class SqsDeadLetterStore:
                 break
             for message in messages:
                 seen.add(message["MessageId"])
-                attrs = message.get("Attributes", {})
-                sent_ms = int(attrs.get("SentTimestamp", "0"))
-                try:
-                    fired = fired_from_body(message["Body"])
-                except ValueError as exc:
-                    log.warning("DLQ message %s is not a fire: %s", message["MessageId"], exc)
-                    continue
-                self._receipts[fired.fire_id] = message["ReceiptHandle"]
-                letters.append(
-                    DeadLetter.of(
-                        fired,
-                        error="retries exhausted (see the run history)",
-                        attempts=int(attrs.get("ApproximateReceiveCount", "1")),
-                        dead_at=datetime.fromtimestamp(sent_ms / 1000, UTC),
-                    )
-                )
+                letter = _letter(message)
+                self._receipts[letter.fire_id] = message["ReceiptHandle"]
+                letters.append(letter)
         return letters
 
     def forget_job(self, owner_id: str, job_id: str) -> int:
@@ -101,3 +97,44 @@ class SqsDeadLetterStore:
         if receipt is None:
             raise KeyError(f"fire {fire_id} was not listed from {self.queue_url}")
         self._client.delete_message(QueueUrl=self.queue_url, ReceiptHandle=receipt)
+
+
+def _letter(message: dict[str, Any]) -> DeadLetter:
+    """The dead letter of one received message: its fire, or, for anything else, a
+    letter named `message:<MessageId>` whose note says what it is."""
+    attrs = message.get("Attributes", {})
+    attempts = int(attrs.get("ApproximateReceiveCount", "1"))
+    dead_at = datetime.fromtimestamp(int(attrs.get("SentTimestamp", "0")) / 1000, UTC)
+    body = message.get("Body", "")
+    try:
+        event = event_from_body(body)
+    except (ValueError, TypeError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        log.warning("DLQ message %s is not a fire: %s", message["MessageId"], reason)
+        return DeadLetter(
+            fire_id=f"{MESSAGE_ID_PREFIX}{message['MessageId']}",
+            job_type="",
+            job_id="",
+            owner_id="",
+            payload=body,
+            error=f"unreadable: neither a fire nor a removal notice ({reason})",
+            attempts=attempts,
+            dead_at=dead_at,
+        )
+    if isinstance(event, JobRemoved):
+        return DeadLetter(
+            fire_id=f"{MESSAGE_ID_PREFIX}{message['MessageId']}",
+            job_type=event.job_type,
+            job_id=event.job_id,
+            owner_id=event.owner_id,
+            payload=event.model_dump_json(),
+            error="removal notice: the plugin kept failing to forget the deleted job",
+            attempts=attempts,
+            dead_at=dead_at,
+        )
+    return DeadLetter.of(
+        event,
+        error="retries exhausted (see the run history)",
+        attempts=attempts,
+        dead_at=dead_at,
+    )
