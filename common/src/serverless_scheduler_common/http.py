@@ -35,6 +35,7 @@ import requests
 from requests.adapters import HTTPAdapter
 from requests.structures import CaseInsensitiveDict
 
+from .headers import HEADER_NAME, RESERVED_HEADERS, value_problem
 from .settings import Settings
 
 log = logging.getLogger(__name__)
@@ -44,12 +45,6 @@ _CHUNK = 64 * 1024
 _REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 #: Headers that must not follow a redirect to another origin (they carry credentials).
 _CREDENTIAL_HEADERS = ("authorization", "proxy-authorization", "cookie")
-#: A header name as RFC 9110 defines it (a token); anything else is refused.
-_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]{1,100}")
-#: Headers the facility sets itself: Host must match the checked name, and the message
-#: framing is the HTTP client's (a caller's Content-Length or Transfer-Encoding could
-#: desynchronise the connection).
-_RESERVED_HEADERS = frozenset({"host", "content-length", "transfer-encoding", "connection"})
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 #: Resolves (host, port) to candidate IP address strings.
@@ -535,12 +530,12 @@ class OutboundHTTP:
 
         send_headers: dict[str, str] = {"User-Agent": self._user_agent, "Accept-Encoding": "gzip"}
         for name, value in (headers or {}).items():
-            if not _HEADER_NAME.fullmatch(name):
+            if not HEADER_NAME.fullmatch(name):
                 # e.g. "Host\x0b", which lenient servers read as a second Host header
                 raise InvalidHeaderError(f"header name {name[:40]!r} is not a valid token")
-            if any(ch in value for ch in "\r\n\x00"):
+            if value_problem(value):
                 raise InvalidHeaderError(f"header {name!r}: value must be one line")
-            if name.lower() in _RESERVED_HEADERS:
+            if name.lower() in RESERVED_HEADERS:
                 continue  # the facility owns Host (it must match the checked name) and framing
             send_headers[name] = value
         for key, value in (conditional or {}).items():

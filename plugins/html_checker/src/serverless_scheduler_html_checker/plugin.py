@@ -34,6 +34,7 @@ from serverless_scheduler_common import (
     ScheduledJob,
     hookimpl,
 )
+from serverless_scheduler_common.headers import headers_problem
 from serverless_scheduler_common.ports import StateStore
 
 from .diff import LineDiff, line_diff
@@ -55,8 +56,6 @@ HISTORY_KEEP = 50
 #: Largest text (and HTML) body a pending notification keeps while it accumulates the
 #: changes of fires that could not deliver it.
 PENDING_BODY_CHARS = 64 * 1024
-_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]{1,100}")
-_RESERVED_HEADERS = frozenset({"host", "content-length", "transfer-encoding", "connection"})
 _APPRISE_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]{0,30}://\S+$")
 
 
@@ -123,17 +122,9 @@ class HTMLMonitorJob(ScheduledJob):
     @field_validator("headers")
     @classmethod
     def _headers_are_sendable(cls, value: dict[str, str]) -> dict[str, str]:
-        if len(value) > 30:
-            raise ValueError("headers: at most 30 headers")
-        for name, header_value in value.items():
-            if not _HEADER_NAME.fullmatch(name):
-                raise ValueError(f"headers: {name[:40]!r} is not a valid header name")
-            if name.lower() in _RESERVED_HEADERS:
-                raise ValueError(f"headers: {name!r} is set by the checker and cannot be given")
-            if any(ch in header_value for ch in "\r\n\x00") or len(header_value) > 4096:
-                raise ValueError(
-                    f"headers[{name!r}]: value must be one line of at most 4096 characters"
-                )
+        problem = headers_problem(value, "the checker")
+        if problem is not None:
+            raise ValueError(problem)
         return value
 
     @field_validator("notify")

@@ -10,7 +10,6 @@ put in a run's summary or detail, and the API masks them (`secret_fields`).
 from __future__ import annotations
 
 import logging
-import re
 from typing import TYPE_CHECKING, ClassVar, Literal
 from urllib.parse import urlsplit, urlunsplit
 
@@ -24,6 +23,7 @@ from serverless_scheduler_common import (
     ScheduledJob,
     hookimpl,
 )
+from serverless_scheduler_common.headers import headers_problem
 
 if TYPE_CHECKING:
     from serverless_scheduler_common.http import OutboundHTTP
@@ -32,10 +32,6 @@ log = logging.getLogger(__name__)
 
 #: How much of the response body a run keeps as its detail.
 DETAIL_BYTES = 2048
-#: A header name as RFC 9110 defines it (a token).
-_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]{1,100}")
-#: Set by the outbound HTTP facility itself (Host must match the checked name; framing).
-_RESERVED_HEADERS = frozenset({"host", "content-length", "transfer-encoding", "connection"})
 
 
 class WebhookJob(ScheduledJob):
@@ -66,17 +62,9 @@ class WebhookJob(ScheduledJob):
     @field_validator("headers")
     @classmethod
     def _valid_headers(cls, value: dict[str, str]) -> dict[str, str]:
-        if len(value) > 30:
-            raise ValueError("headers: at most 30 headers")
-        for name, header_value in value.items():
-            if not _HEADER_NAME.fullmatch(name):
-                raise ValueError(f"headers: {name[:40]!r} is not a valid header name")
-            if name.lower() in _RESERVED_HEADERS:
-                raise ValueError(f"headers: {name!r} is set by the scheduler and cannot be given")
-            if any(ch in header_value for ch in "\r\n\x00") or len(header_value) > 4096:
-                raise ValueError(
-                    f"headers[{name!r}]: value must be one line of at most 4096 characters"
-                )
+        problem = headers_problem(value, "the scheduler")
+        if problem is not None:
+            raise ValueError(problem)
         return value
 
 
