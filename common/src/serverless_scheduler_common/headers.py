@@ -22,9 +22,22 @@ def value_problem(value: str) -> bool:
     return any(ch in value for ch in "\r\n\x00")
 
 
-def headers_problem(headers: Mapping[str, str], setter: str = "the scheduler") -> str | None:
+def headers_problem(
+    headers: Mapping[str, str], setter: str = "the scheduler", *, write: bool = True
+) -> str | None:
     """Why a job's `headers` field is refused (None: it is fine). `setter` names who
-    sets the reserved headers, for the message."""
+    sets the reserved headers, for the message.
+
+    `write=False` checks a stored job (each fire validates its snapshot) by the rules it
+    was stored under: only what could split a request (a name with a space or colon, a
+    line break). The rest is for new writes; at send time the HTTP facility refuses a
+    name that is not a token and leaves out the reserved headers.
+    """
+    if not write:
+        for name, value in headers.items():
+            if not name or any(ch in name for ch in " :\r\n\t") or value_problem(value):
+                return f"headers: {name[:40]!r} cannot be sent (a space, colon or line break)"
+        return None
     if len(headers) > MAX_HEADERS:
         return f"headers: at most {MAX_HEADERS} headers"
     for name, value in headers.items():

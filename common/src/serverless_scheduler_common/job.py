@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo
 
 from .ids import new_id
 from .policy import JobPolicy
@@ -15,6 +15,17 @@ from .schedule import Schedule
 SERVER_FIELDS = frozenset({"job_id", "owner_id", "created_at", "updated_at", "version"})
 #: Fields common to every job that clients may set.
 BASE_EDITABLE_FIELDS = frozenset({"job_type", "name", "schedule", "enabled", "policy"})
+
+
+#: Validation context of a write through the API (`JobTypeRegistry.parse_job(...,
+#: write=True)`): a validator may hold new writes to rules that jobs stored earlier, and
+#: the snapshots their fires carry, are not held to (see `is_write`).
+WRITE_CONTEXT: dict[str, bool] = {"write": True}
+
+
+def is_write(info: ValidationInfo) -> bool:
+    """Whether a field validator runs for a write through the API (not a stored job)."""
+    return bool(info.context and info.context.get("write"))
 
 
 def utcnow() -> datetime:

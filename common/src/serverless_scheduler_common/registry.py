@@ -10,7 +10,7 @@ from pydantic import ValidationError
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from .errors import DuplicateJobTypeError, PluginError
-from .job import ScheduledJob
+from .job import WRITE_CONTEXT, ScheduledJob
 
 
 def job_type_of(cls: type[ScheduledJob]) -> str:
@@ -99,12 +99,15 @@ class JobTypeRegistry:
     def __len__(self) -> int:
         return len(self._classes)
 
-    def parse_job(self, data: Mapping[str, Any]) -> ScheduledJob:
-        """Validate `data` into the class its `job_type` names."""
+    def parse_job(self, data: Mapping[str, Any], *, write: bool = False) -> ScheduledJob:
+        """Validate `data` into the class its `job_type` names; `write` for a create or
+        update through the API (validators may hold those to rules stored jobs are
+        not held to: `job.is_write`)."""
         job_type = data.get("job_type") if isinstance(data, Mapping) else None
         if not isinstance(job_type, str) or job_type not in self._classes:
             raise unknown_job_type_error(job_type, self.known())
-        return self._classes[job_type].model_validate(dict(data))
+        context = WRITE_CONTEXT if write else None
+        return self._classes[job_type].model_validate(dict(data), context=context)
 
 
 def unknown_job_type_error(job_type: object, known: list[str]) -> ValidationError:

@@ -118,7 +118,7 @@ def client_fields(body: Any) -> dict[str, Any]:
 
 def parse_job(registry: JobTypeRegistry, data: dict[str, Any]) -> ScheduledJob:
     try:
-        return registry.parse_job(data)
+        return registry.parse_job(data, write=True)
     except ValidationError as exc:
         raise validation_errors(exc) from None
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -418,6 +419,33 @@ def test_snapshot_of_an_older_normaliser_is_not_a_change(checker: Any, pages: An
     assert checker.notifier.sent
 
 
+def test_a_json_snapshot_of_an_older_normaliser_is_a_new_baseline_not_a_change(
+    checker: Any, pages: Any
+) -> None:
+    """The older normaliser read JSON as HTML (one line, entities unescaped); those
+    lines cannot be compared with the new ones, and the update alone must not notify."""
+    job = checker.job(pages.set("/j", '{"b": 1, "a": "x &amp; y"}', "application/json"))
+    checker.run(job)
+    old = checker.store.get(NAMESPACE, key(job))
+    del old["normaliser"]
+    lines = ['{"b": 1, "a": "x & y"}']
+    checker.store.put(
+        NAMESPACE,
+        key(job),
+        {**old, "lines": lines, "text_hash": content_hash(lines[0].encode()), "raw_hash": ""},
+    )
+    outcome = checker.run(job)
+    assert (outcome.status, outcome.summary) == (
+        "ok",
+        "baseline recorded (the checker's comparison was updated)",
+    )
+    assert checker.notifier.sent == []
+    assert checker.store.history(NAMESPACE, key(job)) == []
+    pages.set("/j", '{"b": 2, "a": "x &amp; y"}', "application/json")
+    changed = checker.run(job)
+    assert changed.status == "changed" and '+ "b": 2' in changed.detail
+
+
 def test_utf16_with_a_declared_charset_is_text(checker: Any, pages: Any) -> None:
     body = "<html><body><p>Grüße</p></body></html>".encode("utf-16-le")
     job = checker.job(pages.set("/u", body, "text/html; charset=utf-16le"))
@@ -448,6 +476,50 @@ def test_notification_of_a_fire_out_of_retries_is_sent_by_the_next_fire(
     assert "+Price: 2 EUR" in message["body"]
     checker.run(job)
     assert len(checker.notifier.sent) == 1
+
+
+def test_a_target_that_stays_down_does_not_fail_the_checks_after_the_change(
+    checker: Any, pages: Any
+) -> None:
+    """The change's own fire fails (and is retried); later checks carry its message
+    without failing: a dead target must not dead-letter or pause the monitor."""
+    job = checker.job(pages.set("/p", page(price="1")))
+    checker.run(job)
+    pages.set("/p", page(price="2"))
+    checker.notifier.fail_next = 100
+    with pytest.raises(RuntimeError, match="notification service down"):
+        checker.run(job)  # the change's last attempt
+    for _ in range(3):
+        outcome = checker.run(job)
+        assert outcome.status == "ok"
+        assert outcome.summary.startswith("unchanged; an earlier change's notification is")
+        assert "notification service down" in outcome.summary
+    assert checker.notifier.sent == []
+    checker.notifier.fail_next = 0
+    assert checker.run(job).summary == "unchanged"  # back: sent once, then no more
+    [message] = checker.notifier.sent
+    assert "+Price: 2 EUR" in message["body"]
+    assert checker.run(job).summary == "unchanged"
+    assert len(checker.notifier.sent) == 1
+
+
+@pytest.mark.parametrize(
+    "created_at",
+    [None, (datetime.now(UTC) - timedelta(days=8)).isoformat(timespec="seconds")],
+)
+def test_a_stale_undelivered_notification_is_dropped_not_sent(
+    checker: Any, pages: Any, created_at: str | None
+) -> None:
+    """One from before notifications were carried (no created_at), or a week old."""
+    job = checker.job(pages.set("/p", page()))
+    checker.run(job)
+    pending = {"fire_id": "old@1", "title": "t", "body": "stale", "html": "stale"}
+    if created_at is not None:
+        pending["created_at"] = created_at
+    checker.store.put(NAMESPACE, key(job) + "#pending", pending)
+    assert checker.run(job).summary == "unchanged"
+    assert checker.notifier.sent == []
+    assert not checker.store.get(NAMESPACE, key(job) + "#pending")
 
 
 def test_undelivered_notification_is_folded_into_the_next_change(checker: Any, pages: Any) -> None:

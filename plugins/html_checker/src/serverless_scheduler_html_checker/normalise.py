@@ -113,8 +113,8 @@ class SelectorError(ValueError):
     """The selector is invalid or matched nothing (an error run, not a change)."""
 
 
-#: Longest time the ignore patterns of one check may spend on a page's lines, all
-#: together; past it the check is an error run naming the slowest pattern's index.
+#: Longest time one ignore pattern may spend on a page's lines; past it the check is
+#: an error run naming the pattern.
 IGNORE_BUDGET_S = 1.0
 
 
@@ -123,16 +123,18 @@ class IgnorePatternError(SelectorError):
 
 
 def _kept(lines: list[str], ignore: Sequence[Any]) -> list[str]:
-    """The lines no pattern of `ignore` matches, within `IGNORE_BUDGET_S` in all.
+    """The lines no pattern of `ignore` matches, each pattern within `IGNORE_BUDGET_S`.
 
-    A pattern that backtracks catastrophically on some line (`(a+)+$` against many
-    `a`s and a `b`) would otherwise hold the worker for minutes or forever; each
-    search gets what is left of the budget as its timeout instead.
+    A pattern that backtracks catastrophically on some line (`(a|aa)+$` against many
+    `a`s and a `b`) would otherwise hold the worker for minutes or forever; each search
+    gets what is left of its pattern's budget as its timeout instead. The budget is per
+    pattern, so many simple patterns over a long page do not add up to a refusal.
     """
-    deadline = time.monotonic() + IGNORE_BUDGET_S
-    kept: list[str] = []
-    for line in lines:
-        for index, pattern in enumerate(ignore):
+    kept = lines
+    for index, pattern in enumerate(ignore):
+        deadline = time.monotonic() + IGNORE_BUDGET_S
+        survivors: list[str] = []
+        for line in kept:
             left = deadline - time.monotonic()
             try:
                 matched = left > 0 and pattern.search(line, timeout=left) is not None
@@ -143,10 +145,9 @@ def _kept(lines: list[str], ignore: Sequence[Any]) -> list[str]:
                     f"ignore_patterns[{index}] took over {IGNORE_BUDGET_S:g} s on this "
                     "page (it backtracks too much); simplify it"
                 )
-            if matched:
-                break
-        else:
-            kept.append(line)
+            if not matched:
+                survivors.append(line)
+        kept = survivors
     return kept
 
 

@@ -17,6 +17,7 @@ the failure and raises, and the runtime's retry resumes the pending notification
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import html as html_lib
 import logging
@@ -56,6 +57,8 @@ HISTORY_KEEP = 50
 #: Largest text (and HTML) body a pending notification keeps while it accumulates the
 #: changes of fires that could not deliver it.
 PENDING_BODY_CHARS = 64 * 1024
+#: Longest time a notification no fire could deliver is carried to the next fires.
+CARRY_MAX_AGE_S = 7 * 86_400
 _APPRISE_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]{0,30}://\S+$")
 
 
@@ -232,11 +235,30 @@ def _url_key(url: str) -> str:
 
 
 def _undelivered(state: StateStore, key: str, fired: JobFired) -> dict[str, Any] | None:
-    """The notification an earlier fire left undelivered (its retries ran out), if any."""
+    """The notification an earlier fire left undelivered (its retries ran out), if any.
+
+    One older than `CARRY_MAX_AGE_S`, or from before pending notifications were carried
+    (no `created_at`), is dropped with a warning: a target that has refused it for a
+    week is not coming back for it, and a stale message would only confuse.
+    """
     pending = state.get(NAMESPACE, _pending_key(key))
-    if pending and pending.get("fire_id") and pending["fire_id"] != fired.fire_id:
-        return pending
-    return None
+    if not pending or not pending.get("fire_id") or pending["fire_id"] == fired.fire_id:
+        return None
+    created = pending.get("created_at")
+    age = None
+    if isinstance(created, str):
+        with contextlib.suppress(ValueError):
+            age = (datetime.now(UTC) - datetime.fromisoformat(created)).total_seconds()
+    if age is None or age > CARRY_MAX_AGE_S:
+        log.warning(
+            "job %s: the notification of fire %s was never delivered (%s); dropped",
+            key,
+            pending["fire_id"],
+            pending.get("last_error", "no error recorded"),
+        )
+        state.put(NAMESPACE, _pending_key(key), {})
+        return None
+    return pending
 
 
 def _merged(new: dict[str, Any], earlier: dict[str, Any] | None) -> dict[str, Any]:
@@ -261,15 +283,20 @@ def _send_pending(
     state: StateStore,
     key: str,
     pending: dict[str, Any],
-) -> None:
-    """Send this fire's pending notification; clear it only once every URL has it.
+    *,
+    fatal: bool = True,
+) -> str | None:
+    """Send a pending notification; clear it only once every URL has it.
 
     A URL that took it in an earlier attempt is not sent it again: the pending record
-    keeps the hashes of those URLs (`delivered`; hashes, as the URLs hold secrets).
+    keeps the hashes of those URLs (`delivered`; hashes, as the URLs hold secrets). A
+    failed send raises (the runtime retries this fire) when `fatal`; otherwise (an
+    earlier fire's notification this one carries) it stays pending for the next fire
+    and the error is returned: a target that stays down does not fail every check.
     """
     if context.notifier is None or not job.notify:
         state.put(NAMESPACE, _pending_key(key), {})
-        return
+        return None
     delivered = set(pending.get("delivered", []))
     urls = [url for url in job.notify if _url_key(url) not in delivered]
     try:
@@ -283,8 +310,11 @@ def _send_pending(
         pending["failures"] = int(pending.get("failures", 0)) + 1
         pending["last_error"] = f"{type(exc).__name__}: {exc}"[:500]
         state.put(NAMESPACE, _pending_key(key), pending)
-        raise
+        if fatal:
+            raise
+        return str(pending["last_error"])
     state.put(NAMESPACE, _pending_key(key), {"notified_fire_id": fired.fire_id})
+    return None
 
 
 def check(job: HTMLMonitorJob, fired: JobFired, context: RunContext) -> RunOutcome:
@@ -304,15 +334,20 @@ def check(job: HTMLMonitorJob, fired: JobFired, context: RunContext) -> RunOutco
         # and report the same outcome.
         unsent = state.get(NAMESPACE, _pending_key(key))
         if unsent and unsent.get("fire_id"):
-            _send_pending(job, fired, context, state, key, unsent)
+            own = unsent["fire_id"] == fired.fire_id
+            _send_pending(job, fired, context, state, key, unsent, fatal=own)
         return RunOutcome.model_validate(snapshot["last_outcome"])
 
-    # A notification whose fire ran out of retries is not dropped: this fire sends it
-    # (folded into its own when the page changed again), or fails and is retried too.
+    # A notification whose fire ran out of retries is not dropped: this fire sends it,
+    # folded into its own when the page changed again (and then retried with it), or
+    # else on its own, which leaves it for the next fire when the target still refuses.
     earlier = _undelivered(state, key, fired)
     outcome, carried = _check_page(job, fired, context, state, key, snapshot, config, earlier)
     if earlier is not None and not carried:
-        _send_pending(job, fired, context, state, key, earlier)
+        error = _send_pending(job, fired, context, state, key, earlier, fatal=False)
+        if error is not None:
+            note = f"; an earlier change's notification is still undelivered ({error})"
+            outcome = outcome.model_copy(update={"summary": (outcome.summary + note)[:500]})
     return outcome
 
 
@@ -390,6 +425,17 @@ def _check_page(
         same = snapshot.get("text_hash") == normalised.content_hash
     else:  # lines of an older normaliser: an upgrade alone is not a page change
         same = same_text(snapshot.get("lines", []), normalised.lines)
+        if not same:
+            # Lines the older normaliser made differently (a JSON or text body it read
+            # as HTML, say) cannot be compared with these: a new baseline, silently,
+            # rather than a whole-page "change" that only the update made.
+            outcome = RunOutcome(
+                status="ok", summary="baseline recorded (the checker's comparison was updated)"
+            )
+            state.put(
+                NAMESPACE, key, {**base, "changed_at": now, "last_outcome": _outcome_dict(outcome)}
+            )
+            return outcome, False
     if same:
         # Bytes changed only where nothing is compared (ignored lines, markup, scripts):
         # remember the new raw hash so the next identical body skips the parse.
@@ -427,7 +473,13 @@ def _check_page(
     if triggered and job.notify and context.notifier is not None:
         message = _notification(job, diff.summary, diff.text)
         pending = _merged(
-            {"fire_id": fired.fire_id, "hash": normalised.content_hash, **message}, earlier
+            {
+                "fire_id": fired.fire_id,
+                "hash": normalised.content_hash,
+                "created_at": _now(),
+                **message,
+            },
+            earlier,
         )
         # Pending first, snapshot second: a crash in between re-detects the change on
         # retry (same fire, same pending); the reverse order could lose the notification.
