@@ -183,7 +183,7 @@ def test_schedules_that_would_never_fire_are_422_naming_the_field(api: Any) -> N
         (
             {"kind": "cron", "expression": "0 0 31 2 *"},
             ["body", "schedule", "expression"],
-            "no date matches '0 0 31 2 *' (such as 31 February): it would never fire",
+            "no date matches '0 0 31 2 *' (a day no month has): it would never fire",
         ),
         (
             {"kind": "rate", "every": 5, "end_at": past},

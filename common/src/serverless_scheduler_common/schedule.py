@@ -376,7 +376,7 @@ def cron_write_problem(
     problem = _backwards_range(schedule.expression)
     if problem is None and _never_fires(schedule.expression):
         problem = (
-            f"no date matches {schedule.expression!r} (such as 31 February): it would never fire"
+            f"no date matches {schedule.expression!r} (a day no month has): it would never fire"
         )
     if problem is None:
         return None

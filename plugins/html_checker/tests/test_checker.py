@@ -132,6 +132,12 @@ def test_an_empty_body_is_an_error_that_keeps_the_baseline(checker: Any, pages: 
     pages.set("/p", page())
     assert checker.run(job).summary == "unchanged"
     assert checker.notifier.sent == []
+    # A page whose markup came back without any text is treated the same way.
+    pages.set("/p", "<html><head><title>x</title></head><body><div></div></body></html>")
+    outcome = checker.run(job)
+    assert (outcome.status, outcome.summary) == ("error", "error: the page came back without text")
+    pages.set("/p", page())
+    assert checker.run(job).summary == "unchanged"
     # An element a selector watches may empty for real: that is a change.
     job = checker.job(pages.set("/q", page()), css_selector="#price b")
     checker.run(job)

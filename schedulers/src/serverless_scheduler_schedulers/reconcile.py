@@ -280,5 +280,5 @@ def reconcile(
         except Exception as exc:
             report.errors.append(f"deleting schedule {name} failed: {exc}")
     repairs.summary()
-    log.info("reconcile: %s", report.as_dict())
+    log.debug("reconcile: %s", report.as_dict())  # callers print or log the report
     return report

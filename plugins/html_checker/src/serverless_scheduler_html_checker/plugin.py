@@ -265,7 +265,13 @@ def _merged(new: dict[str, Any], earlier: dict[str, Any] | None) -> dict[str, An
     """`new`, carrying the message of a change an earlier fire could not deliver."""
     if earlier is None:
         return new
-    note = "Earlier change, not delivered until now:"
+    # Some addresses may have had the earlier change already (a partial delivery): the
+    # message says so rather than claim none had it.
+    note = (
+        "Earlier change, not delivered to every address until now:"
+        if earlier.get("delivered")
+        else "Earlier change, not delivered until now:"
+    )
     body = new["body"] + "\n\n" + note + "\n" + earlier.get("body", "")
     html = new["html"] + "<hr><p>" + note + "</p>" + earlier.get("html", "")
     return {
@@ -402,6 +408,16 @@ def _check_page(
         )
     except SelectorError as exc:
         return RunOutcome(status="error", summary=f"error: {exc}"), False
+    if (
+        not normalised.lines
+        and not job.css_selector
+        and not job.xpath
+        and snapshot is not None
+        and snapshot.get("lines")
+    ):
+        # A whole page that lost all its text at once (a skeleton served while the site
+        # restarts, say) is treated like an empty body: an error, the baseline kept.
+        return RunOutcome(status="error", summary="error: the page came back without text"), False
 
     now = _now()
     base: dict[str, Any] = {
