@@ -329,10 +329,18 @@ def sets_past_at(
     """
     if not isinstance(schedule, AtSchedule) or schedule.at >= now - timedelta(seconds=grace_s):
         return False
+    return not _keeps(schedule, stored, "at")
+
+
+def _keeps(schedule: Any, stored: Any, field: str) -> bool:
+    """Whether a write of `schedule` keeps the stored schedule's `field` as it is (the
+    same kind, the same value): a rule for new values does not apply to it."""
     try:
-        return AtSchedule.model_validate(stored).at != schedule.at
+        return bool(
+            getattr(type(schedule).model_validate(stored), field) == getattr(schedule, field)
+        )
     except ValidationError:  # none stored, or another kind
-        return True
+        return False
 
 
 def sets_past_end_at(
@@ -349,11 +357,7 @@ def sets_past_end_at(
         return False
     if schedule.end_at >= now - timedelta(seconds=grace_s):
         return False
-    try:
-        kept = type(schedule).model_validate(stored).end_at
-    except ValidationError:  # none stored, or another kind
-        return True
-    return kept != schedule.end_at
+    return not _keeps(schedule, stored, "end_at")
 
 
 def cron_write_problem(
@@ -378,13 +382,9 @@ def cron_write_problem(
         problem = (
             f"no date matches {schedule.expression!r} (a day no month has): it would never fire"
         )
-    if problem is None:
+    if problem is None or _keeps(schedule, stored, "expression"):
         return None
-    try:
-        kept = CronSchedule.model_validate(stored).expression == schedule.expression
-    except ValidationError:  # none stored, or another kind
-        kept = False
-    return None if kept else problem
+    return problem
 
 
 @functools.lru_cache(maxsize=cron.CACHE_SIZE)
