@@ -166,7 +166,7 @@ def test_a_cron_range_running_backwards_is_422_with_the_ranges_to_write(api: Any
     response = api.client.post(JOBS, json=body, headers=auth)
     assert response.status_code == 422, response.text
     (error,) = response.json()["detail"]
-    assert error["loc"] == ["body", "schedule", "expression"]
+    assert error["loc"] == ["body", "schedule", "cron", "expression"]
     assert error["msg"] == "hour range 22-6 runs backwards; write it as two ranges, e.g. 22-23,0-6"
     body["schedule"]["expression"] = "0 22-23,0-6 * * *"
     job = api.client.post(JOBS, json=body, headers=auth).json()
@@ -182,12 +182,12 @@ def test_schedules_that_would_never_fire_are_422_naming_the_field(api: Any) -> N
     cases = [
         (
             {"kind": "cron", "expression": "0 0 31 2 *"},
-            ["body", "schedule", "expression"],
+            ["body", "schedule", "cron", "expression"],
             "no date matches '0 0 31 2 *' (a day no month has): it would never fire",
         ),
         (
             {"kind": "rate", "every": 5, "end_at": past},
-            ["body", "schedule", "end_at"],
+            ["body", "schedule", "rate", "end_at"],
             "schedule.end_at is in the past; the job would never fire",
         ),
     ]

@@ -34,6 +34,7 @@ from serverless_scheduler_common.errors import (
 )
 from serverless_scheduler_common.events import JobFired
 from serverless_scheduler_common.ids import new_id
+from serverless_scheduler_common.job import ScheduledJob
 from serverless_scheduler_common.ports import (
     JobRepository,
     Publisher,
@@ -141,6 +142,25 @@ class ChangePage(BaseModel):
     supported: bool = Field(
         description="False when the job's type keeps no change history (items is empty)."
     )
+
+
+def _check_schedule_write(job: ScheduledJob, stored: Any) -> None:
+    """Refuse a create (`stored` None) or update over the stored schedule's JSON that
+    sets a schedule which would never fire as meant: a past one-off time, a past
+    end_at, a cron range that runs backwards or an expression no date matches. The
+    error names the field as pydantic does (`schedule.<kind>.<field>`)."""
+    schedule, now = job.schedule, datetime.now(UTC)
+    problem: tuple[str, str] | None = None
+    if sets_past_at(schedule, stored, now):
+        problem = ("at", PAST_AT_MESSAGE)
+    elif sets_past_end_at(schedule, stored, now):
+        problem = ("end_at", PAST_END_AT_MESSAGE)
+    else:
+        refused = cron_write_problem(schedule, stored)
+        if refused is not None:
+            problem = ("expression", refused)
+    if problem is not None:
+        raise field_error(("schedule", schedule.kind, problem[0]), problem[1])
 
 
 def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
@@ -447,13 +467,7 @@ def create_app(
         if cls is not None:
             data = restore_secrets(data, None, cls)
         job = parse_job(types, data)
-        if sets_past_at(job.schedule, None, datetime.now(UTC)):
-            raise field_error(("schedule", "at"), PAST_AT_MESSAGE)
-        if sets_past_end_at(job.schedule, None, datetime.now(UTC)):
-            raise field_error(("schedule", "end_at"), PAST_END_AT_MESSAGE)
-        refused = cron_write_problem(job.schedule, None)
-        if refused is not None:
-            raise field_error(("schedule", "expression"), refused)
+        _check_schedule_write(job, None)
         check_storable(job.snapshot())
         try:
             stored = repo.create(job)
@@ -540,13 +554,7 @@ def create_app(
             version=stored["version"],
         )
         job = parse_job(types, data)
-        if sets_past_at(job.schedule, stored.get("schedule"), datetime.now(UTC)):
-            raise field_error(("schedule", "at"), PAST_AT_MESSAGE)
-        if sets_past_end_at(job.schedule, stored.get("schedule"), datetime.now(UTC)):
-            raise field_error(("schedule", "end_at"), PAST_END_AT_MESSAGE)
-        refused = cron_write_problem(job.schedule, stored.get("schedule"))
-        if refused is not None:
-            raise field_error(("schedule", "expression"), refused)
+        _check_schedule_write(job, stored.get("schedule"))
         check_storable(job.snapshot())
         try:
             updated = repo.update(job, expected_version=stored["version"])

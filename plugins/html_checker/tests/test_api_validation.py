@@ -141,7 +141,7 @@ def test_a_fire_of_a_stored_bad_selector_is_an_invalid_snapshot(
 # -- one-off times ---------------------------------------------------------------------------
 def test_create_refuses_an_at_time_in_the_past(api: Api) -> None:
     error = _only_error(api.post(schedule={"kind": "at", "at": "2020-12-01T09:00:00+01:00"}))
-    assert error["loc"] == ["body", "schedule", "at"]
+    assert error["loc"] == ["body", "schedule", "at", "at"]
     assert "schedule.at" in error["msg"]
     assert "is in the past" in error["msg"]
     assert api.client.get(JOBS, headers=api.auth).json()["items"] == []
@@ -174,7 +174,7 @@ def test_an_update_setting_a_past_at_time_is_refused(api: Api) -> None:
         error = _only_error(
             api.put(job_id, schedule={"kind": "at", "at": "2021-01-01T09:00:00+01:00"})
         )
-        assert error["loc"] == ["body", "schedule", "at"]
+        assert error["loc"] == ["body", "schedule", "at", "at"]
         assert "is in the past" in error["msg"]
     moved = api.put(stored_at, schedule={"kind": "at", "at": _iso(timedelta(days=1))})
     assert moved.status_code == 200, moved.text
