@@ -183,6 +183,25 @@ def test_pump_skips_poison_changes_and_keeps_transient_ones(
     assert [s.job_id for s in backend.list()] == ["ok"]
 
 
+def _plugin_inbox(aws: dict[str, Any], name: str, job_types: list[str] | None = None) -> str:
+    """A queue subscribed to the distribution topic (raw delivery, filtered by job type
+    when given), as a plugin's consumer queue is; returns its URL."""
+    import boto3
+
+    sqs = boto3.client("sqs", region_name="eu-west-1")
+    inbox: str = sqs.create_queue(QueueName=name)["QueueUrl"]
+    inbox_arn = sqs.get_queue_attributes(QueueUrl=inbox, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    attributes = {"RawMessageDelivery": "true"}
+    if job_types is not None:
+        attributes["FilterPolicy"] = json.dumps({"job_type": job_types})
+    boto3.client("sns", region_name="eu-west-1").subscribe(
+        TopicArn=aws["topic_arn"], Protocol="sqs", Endpoint=inbox_arn, Attributes=attributes
+    )
+    return inbox
+
+
 def test_reconcile_lambda_with_moto(aws: dict[str, Any], make_job: Any) -> None:
     import boto3
 
@@ -211,17 +230,8 @@ def test_reconcile_lambda_with_moto(aws: dict[str, Any], make_job: Any) -> None:
         scheduler_dlq_arn=aws["dlq_arn"],
     )
     sqs = boto3.client("sqs", region_name="eu-west-1")
-    inbox = sqs.create_queue(QueueName="plugin")["QueueUrl"]
-    inbox_arn = sqs.get_queue_attributes(QueueUrl=inbox, AttributeNames=["QueueArn"])["Attributes"][
-        "QueueArn"
-    ]
     sns = boto3.client("sns", region_name="eu-west-1")
-    sns.subscribe(
-        TopicArn=aws["topic_arn"],
-        Protocol="sqs",
-        Endpoint=inbox_arn,
-        Attributes={"RawMessageDelivery": "true"},
-    )
+    inbox = _plugin_inbox(aws, "plugin")
     run = lambda_reconcile.build(
         settings, scheduler_client=aws["scheduler"], dynamodb_client=ddb, sns_client=sns
     )
@@ -402,20 +412,8 @@ def test_eventbridge_orphans_are_announced_on_the_distribution_topic(
     from serverless_scheduler_common.runtime.sqs import event_from_body
 
     sqs = boto3.client("sqs", region_name="eu-west-1")
-    inbox = sqs.create_queue(QueueName="ping-plugin")["QueueUrl"]
-    inbox_arn = sqs.get_queue_attributes(QueueUrl=inbox, AttributeNames=["QueueArn"])["Attributes"][
-        "QueueArn"
-    ]
     sns = boto3.client("sns", region_name="eu-west-1")
-    sns.subscribe(
-        TopicArn=aws["topic_arn"],
-        Protocol="sqs",
-        Endpoint=inbox_arn,
-        Attributes={
-            "RawMessageDelivery": "true",
-            "FilterPolicy": json.dumps({"job_type": ["ping_job"]}),
-        },
-    )
+    inbox = _plugin_inbox(aws, "ping-plugin", job_types=["ping_job"])
     backend = _eb(aws)
     kept = make_job("kept")
     for job in (kept, make_job("gone", version=3)):

@@ -126,6 +126,20 @@ def _queue_with_dlq(sqs: Any, name: str, max_receive: int) -> tuple[str, str]:
     return queue, dlq
 
 
+def _consumer_tables(ddb: Any) -> None:
+    """The runs and idempotency tables a plugin consumer's runtime uses."""
+    for table, keys in {"runs": ["pk", "sk"], "idempotency": ["pk"]}.items():
+        ddb.create_table(
+            TableName=table,
+            KeySchema=[
+                {"AttributeName": k, "KeyType": t}
+                for k, t in zip(keys, ["HASH", "RANGE"], strict=False)
+            ],
+            AttributeDefinitions=[{"AttributeName": k, "AttributeType": "S"} for k in keys],
+            BillingMode="PAY_PER_REQUEST",
+        )
+
+
 def _drain(sqs: Any, url: str) -> list[dict[str, Any]]:
     messages: list[dict[str, Any]] = []
     while True:
@@ -191,16 +205,7 @@ def test_bad_sqs_bodies_reach_the_dlq_and_good_fires_run_once(aws: dict[str, Any
 
     sqs, ddb = aws["sqs"], aws["ddb"]
     queue, dlq = _queue_with_dlq(sqs, "example", max_receive=2)
-    for table, keys in {"runs": ["pk", "sk"], "idempotency": ["pk"]}.items():
-        ddb.create_table(
-            TableName=table,
-            KeySchema=[
-                {"AttributeName": k, "KeyType": t}
-                for k, t in zip(keys, ["HASH", "RANGE"], strict=False)
-            ],
-            AttributeDefinitions=[{"AttributeName": k, "AttributeType": "S"} for k in keys],
-            BillingMode="PAY_PER_REQUEST",
-        )
+    _consumer_tables(ddb)
     settings_ = Settings(
         aws_region=REGION,
         runs_table="runs",
@@ -312,16 +317,7 @@ def test_a_fire_whose_invocation_timed_out_runs_when_sqs_delivers_it_again(
     now = [1_767_261_600.0]
     monkeypatch.setattr(ddb_adapters, "time", SimpleNamespace(time=lambda: now[0]))
     ddb = aws["ddb"]
-    for table, keys in {"runs": ["pk", "sk"], "idempotency": ["pk"]}.items():
-        ddb.create_table(
-            TableName=table,
-            KeySchema=[
-                {"AttributeName": k, "KeyType": t}
-                for k, t in zip(keys, ["HASH", "RANGE"], strict=False)
-            ],
-            AttributeDefinitions=[{"AttributeName": k, "AttributeType": "S"} for k in keys],
-            BillingMode="PAY_PER_REQUEST",
-        )
+    _consumer_tables(ddb)
     settings_ = Settings(
         aws_region=REGION,
         runs_table="runs",
