@@ -102,9 +102,16 @@ class AppriseNotifier:
                 )
 
     def notify(
-        self, urls: Sequence[str], *, title: str, body: str, html: str | None = None
+        self,
+        urls: Sequence[str],
+        *,
+        title: str,
+        body: str,
+        html: str | None = None,
+        positions: Sequence[int] | None = None,
     ) -> None:
-        """Send to every URL, one at a time.
+        """Send to every URL, one at a time (errors name each by its place: `notify[i]`,
+        from `positions` when `urls` is part of the job's list).
 
         Raises NotificationError when none accepted the message, or when one did not
         accept it for a reason that may pass (the service refused or was unreachable;
@@ -122,7 +129,8 @@ class AppriseNotifier:
         failures: list[str] = []
         transient: list[str] = []
         delivered: list[str] = []
-        for index, url in enumerate(urls):
+        places = list(positions) if positions is not None else list(range(len(urls)))
+        for index, url in zip(places, urls, strict=True):
             scheme = scheme_of(url)
             try:
                 self._check_destination(url)

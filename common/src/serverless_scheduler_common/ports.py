@@ -205,9 +205,18 @@ class Notifier(Protocol):
     """Sends a notification to apprise URLs (email, Slack, webhooks, SES...)."""
 
     def notify(
-        self, urls: Sequence[str], *, title: str, body: str, html: str | None = None
+        self,
+        urls: Sequence[str],
+        *,
+        title: str,
+        body: str,
+        html: str | None = None,
+        positions: Sequence[int] | None = None,
     ) -> None:
         """Raise when a URL did not accept the message, so the runtime retries.
+
+        `positions` are the URLs' places in the job's `notify` list when `urls` is part
+        of it (a retry to the URLs that have not had the message): errors name those.
 
         `AppriseNotifier` raises `NotificationError`, whose `delivered` names the URLs
         that accepted it, when some did: a consumer that keeps state can retry the

@@ -43,7 +43,13 @@ class RecordingNotifier:
         self.sent: list[dict[str, Any]] = []
 
     def notify(
-        self, urls: Sequence[str], *, title: str, body: str, html: str | None = None
+        self,
+        urls: Sequence[str],
+        *,
+        title: str,
+        body: str,
+        html: str | None = None,
+        positions: Sequence[int] | None = None,
     ) -> None:
         self.sent.append({"urls": list(urls), "title": title, "body": body, "html": html})
 

@@ -28,7 +28,13 @@ class RecordingNotifier:
     fail_next: int = 0
 
     def notify(
-        self, urls: Sequence[str], *, title: str, body: str, html: str | None = None
+        self,
+        urls: Sequence[str],
+        *,
+        title: str,
+        body: str,
+        html: str | None = None,
+        positions: Sequence[int] | None = None,
     ) -> None:
         if self.fail_next:
             self.fail_next -= 1

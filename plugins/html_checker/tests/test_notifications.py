@@ -115,15 +115,19 @@ def test_a_change_reaches_a_url_that_was_down_without_repeating_the_others(
     checker.run(job)
     pages.set("/p", "<p>12 EUR</p>")
     fired = checker.fired(job)
-    with pytest.raises(NotificationError):
+    with pytest.raises(NotificationError, match=r"notify\[1\]"):
+        checker.run(job, fired)
+    # The retry sends to the one that was down only, and its error names it as the job
+    # does: notify[1], not the first of what is left.
+    with pytest.raises(NotificationError, match=r"^notify\[1\] \(json://\) was not accepted$"):
         checker.run(job, fired)
     bad_status[0] = 200
     assert checker.run(job, fired).summary == "changed (+1/-1 lines)"  # the retry
     paths = [request.path for request, _ in hook_server.log]
     assert paths.count("/good") == 1
-    assert paths.count("/bad") == 2  # refused, then delivered
+    assert paths.count("/bad") == 3  # refused twice, then delivered
     checker.run(job, fired)  # a later duplicate sends nothing
-    assert len(hook_server.log) == 3
+    assert len(hook_server.log) == 4
 
 
 def test_private_webhook_destinations_are_refused_by_default(

@@ -304,11 +304,16 @@ def _send_pending(
         state.put(NAMESPACE, _pending_key(key), {})
         return None
     delivered = set(pending.get("delivered", []))
-    urls = [url for url in job.notify if _url_key(url) not in delivered]
+    positions = [i for i, url in enumerate(job.notify) if _url_key(url) not in delivered]
+    urls = [job.notify[i] for i in positions]
     try:
         if urls:
             context.notifier.notify(
-                urls, title=pending["title"], body=pending["body"], html=pending["html"]
+                urls,
+                title=pending["title"],
+                body=pending["body"],
+                html=pending["html"],
+                positions=positions,
             )
     except Exception as exc:
         delivered.update(_url_key(url) for url in getattr(exc, "delivered", ()))
