@@ -384,7 +384,15 @@ def test_cron_preview_names_the_invalid_field_at_once(
         ("0 0 * 13 *", "month 13 is out of range 1-12"),
         ("0 0 * * 8", "day-of-week 8 is out of range 0-7"),
         ("*/0 * * * *", "minute step “0” must be a whole number above 0"),
-        ("0 9-5 * * *", "hour range 9-5 runs backwards"),
+        ("0 9-5 * * *", "hour range 9-5 runs backwards; write it as two ranges, e.g. 9-23,0-5"),
+        (
+            "0 0 * * FRI-MON",
+            "day-of-week range FRI-MON runs backwards; write it as two ranges, e.g. FRI-SAT,SUN-MON",
+        ),
+        (
+            "0 0 * NOV-FEB *",
+            "month range NOV-FEB runs backwards; write it as two ranges, e.g. NOV-DEC,JAN-FEB",
+        ),
         ("0 0 * foo *", "month value “foo” is not understood"),
     ]:
         started = time.monotonic()
@@ -400,6 +408,13 @@ def test_cron_preview_names_the_invalid_field_at_once(
     # A day-of-week range may end on Sunday (the server accepts it too).
     page.fill("#f-schedule-expression", "0 12 * * fri-sun")
     preview.filter(has_text="next:").wait_for(timeout=5_000)
+    words = page.evaluate(
+        """async () => {
+            const { describeSchedule } = await import('/js/schedule.js');
+            return describeSchedule({ kind: 'cron', expression: '0 12 * * fri-sun', timezone: 'UTC' });
+        }"""
+    )
+    assert words.startswith("every Friday, Saturday, Sunday"), words
     weekend = page.evaluate(
         """async () => {
             const { nextRun } = await import('/js/schedule.js');

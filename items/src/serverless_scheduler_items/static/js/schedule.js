@@ -54,7 +54,9 @@ function describeDays(field) {
   if (key === "1,2,3,4,5") return "weekdays";
   if (key === "0,6") return "weekends";
   if (set.size === 7) return "every day";
-  return `every ${[...set].sort().map((d) => DAY_NAMES[d]).join(", ")}`;
+  // The week read from Monday, as people read it (FRI-SUN: Friday, Saturday, Sunday).
+  const mondayFirst = [...set].sort((a, b) => ((a + 6) % 7) - ((b + 6) % 7));
+  return `every ${mondayFirst.map((d) => DAY_NAMES[d]).join(", ")}`;
 }
 
 // -- cron: parsing, checking, next fire ------------------------------------------------
@@ -120,7 +122,16 @@ function parseField(field, { name, min, max, aliases = {}, anyMark = false }) {
         if (last.problem) return last;
         // A day-of-week range may end on Sunday as 0 or SUN (FRI-SUN), as in cron.
         hi = name === "day-of-week" && last.v === 0 && lo > 0 ? 7 : last.v;
-        if (lo > hi) return { problem: `${name} range ${ends[0]}-${ends[1]} runs backwards` };
+        if (lo > hi) {
+          // The two ranges to write instead, as the server suggests them.
+          const named = /^[a-z]/i.test(ends[0]);
+          const names = Object.keys(aliases);
+          const last = named ? names[names.length - 1] : String(name === "day-of-week" ? 6 : max);
+          const first = named ? names[0] : String(min);
+          const high = ends[0].toUpperCase() === last.toUpperCase() ? ends[0] : `${ends[0]}-${last}`;
+          const low = ends[1].toUpperCase() === first.toUpperCase() ? ends[1] : `${first}-${ends[1]}`;
+          return { problem: `${name} range ${ends[0]}-${ends[1]} runs backwards; write it as two ranges, e.g. ${high},${low}` };
+        }
       } else if (stepText === undefined) {
         hi = lo;
       }
