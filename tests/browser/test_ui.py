@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -325,6 +326,35 @@ def test_schedules_in_words_and_next_run(page: Any, live_system: LiveSystem) -> 
     assert result["spring"] == "2026-03-30T00:30:00.000Z"
     assert result["autumn"] == "2026-10-26T01:30:00.000Z"
     assert result["every20"] == "2026-10-25T02:00:00.000Z"  # 03:00 CET
+
+
+def test_the_detail_view_shows_when_the_schedule_is_active(
+    page: Any, live_system: LiveSystem, httpserver: HTTPServer
+) -> None:
+    start = datetime.now(UTC) + timedelta(days=7)
+    end = start + timedelta(days=30)
+    schedule = {
+        "kind": "rate",
+        "every": 1,
+        "unit": "days",
+        "start_at": start.isoformat(),
+        "end_at": end.isoformat(),
+    }
+    job = _create_job(
+        live_system,
+        job_type="html_monitor_job",
+        name="Windowed",
+        url=httpserver.url_for("/windowed"),
+        schedule=schedule,
+    )
+    _sign_in(page, live_system)
+    page.goto(f"{live_system.base_url}/#/jobs/{job['job_id']}")
+    window = page.locator("#schedule-window")
+    window.wait_for()
+    text = window.inner_text()
+    assert text.startswith("from ") and " until " in text
+    assert str(start.year) in text and str(end.day) in text
+    assert page.console_errors == []
 
 
 def test_edit_keeps_the_job_and_saves_changes(

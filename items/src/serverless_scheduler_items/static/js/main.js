@@ -267,7 +267,14 @@ async function detailView(seq, jobId) {
       h("dt", {}, "Type"), h("dd", {}, typeLabel(job.job_type)),
       job.url ? [h("dt", {}, "URL"), h("dd", {}, externalLink(job.url))] : null,
       h("dt", {}, "Schedule"), h("dd", { id: "schedule-words" }, describeSchedule(job.schedule)),
-      h("dt", {}, "Next run"), h("dd", {}, next ? [formatDateTime(next), " (", relativeTime(next), ")"] : "—"),
+      job.schedule && (job.schedule.start_at || job.schedule.end_at)
+        ? [h("dt", {}, "Active"), h("dd", { id: "schedule-window" },
+          job.schedule.start_at ? `from ${formatDateTime(job.schedule.start_at)}` : "",
+          job.schedule.start_at && job.schedule.end_at ? " " : "",
+          job.schedule.end_at ? `until ${formatDateTime(job.schedule.end_at)}` : "")]
+        : null,
+      h("dt", {}, "Next run"), h("dd", { id: "next-run" }, next ? [formatDateTime(next), " (", relativeTime(next), ")"]
+        : job.schedule && job.schedule.end_at && new Date(job.schedule.end_at) < new Date() ? "— (the schedule has ended)" : "—"),
       h("dt", {}, "Last change"), h("dd", {}, changes.length ? when(changes[0].at) : "—")),
     h("div", { class: "actions" }, runButton, toggle,
       h("a", { class: "button", href: `#/jobs/${encodeURIComponent(job.job_id)}/edit`, id: "edit" }, "Edit"), remove));
