@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -195,17 +196,7 @@ def test_aws_redrive_takes_the_region_from_the_queue_url_and_the_stored_jobs(
         ddb = boto3.client("dynamodb", region_name=region)
         dlq_url = sqs.create_queue(QueueName="example-dlq")["QueueUrl"]
         assert f"sqs.{region}.amazonaws.com" in dlq_url
-        inbox = sqs.create_queue(QueueName="example")["QueueUrl"]
-        inbox_arn = sqs.get_queue_attributes(QueueUrl=inbox, AttributeNames=["QueueArn"])[
-            "Attributes"
-        ]["QueueArn"]
-        topic = sns.create_topic(Name="distribution")["TopicArn"]
-        sns.subscribe(
-            TopicArn=topic,
-            Protocol="sqs",
-            Endpoint=inbox_arn,
-            Attributes={"RawMessageDelivery": "true"},
-        )
+        inbox, topic = _topic_with_inbox(sqs, sns)
         ddb.create_table(**jobs_table_definition("jobs"))
         job = DynamoDBJobRepository(ddb, "jobs").create(
             ExampleJob(
@@ -265,17 +256,7 @@ def test_aws_letters_that_are_not_fires_are_listed_purgeable_and_not_redriven_as
         sqs = boto3.client("sqs", region_name="eu-west-1")
         sns = boto3.client("sns", region_name="eu-west-1")
         dlq_url = sqs.create_queue(QueueName="example-dlq")["QueueUrl"]
-        inbox = sqs.create_queue(QueueName="example")["QueueUrl"]
-        inbox_arn = sqs.get_queue_attributes(QueueUrl=inbox, AttributeNames=["QueueArn"])[
-            "Attributes"
-        ]["QueueArn"]
-        topic = sns.create_topic(Name="distribution")["TopicArn"]
-        sns.subscribe(
-            TopicArn=topic,
-            Protocol="sqs",
-            Endpoint=inbox_arn,
-            Attributes={"RawMessageDelivery": "true"},
-        )
+        inbox, topic = _topic_with_inbox(sqs, sns)
         fired = _dead_letter(tmp_path, job_id="job1")
         bodies = [
             fired.model_dump_json(),
@@ -367,3 +348,20 @@ def test_a_local_letter_that_is_not_a_fire_is_skipped_by_redrive_and_purgeable(
     assert SqliteFireQueue(db_path_for(tmp_path)).count() == 1  # only the fire
     assert main(["dlq", "purge", "--data-dir", str(tmp_path), "--id", "damaged"]) == 0
     assert store.list() == []
+
+
+def _topic_with_inbox(sqs: Any, sns: Any) -> tuple[str, str]:
+    """The distribution topic and a plugin queue subscribed to it (raw delivery):
+    (queue URL, topic ARN)."""
+    inbox: str = sqs.create_queue(QueueName="example")["QueueUrl"]
+    inbox_arn = sqs.get_queue_attributes(QueueUrl=inbox, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    topic: str = sns.create_topic(Name="distribution")["TopicArn"]
+    sns.subscribe(
+        TopicArn=topic,
+        Protocol="sqs",
+        Endpoint=inbox_arn,
+        Attributes={"RawMessageDelivery": "true"},
+    )
+    return inbox, topic

@@ -17,7 +17,7 @@ MAX_HEADERS = 30
 MAX_HEADER_VALUE = 4096
 
 
-def value_problem(value: str) -> bool:
+def splits_request(value: str) -> bool:
     """Whether a header value could split the request (a line break or a NUL)."""
     return any(ch in value for ch in "\r\n\x00")
 
@@ -35,7 +35,7 @@ def headers_problem(
     """
     if not write:
         for name, value in headers.items():
-            if not name or any(ch in name for ch in " :\r\n\t") or value_problem(value):
+            if not name or any(ch in name for ch in " :\r\n\t") or splits_request(value):
                 return f"headers: {name[:40]!r} cannot be sent (a space, colon or line break)"
         return None
     if len(headers) > MAX_HEADERS:
@@ -45,6 +45,6 @@ def headers_problem(
             return f"headers: {name[:40]!r} is not a valid header name"
         if name.lower() in RESERVED_HEADERS:
             return f"headers: {name!r} is set by {setter} and cannot be given"
-        if value_problem(value) or len(value) > MAX_HEADER_VALUE:
+        if splits_request(value) or len(value) > MAX_HEADER_VALUE:
             return f"headers[{name!r}]: value must be one line of at most {MAX_HEADER_VALUE} characters"
     return None

@@ -35,7 +35,7 @@ import requests
 from requests.adapters import HTTPAdapter
 from requests.structures import CaseInsensitiveDict
 
-from .headers import HEADER_NAME, RESERVED_HEADERS, value_problem
+from .headers import HEADER_NAME, RESERVED_HEADERS, splits_request
 from .settings import Settings
 
 log = logging.getLogger(__name__)
@@ -533,7 +533,7 @@ class OutboundHTTP:
             if not HEADER_NAME.fullmatch(name):
                 # e.g. "Host\x0b", which lenient servers read as a second Host header
                 raise InvalidHeaderError(f"header name {name[:40]!r} is not a valid token")
-            if value_problem(value):
+            if splits_request(value):
                 raise InvalidHeaderError(f"header {name!r}: value must be one line")
             if name.lower() in RESERVED_HEADERS:
                 continue  # the facility owns Host (it must match the checked name) and framing

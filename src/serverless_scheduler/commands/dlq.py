@@ -154,67 +154,12 @@ def _kind(letter: Any) -> str:
     """What a dead letter holds: `fire`, `removal` (a deleted job's notice) or
     `unreadable` (neither; only purging removes it)."""
     from serverless_scheduler_common.events import JobRemoved
-    from serverless_scheduler_common.runtime.sqs import event_from_body
+    from serverless_scheduler_common.runtime.dispatcher import letter_event
 
-    try:
-        event = event_from_body(letter.payload)
-    except (ValueError, TypeError):
+    event = letter_event(letter)
+    if event is None:
         return "unreadable"
     return "removal" if isinstance(event, JobRemoved) else "fire"
-
-
-class _FiresOnly:
-    """The dead-letter store as `redrive` sees it: only the fires. The removal notices
-    and unreadable letters among those listed (and named by `wanted`) are kept aside
-    for the command to handle."""
-
-    def __init__(self, store: Any, wanted: list[str] | None) -> None:
-        self._store = store
-        self._wanted = set(wanted) if wanted is not None else None
-        self.removals: list[Any] = []
-        self.unreadable: list[Any] = []
-
-    def list(self, *, limit: int = 100) -> list[Any]:
-        fires: list[Any] = []
-        for letter in self._store.list(limit=limit):
-            kind = _kind(letter)
-            if kind == "fire":
-                fires.append(letter)
-            elif self._wanted is None or letter.fire_id in self._wanted:
-                (self.removals if kind == "removal" else self.unreadable).append(letter)
-        return fires
-
-    def remove(self, fire_id: str) -> None:
-        self._store.remove(fire_id)
-
-    def add(self, letter: Any) -> None:
-        self._store.add(letter)
-
-    def forget_job(self, owner_id: str, job_id: str) -> int:
-        return int(self._store.forget_job(owner_id, job_id))
-
-
-def _redrive_removals(
-    letters: _FiresOnly, store: Any, publisher: Any, current: Any
-) -> tuple[list[str], list[tuple[str, str]]]:
-    """Publish the removal notices kept aside again; returns (the ids redriven, the
-    (id, why) of those skipped)."""
-    from serverless_scheduler_common.events import JobRemoved
-
-    done: list[str] = []
-    skipped: list[tuple[str, str]] = []
-    publish_removed = getattr(publisher, "publish_removed", None)
-    for letter in letters.removals:
-        if publish_removed is None:
-            skipped.append((letter.fire_id, "a removal notice, which this queue cannot take"))
-            continue
-        if current is not None and current(letter.owner_id, letter.job_id) is not None:
-            skipped.append((letter.fire_id, "a removal notice of a job that exists"))
-            continue
-        publish_removed(JobRemoved.model_validate_json(letter.payload))
-        store.remove(letter.fire_id)
-        done.append(letter.fire_id)
-    return done, skipped
 
 
 def run(args: argparse.Namespace) -> int:
@@ -287,17 +232,18 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     gone: list[str] = []
-    fires_only = _FiresOnly(store, args.fire_id)
+    notices: list[str] = []
+    skipped: list[tuple[str, str]] = []
     done = redrive(
-        fires_only,
+        store,
         publisher,
         fire_ids=args.fire_id,
         limit=args.limit,
         current=current,
         dropped=gone,
+        notices=notices,
+        skipped=skipped,
     )
-    notices, skipped = _redrive_removals(fires_only, store, publisher, current)
-    skipped += [(letter.fire_id, "unreadable") for letter in fires_only.unreadable]
     for fire_id in done:
         print(f"redriven\t{fire_id}")
     for fire_id in notices:

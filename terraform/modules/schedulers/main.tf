@@ -30,6 +30,23 @@ locals {
     },
   ]
 
+  # A deleted job's notice (`JobRemoved`) goes to its plugin through the topic: sent by
+  # the sync function, and by the reconciler for an orphan schedule (a deletion that
+  # never synced) before it deletes it.
+  announce_statements = [
+    {
+      sid       = "AnnounceRemovals"
+      actions   = ["sns:Publish"]
+      resources = [var.topic_arn]
+    },
+    {
+      # The topic is KMS-encrypted: publishing needs a data key from its key.
+      sid       = "EncryptForTopic"
+      actions   = ["kms:GenerateDataKey", "kms:Decrypt"]
+      resources = [var.topic_kms_key_arn]
+    },
+  ]
+
   sync_policy_statements = concat(local.schedule_statements, [
     {
       sid       = "ReadJobsStream"
@@ -42,19 +59,7 @@ locals {
       actions   = ["sqs:SendMessage"]
       resources = [aws_sqs_queue.stream_failures.arn]
     },
-    {
-      # A deleted job's notice (`JobRemoved`) goes to its plugin through the topic.
-      sid       = "AnnounceRemovals"
-      actions   = ["sns:Publish"]
-      resources = [var.topic_arn]
-    },
-    {
-      # The topic is KMS-encrypted: publishing needs a data key from its key.
-      sid       = "EncryptForTopic"
-      actions   = ["kms:GenerateDataKey", "kms:Decrypt"]
-      resources = [var.topic_kms_key_arn]
-    },
-  ])
+  ], local.announce_statements)
 
   reconcile_policy_statements = concat(local.schedule_statements, [
     {
@@ -68,19 +73,7 @@ locals {
       actions   = ["dynamodb:Scan"]
       resources = [var.jobs_table_arn]
     },
-    {
-      # An orphan schedule's job (its deletion never synced) is announced before the
-      # schedule goes, so its plugin forgets it.
-      sid       = "AnnounceRemovals"
-      actions   = ["sns:Publish"]
-      resources = [var.topic_arn]
-    },
-    {
-      sid       = "EncryptForTopic"
-      actions   = ["kms:GenerateDataKey", "kms:Decrypt"]
-      resources = [var.topic_kms_key_arn]
-    },
-  ])
+  ], local.announce_statements)
 }
 
 resource "aws_scheduler_schedule_group" "this" {

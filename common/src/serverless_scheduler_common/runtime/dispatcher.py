@@ -714,6 +714,17 @@ class LocalDispatcher:
 CurrentJob = Callable[[str, str], dict[str, Any] | None]
 
 
+def letter_event(letter: DeadLetter) -> JobFired | JobRemoved | None:
+    """What a dead letter holds: a fire, a removal notice (its plugin kept failing to
+    forget the deleted job), or None for a payload that is neither."""
+    from .sqs import event_from_body
+
+    try:
+        return event_from_body(letter.payload)
+    except (ValueError, TypeError):
+        return None
+
+
 def redrive(
     dead_letters: DeadLetterStore,
     publisher: Publisher,
@@ -722,6 +733,8 @@ def redrive(
     limit: int = 1000,
     current: CurrentJob | None = None,
     dropped: list[str] | None = None,
+    notices: list[str] | None = None,
+    skipped: list[tuple[str, str]] | None = None,
 ) -> list[str]:
     """Publish dead-lettered fires again (all, or those named) and drop them from the store.
 
@@ -731,10 +744,38 @@ def redrive(
     stored now instead of the snapshot it failed with (an operator fixes the job's
     cause, e.g. its URL, then redrives), and the letters of deleted jobs are removed
     without running (their fire_ids are appended to `dropped`).
+
+    A removal notice is published again (`publish_removed`) unless the publisher cannot
+    take one or `current` still has the job; its id goes to `notices`. A letter that is
+    neither stays, with why, in `skipped` (for `dlq purge` once looked at). Returns the
+    fires' ids.
     """
     done: list[str] = []
     for letter in _chosen(dead_letters, fire_ids, limit):
-        fired = JobFired.model_validate_json(letter.payload)
+        event = letter_event(letter)
+        if event is None:
+            if skipped is not None:
+                skipped.append((letter.fire_id, "unreadable"))
+            continue
+        if isinstance(event, JobRemoved):
+            publish_removed: Callable[[JobRemoved], None] | None = getattr(
+                publisher, "publish_removed", None
+            )
+            why = None
+            if publish_removed is None:
+                why = "a removal notice, which this queue cannot take"
+            elif current is not None and current(event.owner_id, event.job_id) is not None:
+                why = "a removal notice of a job that exists"
+            if publish_removed is None or why is not None:
+                if skipped is not None:
+                    skipped.append((letter.fire_id, why or ""))
+                continue
+            publish_removed(event)
+            dead_letters.remove(letter.fire_id)
+            if notices is not None:
+                notices.append(letter.fire_id)
+            continue
+        fired = event
         if current is not None:
             job = current(fired.owner_id, fired.job_id)
             if job is None:
