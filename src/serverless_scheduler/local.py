@@ -34,6 +34,7 @@ from serverless_scheduler_common.plugins import build_registry, get_plugin_manag
 from serverless_scheduler_common.registry import JobTypeRegistry
 from serverless_scheduler_common.runtime.dispatcher import LocalDispatcher, removal_row
 from serverless_scheduler_common.runtime.local import create_local_dispatcher
+from serverless_scheduler_common.runtime.partitions import arrange, existing_partitions
 from serverless_scheduler_common.runtime.process import DispatcherProcess
 from serverless_scheduler_common.runtime.sqlite import SqliteRunRepository
 from serverless_scheduler_common.sqlite import db_path_for
@@ -93,6 +94,10 @@ class LocalSystem:
         held_before = self._lock is not None
         self.lock()
         try:
+            if isinstance(self.dispatcher, LocalDispatcher):
+                # One dispatcher in this process: every queued fire in scheduler.db
+                # (a child process arranges the partitions itself).
+                arrange(self.settings.data_dir, 1)
             self.dispatcher.start()
         except BaseException:
             if not held_before:
@@ -119,22 +124,23 @@ class LocalSystem:
         log.info("local mode stopped")
 
     def _checkpoint(self) -> None:
-        """Fold the write-ahead log into `scheduler.db` and empty it, so that after a
-        clean stop the main file alone holds every commit (a copy of it is a backup).
-        Idle connections of this process do not block it; a reader elsewhere (a
-        `status`, an open `sqlite3` shell) may, and then the log stays as it is."""
-        db = db_path_for(self.settings.data_dir)
-        try:
-            conn = sqlite3.connect(db, timeout=5)
+        """Fold the write-ahead logs into `scheduler.db` (and the dispatch partitions'
+        files) and empty them, so that after a clean stop the main files alone hold
+        every commit (a copy of them is a backup). Idle connections of this process do
+        not block it; a reader elsewhere (a `status`, an open `sqlite3` shell) may, and
+        then the log stays as it is."""
+        for db in existing_partitions(self.settings.data_dir):
             try:
-                busy = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
-            finally:
-                conn.close()
-        except sqlite3.Error as exc:
-            log.warning("could not fold the write-ahead log into %s: %s", db, exc)
-            return
-        if busy:
-            log.warning("the write-ahead log of %s is in use elsewhere: kept as it is", db)
+                conn = sqlite3.connect(db, timeout=5)
+                try:
+                    busy = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
+                finally:
+                    conn.close()
+            except sqlite3.Error as exc:
+                log.warning("could not fold the write-ahead log into %s: %s", db, exc)
+                continue
+            if busy:
+                log.warning("the write-ahead log of %s is in use elsewhere: kept as it is", db)
 
     def _unlock(self) -> None:
         if self._lock is not None:
@@ -143,8 +149,9 @@ class LocalSystem:
             self._lock = None
 
 
-def child_dispatcher(settings: Settings) -> LocalDispatcher:
-    """The dispatcher of local mode as its child process builds it (installed plugins)."""
+def child_dispatcher(settings: Settings, partition: tuple[int, int] = (0, 1)) -> LocalDispatcher:
+    """The dispatcher of local mode as its child process builds it (installed plugins),
+    for dispatch partition (index, count)."""
     configure_logging(settings)  # the same format as the parent's (`log_json`)
     db = db_path_for(settings.data_dir)
     return create_local_dispatcher(
@@ -152,6 +159,7 @@ def child_dispatcher(settings: Settings) -> LocalDispatcher:
         jobs=SqliteJobRepository(db),
         state=SqliteStateStore(db),
         notifier=AppriseNotifier(settings),
+        partition=partition,
     )
 
 
@@ -174,7 +182,11 @@ def build_local_system(settings: Settings, *, plugins: list[object] | None = Non
     runs: SqliteRunRepository
     if settings.dispatcher_process and not plugins:
         dispatcher = DispatcherProcess(settings, child_dispatcher)
-        runs = SqliteRunRepository(db, retention=settings.runs_retention)
+        runs = SqliteRunRepository(
+            db,
+            retention=settings.runs_retention,
+            others=lambda: existing_partitions(settings.data_dir),
+        )
     else:
         dispatcher = create_local_dispatcher(
             settings,

@@ -17,8 +17,9 @@ from serverless_scheduler_common import Settings
 from serverless_scheduler_common.events import JobFired
 from serverless_scheduler_common.ports import render_fire
 from serverless_scheduler_common.runtime.dispatcher import LocalDispatcher
+from serverless_scheduler_common.runtime.partitions import existing_partitions, partition_path
 from serverless_scheduler_common.runtime.process import DispatcherProcess
-from serverless_scheduler_common.runtime.sqlite import SqliteRunRepository
+from serverless_scheduler_common.runtime.sqlite import SqliteFireQueue, SqliteRunRepository
 from serverless_scheduler_common.sqlite import db_path_for
 from serverless_scheduler_example.plugin import ExampleJob
 
@@ -54,7 +55,9 @@ def process(settings: Settings) -> Iterator[DispatcherProcess]:
 
 
 def _runs(settings: Settings, job_id: str) -> list[str]:
-    runs = SqliteRunRepository(db_path_for(settings.data_dir))
+    runs = SqliteRunRepository(
+        db_path_for(settings.data_dir), others=lambda: existing_partitions(settings.data_dir)
+    )
     return [f"{r.status}: {r.summary}" for r in runs.list("alice", job_id).items]
 
 
@@ -195,14 +198,42 @@ def test_a_second_parent_on_the_same_data_directory_is_refused(
     assert process.pids and all(p.is_alive() for p in [c.process for c in process._children])
 
 
-def test_with_two_processes_each_childs_rows_are_queued_together(settings: Settings) -> None:
+def test_with_two_processes_each_child_has_its_own_file_in_fire_order(
+    settings: Settings,
+) -> None:
     proc = DispatcherProcess(settings, child_dispatcher, processes=2)
     fires = [render_fire(_fire(i)) for i in range(40)]
-    proc.publish_payloads(fires)  # not started: the rows wait in the table
-    rows = proc.queue._query("SELECT fire_id, shard FROM dispatch_queue ORDER BY seq")
-    halves = [int(str(shard)) % 2 for _, shard in rows]
-    assert halves == sorted(halves) and set(halves) == {0, 1}
-    for half in (0, 1):  # each child's fires keep the order they were fired in
-        assert [fire_id for fire_id, shard in rows if int(str(shard)) % 2 == half] == [
+    proc.publish_payloads(fires)  # not started: the rows wait in the tables
+    assert proc.backlog() == 40
+    for half in (0, 1):  # each child's fires, in the order they were fired, in its file
+        queue = SqliteFireQueue(partition_path(settings.data_dir, half, 2))
+        rows = queue._query("SELECT fire_id, shard FROM dispatch_queue ORDER BY seq")
+        assert {int(str(shard)) % 2 for _, shard in rows} == {half}
+        assert [fire_id for fire_id, _ in rows] == [
             fire[0] for fire in fires if fire[3] % 2 == half
         ]
+    assert partition_path(settings.data_dir, 1, 2).name == "dispatch-1.db"
+
+
+def test_changing_the_number_of_processes_runs_every_queued_fire_once(
+    settings: Settings,
+) -> None:
+    two = DispatcherProcess(settings, child_dispatcher, processes=2, restart_delay_s=0.1)
+    try:
+        two.start()
+        two.publish_many([_fire(i) for i in range(10)])
+        assert two.wait_idle(timeout=30)
+    finally:
+        two.stop(drain=True, timeout=10)
+    # Queued while no dispatcher runs: new fires, and a second copy of one that ran.
+    two.publish_many([_fire(i) for i in range(10, 20)] + [_fire(3)])
+    assert two.backlog() == 11
+    one = DispatcherProcess(settings, child_dispatcher, restart_delay_s=0.1)
+    try:
+        one.start()  # moves the two partitions' fires into the one file first
+        assert one.wait_idle(timeout=30)
+    finally:
+        one.stop(drain=True, timeout=10)
+    assert one.backlog() == 0 and two.backlog() == 0
+    for i in range(20):  # the copy of fire 3 found its done mark: one run each
+        assert _runs(settings, f"job{i:03d}") == [f"ok: logged: message {i}"]

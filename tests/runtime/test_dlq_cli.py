@@ -365,3 +365,31 @@ def _topic_with_inbox(sqs: Any, sns: Any) -> tuple[str, str]:
         Attributes={"RawMessageDelivery": "true"},
     )
     return inbox, topic
+
+
+def test_redrive_queues_a_fire_in_its_jobs_dispatch_partition(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from serverless_scheduler_common.ports import fire_shard
+    from serverless_scheduler_common.runtime.partitions import arrange, partition_path
+
+    arrange(tmp_path, 2)  # `serve` last ran two dispatcher processes
+    repo = SqliteJobRepository(db_path_for(tmp_path))
+    jobs = [
+        repo.create(
+            ExampleJob(owner_id="alice", name=f"job {i}", schedule={"kind": "rate", "every": 5})
+        )
+        for i in range(6)
+    ]
+    for job in jobs:
+        _dead_letter(tmp_path, job_id=job.job_id)
+    assert main(["dlq", "redrive", "--data-dir", str(tmp_path)]) == 0
+    assert "6 fire(s) redriven" in capsys.readouterr().err
+    assert SqliteFireQueue(db_path_for(tmp_path)).count() == 0
+    for index in (0, 1):
+        queued = SqliteFireQueue(partition_path(tmp_path, index, 2))._query(
+            "SELECT fire_id FROM dispatch_queue"
+        )
+        assert sorted(str(f).split("@")[0] for (f,) in queued) == sorted(
+            job.job_id for job in jobs if fire_shard(job.job_id) % 2 == index
+        )

@@ -152,3 +152,21 @@ def test_status_check_exits_3_naming_what_needs_an_operator(
         assert "1 dead-lettered fires" in capsys.readouterr().err
     finally:
         system._unlock()
+
+
+def test_status_counts_the_queues_of_every_dispatch_partition(tmp_path: Path) -> None:
+    from serverless_scheduler_common.runtime.partitions import PartitionQueue, partition_path
+
+    build_local_system(Settings(data_dir=tmp_path, dispatcher_process=False))
+    now = time.time()
+    jobs = [
+        ExampleJob(owner_id="alice", name=f"job {i}", schedule={"kind": "rate", "every": 5})
+        for i in range(8)
+    ]
+    queue = PartitionQueue(tmp_path, 0, 2)  # as two dispatcher processes run them
+    queue.add_many([_fire(job, now - 10 * (8 - i)) for i, job in enumerate(jobs)])
+    assert all(queue.partition(i).count() for i in (0, 1))  # both files hold some
+    assert SqliteFireQueue(partition_path(tmp_path, 0, 1)).count() == 0
+    status = collect(tmp_path, now=now)
+    assert status["queue"]["ready"] == 8
+    assert status["queue"]["oldest_ready_waited_s"] == pytest.approx(80, abs=0.01)

@@ -123,10 +123,8 @@ def _stores(args: argparse.Namespace) -> tuple[Any, Any, Any] | None:
             )
         return store, publisher, current
 
-    from serverless_scheduler_common.runtime.sqlite import (
-        SqliteDeadLetterStore,
-        SqliteFireQueue,
-    )
+    from serverless_scheduler_common.runtime.partitions import PartitionQueue, stored_count
+    from serverless_scheduler_common.runtime.sqlite import SqliteDeadLetterStore
     from serverless_scheduler_common.sqlite import db_path_for
     from serverless_scheduler_items.sqlite_repository import SqliteJobRepository
 
@@ -134,7 +132,9 @@ def _stores(args: argparse.Namespace) -> tuple[Any, Any, Any] | None:
     if not db.exists():
         return None
     letters = SqliteDeadLetterStore(db, retention_s=settings.dead_letter_retention_s)
-    return letters, SqliteFireQueue(db), _current(SqliteJobRepository(db))
+    # A redriven fire goes to its job's dispatch partition, as `serve` arranged them.
+    queue = PartitionQueue(settings.data_dir, 0, stored_count(settings.data_dir))
+    return letters, queue, _current(SqliteJobRepository(db))
 
 
 def _current(repo: Any) -> Any:

@@ -31,7 +31,7 @@ def run(args: argparse.Namespace) -> int:
     from serverless_scheduler_common import Settings, default_registry
     from serverless_scheduler_common.events import JobRemoved
     from serverless_scheduler_common.runtime.dispatcher import removal_row
-    from serverless_scheduler_common.runtime.sqlite import SqliteFireQueue
+    from serverless_scheduler_common.runtime.partitions import PartitionQueue, stored_count
     from serverless_scheduler_common.sqlite import db_path_for
     from serverless_scheduler_items.sqlite_repository import SqliteJobRepository
     from serverless_scheduler_schedulers.local_engine import LocalScheduleBackend
@@ -60,7 +60,8 @@ def run(args: argparse.Namespace) -> int:
     db_path = db_path_for(settings.data_dir)
     jobs = SqliteJobRepository(db_path)
     backend = LocalScheduleBackend(db_path)
-    queue = SqliteFireQueue(db_path)
+    # The queue of the deleted job's dispatch partition, as `serve` last arranged them.
+    queue = PartitionQueue(settings.data_dir, 0, stored_count(settings.data_dir))
 
     def announce_removed(notice: JobRemoved) -> None:
         # The dispatcher's queue, where `serve` puts a deleted job's notice.

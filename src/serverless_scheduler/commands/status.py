@@ -80,7 +80,7 @@ def _server(data_dir: Path) -> tuple[bool, int | None]:
 
 def collect(data_dir: Path, *, now: float | None = None) -> dict[str, Any]:
     """The status of the local system stored under `data_dir` (see the module doc)."""
-    from serverless_scheduler_common.runtime.dispatcher import REMOVED_PREFIX
+    from serverless_scheduler_common.runtime.partitions import existing_partitions
     from serverless_scheduler_common.sqlite import db_path_for
 
     now = time.time() if now is None else now
@@ -105,21 +105,16 @@ def collect(data_dir: Path, *, now: float | None = None) -> dict[str, Any]:
             (now,),
         )[:5]
         (changes,) = _one(conn, "SELECT count(*) FROM jobs_outbox")[:1]
-        queued, waiting, notices, oldest_seq = _one(
-            conn,
-            """SELECT count(*), sum(not_before > ?1), sum(fire_id LIKE ?2),
-                      min(CASE WHEN not_before <= ?1 THEN seq END) FROM dispatch_queue""",
-            (now, f"{REMOVED_PREFIX}%"),
-        )[:4]
-        oldest_wait = None
-        if oldest_seq:
-            (payload,) = _one(
-                conn, "SELECT payload FROM dispatch_queue WHERE seq = ?", (oldest_seq,)
-            )[:1]
-            oldest_wait = _waited_s(str(payload), now)
         (dead,) = _one(conn, "SELECT count(*) FROM dead_letters")[:1]
     finally:
         conn.close()
+    queued = waiting = notices = 0
+    oldest_wait: float | None = None
+    for path in existing_partitions(data_dir):  # one file per dispatcher process
+        counts, waited = _queue_status(path, now)
+        queued, waiting, notices = queued + counts[0], waiting + counts[1], notices + counts[2]
+        if waited is not None and (oldest_wait is None or waited > oldest_wait):
+            oldest_wait = waited
     running, pid = _server(data_dir)
     return {
         "data_dir": str(data_dir),
@@ -142,6 +137,36 @@ def collect(data_dir: Path, *, now: float | None = None) -> dict[str, Any]:
         },
         "dead_letters": int(dead),
     }
+
+
+def _queue_status(path: Path, now: float) -> tuple[tuple[int, int, int], float | None]:
+    """(queued, waiting for a retry, removal notices) in one dispatch partition's file,
+    and how long its oldest ready fire has waited."""
+    from serverless_scheduler_common.runtime.dispatcher import REMOVED_PREFIX
+
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5, isolation_level=None)
+    try:
+        conn.execute("BEGIN")
+        present = conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'dispatch_queue'"
+        ).fetchone()
+        if present is None:
+            return (0, 0, 0), None
+        queued, waiting, notices, oldest_seq = _one(
+            conn,
+            """SELECT count(*), sum(not_before > ?1), sum(fire_id LIKE ?2),
+                      min(CASE WHEN not_before <= ?1 THEN seq END) FROM dispatch_queue""",
+            (now, f"{REMOVED_PREFIX}%"),
+        )[:4]
+        oldest_wait = None
+        if oldest_seq:
+            (payload,) = _one(
+                conn, "SELECT payload FROM dispatch_queue WHERE seq = ?", (oldest_seq,)
+            )[:1]
+            oldest_wait = _waited_s(str(payload), now)
+        return (int(queued), int(waiting or 0), int(notices or 0)), oldest_wait
+    finally:
+        conn.close()
 
 
 def _waited_s(payload: str, now: float) -> float | None:

@@ -14,10 +14,10 @@ from ..sqlite import db_path_for
 from .core import ConsumerRuntime
 from .dispatcher import LocalDispatcher
 from .jobcontrol import RepositoryJobControl
+from .partitions import PartitionQueue, existing_partitions, partition_path
 from .sqlite import (
     SqliteDeadLetterStore,
     SqliteFireLedger,
-    SqliteFireQueue,
     SqliteRunRepository,
 )
 
@@ -32,14 +32,20 @@ def create_local_dispatcher(
     state: StateStore | None = None,
     notifier: Notifier | None = None,
     workers: int | None = None,
+    partition: tuple[int, int] = (0, 1),
 ) -> LocalDispatcher:
     """A `LocalDispatcher` over `<data_dir>/scheduler.db` with production defaults.
 
-    `jobs` enables `pause_after_failures` (through `RepositoryJobControl`); the run
+    `partition=(i, K)`: the dispatcher of partition i of K (`runtime/partitions.py`):
+    its queue, run history, done marks and failure counts are in that partition's
+    file (`scheduler.db` for partition 0), dead letters in `scheduler.db`, and its run
+    adapter reads and forgets runs in every partition file. `jobs` enables `pause_after_failures` (through `RepositoryJobControl`); the run
     history is `dispatcher.runtime.runs` (a `SqliteRunRepository` the API can read).
     Call `start()` once the process is ready and `stop(drain=True)` on shutdown.
     """
     db = db_path_for(settings.data_dir)
+    index, count = partition
+    own = partition_path(settings.data_dir, index, count)
     if pm is None:
         pm = get_plugin_manager(settings=settings, plugins=list(plugins))
     registry = registry or build_registry(pm)
@@ -47,11 +53,19 @@ def create_local_dispatcher(
         settings=settings,
         pm=pm,
         registry=registry,
-        runs=SqliteRunRepository(db, retention=settings.runs_retention),
-        ledger=SqliteFireLedger(db),
+        runs=SqliteRunRepository(
+            own,
+            retention=settings.runs_retention,
+            others=lambda: existing_partitions(settings.data_dir),
+        ),
+        ledger=SqliteFireLedger(own),
         job_control=RepositoryJobControl(jobs, registry) if jobs is not None else None,
         state=state,
         notifier=notifier,
     )
     dead_letters = SqliteDeadLetterStore(db, retention_s=settings.dead_letter_retention_s)
-    return LocalDispatcher(runtime, SqliteFireQueue(db), dead_letters, workers=workers)
+    queue = PartitionQueue(settings.data_dir, index, count)
+    dispatcher = LocalDispatcher(runtime, queue, dead_letters, workers=workers)
+    if count > 1:
+        dispatcher.shard = (index, count)
+    return dispatcher

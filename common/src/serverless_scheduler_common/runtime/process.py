@@ -49,11 +49,13 @@ from ..ports import RenderedFire
 from ..settings import Settings
 from ..sqlite import db_path_for
 from .dispatcher import LocalDispatcher
-from .sqlite import ALL_SHARDS, SqliteFireQueue
+from .partitions import PartitionQueue, arrange
+from .sqlite import ALL_SHARDS
 
 log = logging.getLogger(__name__)
 
-DispatcherFactory = Callable[[Settings], LocalDispatcher]
+#: Builds the dispatcher of partition (index, count) in the child (`partitions.py`).
+DispatcherFactory = Callable[[Settings, tuple[int, int]], LocalDispatcher]
 
 # One-byte messages on the parent -> child pipe (raw bytes: no framing, so a write that
 # fails half way cannot garble the stream, and a full pipe never blocks the parent).
@@ -111,7 +113,7 @@ def _child_main(
         fcntl.flock(lock_file, fcntl.LOCK_EX)
         if os.getppid() != parent:
             return
-        dispatcher = factory(settings)
+        dispatcher = factory(settings, shard)
         dispatcher.shard = shard
         # The queue table is the buffer: the child reads (and holds) a little at a time.
         dispatcher.max_backlog = min(dispatcher.max_backlog, CHILD_MAX_BACKLOG)
@@ -201,7 +203,7 @@ class DispatcherProcess:
         self.processes = processes or settings.dispatcher_processes
         if self.processes < 1:
             raise ValueError("processes must be at least 1")
-        self.queue = SqliteFireQueue(db_path_for(settings.data_dir))
+        self.queue = PartitionQueue(settings.data_dir, 0, self.processes)
         self.start_timeout_s = start_timeout_s
         self.restart_delay_s = restart_delay_s
         self._ctx = multiprocessing.get_context("spawn")
@@ -228,7 +230,10 @@ class DispatcherProcess:
     def publish_many(self, fires: Iterable[JobFired]) -> None:
         """Persist a batch of fires in one transaction, then wake the children."""
         self._wait_for_room()
-        added = len(self.queue.add_many(fires))
+        batch = list(fires)
+        added = len(self.queue.add_many(batch))
+        if self.processes > 1:
+            added = len(batch)  # partition 0's new rows came back; the others' were added too
         if added:
             self._depth += added  # counted again at the next check
             self._signal(WAKE)
@@ -236,14 +241,10 @@ class DispatcherProcess:
     def publish_payloads(self, fires: Sequence[RenderedFire]) -> None:
         """`PayloadPublisher`: persist fires rendered by the timer engine, then wake.
 
-        With several children the batch is grouped by child first (a stable sort, so
-        each child's fires keep their order): each child's rows then lie together in
-        the table, and its dequeues touch pages the others do not write.
+        With several children each child's fires go to its partition's file, in the
+        order they were fired (one transaction per partition).
         """
         self._wait_for_room()
-        count = self.processes
-        if count > 1:
-            fires = sorted(fires, key=lambda fire: fire[3] % count)
         added = self.queue.add_payloads(fires)
         if added:
             self._depth += added
@@ -253,7 +254,7 @@ class DispatcherProcess:
         """Fires in the queue table, counted at most every `depth_check_s`."""
         now = time.monotonic()
         if now - self._depth_at >= self.depth_check_s:
-            self._depth = self.queue.count()
+            self._depth = self.queue.count_all()
             self._depth_at = now
         return self._depth
 
@@ -294,6 +295,7 @@ class DispatcherProcess:
                 return
             deadline = time.monotonic() + self.start_timeout_s
             self._wait_for_leftovers(deadline)
+            arrange(self.settings.data_dir, self.processes)
             children: list[_Child] = []
             try:
                 for index in range(self.processes):
@@ -450,15 +452,15 @@ class DispatcherProcess:
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             due_by = None if include_delayed else time.time()
-            if self.queue.count(due_by=due_by) == 0:
+            if self.queue.count_all(due_by=due_by) == 0:
                 return True
             if deadline is not None and time.monotonic() >= deadline:
                 return False
             time.sleep(0.02)
 
     def backlog(self) -> int:
-        """Fires accepted and not yet handled (rows in the queue table)."""
-        return self.queue.count()
+        """Fires accepted and not yet handled (rows in the queue tables)."""
+        return self.queue.count_all()
 
 
 def _send(fd: int, message: bytes) -> bool:

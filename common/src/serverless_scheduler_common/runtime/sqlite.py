@@ -18,7 +18,7 @@ import random
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -68,11 +68,40 @@ class SqliteRunRepository(SqliteStore):
     CREATE UNIQUE INDEX runs_by_job ON runs (owner_id, job_id, started_at, run_id);
     """
 
-    def __init__(self, db_path: str | Path, *, retention: int = 100) -> None:
+    def __init__(
+        self,
+        db_path: str | Path,
+        *,
+        retention: int = 100,
+        others: Callable[[], Sequence[Path]] | None = None,
+    ) -> None:
+        """`others`: the other files that may hold runs (dispatch partitions, looked up
+        on each read): `list` merges them in and `forget_job` deletes there too; runs
+        are recorded in `db_path` only."""
         if retention < 1:
             raise ValueError("retention must be at least 1")
         super().__init__(db_path)
         self.retention = retention
+        self._others = others
+        self._other_stores: dict[Path, SqliteRunRepository] = {}
+
+    def _stores(self) -> list[SqliteRunRepository]:
+        """This file's adapter and one per other file holding runs (opened once)."""
+        if self._others is None:
+            return [self]
+        stores: list[SqliteRunRepository] = [self]
+        mine = self.db_path.resolve()
+        for path in self._others():
+            key = path.resolve()
+            if key == mine or not path.exists():
+                continue
+            store = self._other_stores.get(key)
+            if store is None:
+                store = self._other_stores[key] = SqliteRunRepository(
+                    path, retention=self.retention
+                )
+            stores.append(store)
+        return stores
 
     def _create_schema(self) -> None:
         """Create the table and its index unless the file has a runs table already
@@ -97,44 +126,83 @@ class SqliteRunRepository(SqliteStore):
                 write_runs(conn, prepared)
 
     def forget_job(self, owner_id: str, job_id: str) -> int:
-        """Delete every run of a deleted job (its summaries and diffs go with it);
-        returns how many. The API shows no runs of a job that is gone."""
-        with self._tx() as conn:
-            before = conn.total_changes
-            conn.execute("DELETE FROM runs WHERE owner_id = ? AND job_id = ?", (owner_id, job_id))
-            return conn.total_changes - before
+        """Delete every run of a deleted job (its summaries and diffs go with it), in
+        every file that holds runs; returns how many. The API shows no runs of a job
+        that is gone."""
+        deleted = 0
+        for store in self._stores():
+            with store._tx() as conn:
+                before = conn.total_changes
+                conn.execute(
+                    "DELETE FROM runs WHERE owner_id = ? AND job_id = ?", (owner_id, job_id)
+                )
+                deleted += conn.total_changes - before
+        return deleted
 
     def list(
         self, owner_id: str, job_id: str, *, limit: int = 50, cursor: str | None = None
     ) -> Page:
         limit = max(1, min(int(limit), 1000))
-        params: list[object] = [owner_id, job_id]
-        where = ""
-        if cursor:
-            started, run_id = _decode_cursor(cursor)
-            where = "AND (started_at < ? OR (started_at = ? AND run_id < ?))"
-            params += [started, started, run_id]
+        after = _decode_cursor(cursor) if cursor else None
+        stores = self._stores()
         # Pruning is amortised (see `write_runs`): a job may briefly hold a few more rows
-        # than the retention, so the reader stops at the oldest run still retained.
-        oldest = self._query(
-            """SELECT started_at, run_id FROM runs WHERE owner_id = ? AND job_id = ?
-               ORDER BY started_at DESC, run_id DESC LIMIT 1 OFFSET ?""",
-            (owner_id, job_id, self.retention - 1),
+        # than the retention, so the reader stops at the oldest run still retained (over
+        # every file: after a change of dispatch partitions a job's runs are in two).
+        keys = sorted(
+            (str(row[0]), str(row[1]))
+            for store in stores
+            for row in store._query(
+                """SELECT started_at, run_id FROM runs WHERE owner_id = ? AND job_id = ?
+                   ORDER BY started_at DESC, run_id DESC LIMIT ? OFFSET ?""",
+                (
+                    owner_id,
+                    job_id,
+                    *((1, self.retention - 1) if len(stores) == 1 else (self.retention, 0)),
+                ),
+            )
         )
-        if oldest:
-            where += " AND (started_at > ? OR (started_at = ? AND run_id >= ?))"
-            params += [oldest[0][0], oldest[0][0], oldest[0][1]]
-        rows = self._query(
-            f"""SELECT started_at, run_id, data FROM runs WHERE owner_id = ? AND job_id = ?
-                {where} ORDER BY started_at DESC, run_id DESC LIMIT ?""",
-            [*params, limit + 1],
-        )
+        if len(stores) > 1:
+            keys = keys[-self.retention :] if len(keys) >= self.retention else []
+        oldest = keys[0] if keys else None
+        rows = sorted(
+            (
+                row
+                for store in stores
+                for row in store._page_rows(owner_id, job_id, limit + 1, after, oldest)
+            ),
+            key=lambda row: (str(row[0]), str(row[1])),
+            reverse=True,
+        )[: limit + 1]
         items = [Run.model_validate_json(str(row[2])) for row in rows[:limit]]
         next_cursor = None
         if len(rows) > limit:
             last = rows[limit - 1]
             next_cursor = _encode_cursor(str(last[0]), str(last[1]))
         return Page(items=items, next_cursor=next_cursor)
+
+    def _page_rows(
+        self,
+        owner_id: str,
+        job_id: str,
+        limit: int,
+        after: tuple[str, str] | None,
+        oldest: tuple[str, str] | None,
+    ) -> Sequence[tuple[object, ...]]:
+        """This file's runs of a job, newest first: older than `after`, not older than
+        `oldest`, at most `limit`."""
+        params: list[object] = [owner_id, job_id]
+        where = ""
+        if after is not None:
+            where = "AND (started_at < ? OR (started_at = ? AND run_id < ?))"
+            params += [after[0], after[0], after[1]]
+        if oldest is not None:
+            where += " AND (started_at > ? OR (started_at = ? AND run_id >= ?))"
+            params += [oldest[0], oldest[0], oldest[1]]
+        return self._query(
+            f"""SELECT started_at, run_id, data FROM runs WHERE owner_id = ? AND job_id = ?
+                {where} ORDER BY started_at DESC, run_id DESC LIMIT ?""",
+            [*params, limit],
+        )
 
 
 @dataclass
@@ -730,6 +798,24 @@ class SqliteFireQueue(SqliteStore):
         with self._tx() as conn:
             before = conn.total_changes
             insert_rows(conn, _QUEUE_INSERT, rows, width=3)
+            inserted = conn.total_changes - before
+            if inserted:
+                conn.execute(_DEPTH_ADD, (inserted,))
+            return inserted
+
+    def add_rows(self, rows: Sequence[tuple[object, ...]]) -> int:
+        """Queue rows moved from another queue as they were: (fire_id, payload, attempt,
+        not_before, shard) each, in one transaction; returns how many were added."""
+        if not rows:
+            return 0
+        with self._tx() as conn:
+            before = conn.total_changes
+            insert_rows(
+                conn,
+                "INSERT OR IGNORE INTO dispatch_queue (fire_id, payload, attempt, not_before, shard)",
+                rows,
+                width=5,
+            )
             inserted = conn.total_changes - before
             if inserted:
                 conn.execute(_DEPTH_ADD, (inserted,))

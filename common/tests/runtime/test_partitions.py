@@ -1,0 +1,159 @@
+"""Dispatch partitions: one SQLite file per dispatcher process (`runtime/partitions.py`)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from serverless_scheduler_common.events import JobFired
+from serverless_scheduler_common.ports import fire_shard, render_fire
+from serverless_scheduler_common.runs import Run
+from serverless_scheduler_common.runtime.partitions import (
+    PartitionQueue,
+    arrange,
+    existing_partitions,
+    file_partition,
+    partition_path,
+    stored_count,
+)
+from serverless_scheduler_common.runtime.sqlite import (
+    SqliteFireLedger,
+    SqliteFireQueue,
+    SqliteRunRepository,
+)
+from serverless_scheduler_common.sqlite import db_path_for
+
+T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+
+
+def _fire(job_id: str, minute: int = 0) -> JobFired:
+    return JobFired(
+        job_type="example_job",
+        job_id=job_id,
+        owner_id="alice",
+        scheduled_time=T0 + timedelta(minutes=minute),
+        job={"job_id": job_id, "message": job_id},
+    )
+
+
+def _jobs_in(partition: int, count: int, n: int) -> list[str]:
+    """`n` job ids whose fires belong to `partition` of `count`."""
+    out = [f"job{i}" for i in range(500) if fire_shard(f"job{i}") % count == partition]
+    return out[:n]
+
+
+def _queued(path: Path) -> list[tuple[str, int, float]]:
+    return [
+        (str(f), int(str(a)), float(str(n)))
+        for f, a, n in SqliteFireQueue(path)._query(
+            "SELECT fire_id, attempt, not_before FROM dispatch_queue ORDER BY seq"
+        )
+    ]
+
+
+def test_files_one_partition_is_the_main_file_several_have_their_own(tmp_path: Path) -> None:
+    assert partition_path(tmp_path, 0, 1) == db_path_for(tmp_path)
+    assert [partition_path(tmp_path, i, 3).name for i in range(3)] == [
+        "dispatch-0.db",
+        "dispatch-1.db",
+        "dispatch-2.db",
+    ]
+    with pytest.raises(ValueError, match="partition"):
+        partition_path(tmp_path, 2, 2)
+    assert file_partition(db_path_for(tmp_path), 1) == 0
+    assert file_partition(db_path_for(tmp_path), 2) is None
+    assert file_partition(tmp_path / "dispatch-1.db", 2) == 1
+    assert file_partition(tmp_path / "dispatch-2.db", 2) is None
+    assert file_partition(tmp_path / "dispatch-0.db", 1) is None
+    for name in ("dispatch-10.db", "dispatch-2.db", "dispatch-x.db", "dispatch-01.db"):
+        (tmp_path / name).touch()
+    assert [p.name for p in existing_partitions(tmp_path)] == [
+        "scheduler.db",
+        "dispatch-2.db",
+        "dispatch-10.db",
+    ]
+
+
+def test_a_partition_queue_keeps_its_jobs_fires_and_files_the_others(tmp_path: Path) -> None:
+    mine, theirs = _jobs_in(1, 2, 3), _jobs_in(0, 2, 2)
+    queue = PartitionQueue(tmp_path, 1, 2)
+    added = queue.add_many([_fire(j) for j in mine + theirs])
+    assert [item.fired.job_id for item in added if item.fired] == mine  # its own rows
+    assert queue.count() == 3 and queue.count_all() == 5
+    rendered = [render_fire(_fire(j, 1)) for j in theirs + mine]
+    assert queue.add_payloads(rendered) == 5
+    assert [f for f, _, _ in _queued(partition_path(tmp_path, 0, 2))] == [
+        f"{j}@2026-01-01T12:0{m}:00Z" for m in (0, 1) for j in theirs
+    ]
+    assert queue.count_all() == 10
+    assert not db_path_for(tmp_path).exists() or _queued(db_path_for(tmp_path)) == []
+
+
+def test_arrange_moves_queued_fires_and_copies_marks_when_the_count_changes(
+    tmp_path: Path,
+) -> None:
+    main = db_path_for(tmp_path)
+    one = SqliteFireQueue(main)
+    jobs = [f"job{i}" for i in range(12)]
+    one.add_many([_fire(j) for j in jobs])
+    seq = int(str(one._query("SELECT min(seq) FROM dispatch_queue")[0][0]))
+    one.complete(reschedule=[(seq, 3, 1234.5)])  # a fire waiting for its retry
+    ledger = SqliteFireLedger(main)
+    ledger.mark_done_many([_fire("job0", 9).fire_id])
+    ledger.add_failure("alice/job1")
+    ledger.forget_job("alice", "gone")
+
+    assert stored_count(tmp_path) == 1
+    assert arrange(tmp_path, 2) == 12
+    assert stored_count(tmp_path) == 2
+    assert _queued(main) == []
+    moved = {}
+    for index in (0, 1):
+        rows = _queued(partition_path(tmp_path, index, 2))
+        assert {fire_shard(f.split("@")[0]) % 2 for f, _, _ in rows} <= {index}
+        moved.update({f: (a, n) for f, a, n in rows})
+    assert moved[_fire("job0").fire_id] == (3, 1234.5)  # attempt and retry time kept
+    assert len(moved) == 12
+    for index in (0, 1):  # every partition can tell what ran, failed, was deleted
+        copy = SqliteFireLedger(partition_path(tmp_path, index, 2))
+        assert copy.is_done(_fire("job0", 9).fire_id)
+        assert copy.lookup("x", "alice/job1", failures=True).failures == 1
+        assert copy.is_removed("alice/gone")
+
+    assert arrange(tmp_path, 2) == 0  # nothing to move the second time
+    assert arrange(tmp_path, 1) == 12  # and back into the main file
+    assert len(_queued(main)) == 12 and stored_count(tmp_path) == 1
+    assert all(_queued(partition_path(tmp_path, i, 2)) == [] for i in (0, 1))
+
+
+def test_runs_are_listed_and_forgotten_across_partition_files(tmp_path: Path) -> None:
+    def run(minute: int) -> Run:
+        at = T0 + timedelta(minutes=minute)
+        return Run(
+            job_id="job1",
+            fire_id=f"job1@{minute}",
+            scheduled_time=at,
+            started_at=at,
+            finished_at=at,
+            status="ok",
+            summary=f"run {minute}",
+        )
+
+    old = SqliteRunRepository(db_path_for(tmp_path), retention=4)
+    new = SqliteRunRepository(partition_path(tmp_path, 1, 2), retention=4)
+    old.record_many([("alice", run(m)) for m in (0, 2, 4)])  # before the change
+    new.record_many([("alice", run(m)) for m in (1, 3, 5)])  # after it
+    reader = SqliteRunRepository(
+        db_path_for(tmp_path), retention=4, others=lambda: existing_partitions(tmp_path)
+    )
+    page = reader.list("alice", "job1", limit=3)
+    assert [r.summary for r in page.items] == ["run 5", "run 4", "run 3"]
+    rest = reader.list("alice", "job1", limit=3, cursor=page.next_cursor)
+    # The retention counts the job's runs in every file: 4 newest, not 4 per file.
+    assert [r.summary for r in rest.items] == ["run 2"] and rest.next_cursor is None
+    assert old.list("alice", "job1").items[0].summary == "run 4"  # one file alone
+
+    assert reader.forget_job("alice", "job1") == 6
+    assert new.list("alice", "job1").items == [] and old.list("alice", "job1").items == []
