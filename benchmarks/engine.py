@@ -1,12 +1,17 @@
 """Local timer engine benchmark: N jobs firing every P seconds for D seconds.
 
-Start times are spread evenly over one period. With `--cron EXPRESSION` every job has
+Start times are spread evenly over one period, which begins `--lead` seconds after the
+benchmark starts adding the jobs (default N / 12,500, at least 2: about what adding
+takes here), so the fires begin once the jobs are stored and armed and the window
+measures the steady state, not a bulk import racing the first fires (`--lead 0`
+measures that instead; `lead_spare_s` says how much of the lead was left once every job
+was armed, negative when the first fires came first). With `--cron EXPRESSION` every job has
 that cron expression instead and they fire together, at the top of the minute for
 `* * * * *` (cron's usual load); the window then starts 5 s before one of its fire
 times, `period_s` is the expression's shortest gap and `expected_fires_per_s` is N
 times the fire times inside the window, over D. Prints one JSON object with jobs,
 period_s, expected_fires_per_s, fires_per_s, lateness_p50_ms, lateness_p99_ms, missed,
-add_jobs_s, settle_s, cpu_s, cpu_sys_s, cpu_us_per_fire, rss_mb (peak), rss_loaded_mb
+add_jobs_s, lead_spare_s, settle_s, cpu_s, cpu_sys_s, cpu_us_per_fire, rss_mb (peak), rss_loaded_mb
 (once every job is armed) and rss_end_mb.
 
 `--publisher` picks what the engine hands its fires to: `process` (default; local
@@ -46,6 +51,7 @@ queue rows, no second process, no threads); see `inline_floor`.
 
     python benchmarks/engine.py --jobs 100000 --period 10 --duration 10
     python benchmarks/engine.py --jobs 500000 --period 10 --duration 10 --dispatchers 2
+    python benchmarks/engine.py --jobs 500000 --dispatchers 2 --lead 0 --timeline
     python benchmarks/engine.py --jobs 100000 --cron "* * * * *" --duration 60
     python benchmarks/engine.py --publisher noop      # engine alone
     python benchmarks/engine.py --instructions        # engine's instructions per fire
@@ -74,6 +80,11 @@ from serverless_scheduler_common.coldstart import tune_for_throughput
 from serverless_scheduler_common.events import JobFired
 from serverless_scheduler_common.policy import JobPolicy
 from serverless_scheduler_common.ports import RenderedFire
+from serverless_scheduler_common.runtime.partitions import (
+    PartitionQueue,
+    existing_partitions,
+    partition_path,
+)
 from serverless_scheduler_common.schedule import CronSchedule, RateSchedule
 from serverless_scheduler_schedulers.local_engine import LocalScheduleBackend, TimerEngine
 from serverless_scheduler_schedulers.sync import SnapshotJob
@@ -88,6 +99,8 @@ class MeasuringPublisher:
         self.lateness: list[float] = []
         self.in_window = 0
         self.total = 0
+        #: Per wall-clock second: [latest hand-off lateness, fires] (`--timeline`).
+        self.timeline: dict[int, list[float]] | None = None
         self._lo, self._hi = window
         self._inner_payloads = getattr(inner, "publish_payloads", None)
         if inner is None or self._inner_payloads is not None:
@@ -108,6 +121,11 @@ class MeasuringPublisher:
         self.total += fires
 
     def _publish_payloads(self, fires: Sequence[RenderedFire]) -> None:
+        if self.timeline is not None and fires:
+            now = time.time()
+            second = self.timeline.setdefault(int(now), [0.0, 0])
+            second[0] = max(second[0], now - min(fire[1] for fire in fires))
+            second[1] += len(fires)
         self._count((fire[1] for fire in fires), len(fires))
         if self._inner_payloads is not None:
             self._inner_payloads(fires)
@@ -139,7 +157,9 @@ class ConsumerClock:
             self.lateness.append(time.time() - scheduled)
 
 
-def _dispatcher(data_dir: Path, clock: ConsumerClock | None) -> Any:
+def _dispatcher(
+    data_dir: Path, clock: ConsumerClock | None, partition: tuple[int, int] = (0, 1)
+) -> Any:
     """The local dispatcher with a no-op consumer plugin that records start lateness."""
     from serverless_scheduler_common import hookimpl
     from serverless_scheduler_common.plugins import build_registry, get_plugin_manager
@@ -148,7 +168,6 @@ def _dispatcher(data_dir: Path, clock: ConsumerClock | None) -> Any:
     from serverless_scheduler_common.runtime.sqlite import (
         SqliteDeadLetterStore,
         SqliteFireLedger,
-        SqliteFireQueue,
         SqliteRunRepository,
     )
     from serverless_scheduler_common.settings import Settings
@@ -178,7 +197,8 @@ def _dispatcher(data_dir: Path, clock: ConsumerClock | None) -> Any:
     settings = Settings(data_dir=data_dir)
     pm = get_plugin_manager(settings=settings, plugins=[NoopPlugin()], load_entrypoints=False)
     registry = build_registry(pm)
-    db = data_dir / "scheduler.db"
+    # Partition i of K keeps its queue, runs and ledger in its own file, as in local mode.
+    db = partition_path(data_dir, *partition)
     runtime = ConsumerRuntime(
         settings=settings,
         pm=pm,
@@ -186,12 +206,13 @@ def _dispatcher(data_dir: Path, clock: ConsumerClock | None) -> Any:
         runs=SqliteRunRepository(db),
         ledger=SqliteFireLedger(db),
     )
-    return LocalDispatcher(runtime, SqliteFireQueue(db), SqliteDeadLetterStore(db))
+    queue = PartitionQueue(data_dir, *partition)
+    return LocalDispatcher(runtime, queue, SqliteDeadLetterStore(data_dir / "scheduler.db"))
 
 
-def _child_dispatcher(settings: Any) -> Any:
+def _child_dispatcher(settings: Any, partition: tuple[int, int] = (0, 1)) -> Any:
     """Factory of the child process's dispatcher (`--publisher process`)."""
-    return _dispatcher(Path(settings.data_dir), None)
+    return _dispatcher(Path(settings.data_dir), None, partition)
 
 
 class ChildProbe:
@@ -224,13 +245,23 @@ class ChildProbe:
         return total
 
 
-def _consumer_lateness(db: Path, lo: float, hi: float) -> list[float]:
-    """Start lateness of the runs of fires scheduled in [lo, hi), from the run history."""
+def _consumer_lateness(data_dir: Path, lo: float, hi: float) -> list[float]:
+    """Start lateness of the runs of fires scheduled in [lo, hi), from the run history
+    (of every dispatch partition)."""
+    out: list[float] = []
+    for db in existing_partitions(data_dir):
+        out += _file_lateness(db, lo, hi)
+    return out
+
+
+def _file_lateness(db: Path, lo: float, hi: float) -> list[float]:
     import sqlite3
 
     out: list[float] = []
     conn = sqlite3.connect(db)
     try:
+        if not conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'runs'").fetchone():
+            return out
         rows = conn.execute(
             "SELECT json_extract(data, '$.scheduled_time'), json_extract(data, '$.started_at') "
             "FROM runs"
@@ -513,7 +544,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--warmup", type=float, default=None, help="seconds before measuring")
     parser.add_argument(
+        "--lead",
+        type=float,
+        default=None,
+        help="seconds from the start of adding the jobs to the first anchor (default "
+        "jobs / 12,500, at least 2; 0: jobs fire while they are being added)",
+    )
+    parser.add_argument(
         "--drain", type=float, default=2.0, help="seconds the consumer may finish late fires"
+    )
+    parser.add_argument(
+        "--timeline",
+        action="store_true",
+        help="also print, per second, the fires handed off and the latest one's lateness (stderr)",
     )
     parser.add_argument(
         "--instructions", action="store_true", help="count the engine's instructions per fire"
@@ -558,10 +601,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         cron = CronSchedule(expression=args.cron) if args.cron else None
         period = float(cron.period_s) if cron is not None else args.period
         warmup = args.warmup if args.warmup is not None else max(2.0, period)
-        # Anchors spread over one period from now; each job's first fire is its next grid
-        # point after it was armed, so adding jobs never causes a catch-up burst.
-        t0 = time.time()
+        # Anchors spread over one period, starting once the jobs are likely all added
+        # (`lead_s`): the first fires find the pipeline idle, and the window measures
+        # the steady state, not the import. A job armed after its anchor fires first at
+        # its next grid point, so a slower import never causes a catch-up burst either.
+        lead = args.lead if args.lead is not None else max(2.0, args.jobs / 12_500)
+        t0 = time.time() + (lead if cron is None else 0.0)
         publisher = MeasuringPublisher(inner, (float("inf"), float("inf")))
+        if args.timeline:
+            publisher.timeline = {}
         engine = TimerEngine(backend, publisher, publish_batch=2000)
         engine.load()
         child: ChildProbe | None = None
@@ -586,6 +634,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         while engine.armed < args.jobs:
             time.sleep(0.005)
         add_jobs_s += time.perf_counter() - t_add
+        added_at = time.time()
         # What local mode does once its engine has armed the stored jobs.
         tune_for_throughput()
         rss_loaded = _rss_now_mb()
@@ -594,11 +643,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         t_settle = time.monotonic()
         if inner is not None:
             allowed = max(1, int(args.jobs / period * 0.1))
-            while time.monotonic() - t_settle < 60 and inner.queue.count() > allowed:
+            while time.monotonic() - t_settle < 60 and inner.backlog() > allowed:
                 time.sleep(0.05)
         settle_s = time.monotonic() - t_settle
 
-        lo = time.time() + warmup
+        lo = max(time.time(), t0) + warmup  # warm-up once the jobs fire
         fire_times: list[float] = []
         if cron is not None:
             # The window starts 5 s before a fire time: each burst has the window's rest
@@ -631,15 +680,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         if inner is not None:
             inner.wait_idle(timeout=max(0.0, args.drain - 0.5))
         backlog = inner.backlog() if inner is not None else 0
-        queued = inner.queue.count() if inner is not None else 0
+        queued = inner.backlog() if inner is not None else 0
         child_rss = child.peak_rss_mb() if child is not None else 0.0
         rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         if inner is not None:
             inner.stop(drain=False, timeout=5)
         if child is not None:
-            consumer.lateness = _consumer_lateness(
-                data_dir / "scheduler.db", lo, lo + args.duration
-            )
+            consumer.lateness = _consumer_lateness(data_dir, lo, lo + args.duration)
 
         expected = (
             args.jobs * len(fire_times)
@@ -660,6 +707,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             "lateness_p99_ms": round(_pct(lat, 0.99) * 1000, 2),
             "missed": max(0, expected - publisher.in_window) + engine.stats.missed,
             "add_jobs_s": round(add_jobs_s, 3),
+            # Seconds from the jobs all armed to the first anchor (`--lead`); negative:
+            # the first fires came while jobs were still being added.
+            "lead_spare_s": round(t0 - added_at, 2) if cron is None else None,
             "settle_s": round(settle_s, 2),
             "cpu_s": round(cpu_s, 3),
             "cpu_sys_s": round(cpu_sys_s, 3),
@@ -686,6 +736,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                 }
             )
         print(json.dumps(result))
+        if publisher.timeline:
+            first = min(publisher.timeline)
+            for second, (late, count) in sorted(publisher.timeline.items()):
+                print(
+                    f"second {second - first:4d}: handed off {count:7d}, "
+                    f"latest {late * 1000:8.1f} ms",
+                    file=sys.stderr,
+                )
     return 0
 
 

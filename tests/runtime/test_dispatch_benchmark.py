@@ -45,6 +45,7 @@ def test_the_engine_benchmark_prints_every_documented_field() -> None:
         "lateness_p99_ms",
         "missed",
         "add_jobs_s",
+        "lead_spare_s",
         "cpu_s",
         "cpu_us_per_fire",
         "rss_mb",
@@ -58,6 +59,23 @@ def test_the_engine_benchmark_prints_every_documented_field() -> None:
     # were is the benchmark's business, not this test's).
     assert result["handed_off_per_s"] > 0 and result["consumer_fires_per_s"] > 0
     assert result["cpu_s"] > 0 and result["rss_mb"] > 0
+    # 200 jobs are armed well within the 2 s lead: the first fires found them all.
+    assert 0 < result["lead_spare_s"] <= 2
+
+
+def test_the_engine_benchmark_can_show_each_seconds_hand_off() -> None:
+    args = ("--jobs", "100", "--period", "1", "--duration", "1", "--warmup", "1", "--lead", "0")
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "engine.py"), *args, "--timeline"],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=True,
+    )
+    lines = [line for line in out.stderr.splitlines() if line.startswith("second")]
+    handed = [int(line.split("handed off")[1].split(",")[0]) for line in lines]
+    assert len(lines) >= 2 and sum(handed) >= 100  # every job fired at least once
+    assert json.loads(out.stdout)["lead_spare_s"] <= 0  # fired while being added
 
 
 def test_the_floor_benchmark_runs_every_fire_inline_and_splits_its_cost() -> None:
