@@ -6,16 +6,18 @@ then spend more time handing that lock back and forth than doing work. With
 `DispatcherProcess` the engine's process only appends fires to the durable queue table
 (`SqliteFireQueue`, one transaction per batch) and writes one byte to a pipe; a child
 process runs the `LocalDispatcher` (workers, plugins, runs, ledger) over the same
-SQLite file and reads the new rows when that byte arrives (and every second anyway).
+SQLite file (with several children, each over its partition's file) and reads the new
+rows when that byte arrives (and every second anyway).
 No lock is shared between the processes, so killing either never blocks the other.
 
 Nothing is lost on either side: a fire is accepted once its row is committed, the
 child deletes a row only in the transaction that records its run, and a child that dies
 (even `kill -9`) is started again by the parent, which then runs every unfinished row.
 
-The child builds its dispatcher with `factory(settings)`: a module-level callable (it is
-pickled by name into a freshly spawned interpreter, so plugin objects cannot be passed;
-plugins come from the installed entry points, or from what the factory registers).
+The child builds its dispatcher with `factory(settings, (index, count))`, for its
+dispatch partition (`partitions.py`): a module-level callable (it is pickled by name
+into a freshly spawned interpreter, so plugin objects cannot be passed; plugins come
+from the installed entry points, or from what the factory registers).
 
 With `processes=K` (`settings.dispatcher_processes`) K children split the queue by
 job (`fire_shard(job_id) % K`): one core runs about 20,000 no-op fires per second, and
