@@ -83,13 +83,22 @@ def test_invalid_schedules_name_the_field(
     assert text in str(info.value)
 
 
-def test_end_before_start_is_rejected() -> None:
-    with pytest.raises(ValidationError, match="end_at must be later than start_at"):
+def test_end_before_start_is_rejected_naming_end_at() -> None:
+    with pytest.raises(ValidationError, match="end_at must be later than start_at") as info:
         RateSchedule(
             every=5,
             start_at=datetime(2026, 1, 2, tzinfo=UTC),
             end_at=datetime(2026, 1, 1, tzinfo=UTC),
         )
+    assert [error["loc"] for error in info.value.errors()] == [("end_at",)]
+    payload = {"kind": "cron", "expression": "0 9 * * *", "start_at": "2026-01-02T00:00:00Z"}
+    with pytest.raises(ValidationError) as info:
+        SCHEDULE.validate_python({**payload, "end_at": "2026-01-02T00:00:00Z"})
+    assert ("cron", "end_at") in _error_locs(info.value)
+    # Without a valid start_at there is nothing to compare with: only start_at is named.
+    with pytest.raises(ValidationError) as info:
+        SCHEDULE.validate_python({**payload, "start_at": "soon", "end_at": "2026-01-01T00:00Z"})
+    assert _error_locs(info.value) == [("cron", "start_at")]
 
 
 def test_cron_macros_and_whitespace_are_normalised() -> None:

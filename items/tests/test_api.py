@@ -197,6 +197,18 @@ def test_schedules_that_would_never_fire_are_422_naming_the_field(api: Any) -> N
         assert response.json()["detail"] == [{"loc": loc, "msg": msg, "type": "value_error"}]
 
 
+def test_an_end_before_the_start_is_422_naming_end_at(api: Any) -> None:
+    start = (datetime.now(UTC) + timedelta(days=2)).isoformat()
+    end = (datetime.now(UTC) + timedelta(days=1)).isoformat()
+    schedule = {"kind": "rate", "every": 5, "start_at": start, "end_at": end}
+    body = {"job_type": "probe_job", "name": "window", "schedule": schedule}
+    response = api.client.post(JOBS, json=body, headers=api.auth("alice"))
+    assert response.status_code == 422, response.text
+    (error,) = response.json()["detail"]
+    assert error["loc"] == ["body", "schedule", "rate", "end_at"]
+    assert "end_at must be later than start_at" in error["msg"]
+
+
 def test_a_stored_backwards_cron_range_can_be_kept_by_an_update(
     api: Any, registry: JobTypeRegistry
 ) -> None:

@@ -19,8 +19,8 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    ValidationInfo,
     field_validator,
-    model_validator,
 )
 
 from . import cron
@@ -76,11 +76,15 @@ class _RecurringBase(_ScheduleBase):
         description="Spread each fire by up to this many seconds to smooth load.",
     )
 
-    @model_validator(mode="after")
-    def _window_is_ordered(self) -> _RecurringBase:
-        if self.start_at and self.end_at and self.end_at <= self.start_at:
+    @field_validator("end_at")
+    @classmethod
+    def _window_is_ordered(cls, end_at: datetime | None, info: ValidationInfo) -> datetime | None:
+        # A field check (not a model one), so the error names `end_at`; `start_at` is
+        # declared first and is in `info.data` once it validated.
+        start_at = info.data.get("start_at")
+        if start_at is not None and end_at is not None and end_at <= start_at:
             raise ValueError("end_at must be later than start_at")
-        return self
+        return end_at
 
     def _in_window(self, when: datetime) -> bool:
         return self.end_at is None or when <= self.end_at
