@@ -16,6 +16,7 @@ import os
 import socket
 import sqlite3
 import sys
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -35,7 +36,10 @@ from serverless_scheduler_common.registry import JobTypeRegistry
 from serverless_scheduler_common.runtime.dispatcher import LocalDispatcher, removal_row
 from serverless_scheduler_common.runtime.local import create_local_dispatcher
 from serverless_scheduler_common.runtime.partitions import arrange, existing_partitions
-from serverless_scheduler_common.runtime.process import DispatcherProcess
+from serverless_scheduler_common.runtime.process import (
+    DispatcherProcess,
+    wait_for_leftover_dispatchers,
+)
 from serverless_scheduler_common.runtime.sqlite import SqliteRunRepository
 from serverless_scheduler_common.sqlite import db_path_for
 from serverless_scheduler_common.state import SqliteStateStore
@@ -95,8 +99,10 @@ class LocalSystem:
         self.lock()
         try:
             if isinstance(self.dispatcher, LocalDispatcher):
-                # One dispatcher in this process: every queued fire in scheduler.db
-                # (a child process arranges the partitions itself).
+                # One dispatcher in this process: every queued fire in scheduler.db (a
+                # child process arranges the partitions itself), once the children of a
+                # killed earlier server are done with their files.
+                wait_for_leftover_dispatchers(self.settings.data_dir, time.monotonic() + 60)
                 arrange(self.settings.data_dir, 1)
             self.dispatcher.start()
         except BaseException:

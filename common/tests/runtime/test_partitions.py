@@ -116,16 +116,45 @@ def test_arrange_moves_queued_fires_and_copies_marks_when_the_count_changes(
         moved.update({f: (a, n) for f, a, n in rows})
     assert moved[_fire("job0").fire_id] == (3, 1234.5)  # attempt and retry time kept
     assert len(moved) == 12
-    for index in (0, 1):  # every partition can tell what ran, failed, was deleted
+    home = fire_shard("job1") % 2
+    for index in (0, 1):  # every partition can tell what ran and what was deleted
         copy = SqliteFireLedger(partition_path(tmp_path, index, 2))
         assert copy.is_done(_fire("job0", 9).fire_id)
-        assert copy.lookup("x", "alice/job1", failures=True).failures == 1
         assert copy.is_removed("alice/gone")
+        # A failure count goes to its job's partition only.
+        expected = 1 if index == home else 0
+        assert copy.lookup("x", "alice/job1", failures=True).failures == expected
 
+    # job1 recovers while two processes run: back on one, its old count stays gone.
+    SqliteFireLedger(partition_path(tmp_path, home, 2)).reset_failures("alice/job1")
     assert arrange(tmp_path, 2) == 0  # nothing to move the second time
     assert arrange(tmp_path, 1) == 12  # and back into the main file
     assert len(_queued(main)) == 12 and stored_count(tmp_path) == 1
     assert all(_queued(partition_path(tmp_path, i, 2)) == [] for i in (0, 1))
+    assert SqliteFireLedger(main).lookup("x", "alice/job1", failures=True).failures == 0
+    assert SqliteFireLedger(main).is_done(_fire("job0", 9).fire_id)
+
+
+def test_arrange_sends_rows_without_a_shard_to_their_jobs_partition(tmp_path: Path) -> None:
+    """Rows queued before the shard column count as shard 0: the payload names the job."""
+    main = db_path_for(tmp_path)
+    queue = SqliteFireQueue(main)
+    jobs = _jobs_in(1, 2, 3) + _jobs_in(0, 2, 2)
+    queue.add_rows([(f.fire_id, f.model_dump_json(), 1, 0.0, 0) for f in map(_fire, jobs)])
+    assert arrange(tmp_path, 2) == 5
+    for index in (0, 1):
+        rows = SqliteFireQueue(partition_path(tmp_path, index, 2))._query(
+            "SELECT fire_id, shard FROM dispatch_queue ORDER BY seq"
+        )
+        assert [str(f).split("@")[0] for f, _ in rows] == _jobs_in(index, 2, 5)[: len(rows)]
+        assert [int(str(shard)) for _, shard in rows] == [
+            fire_shard(str(f).split("@")[0]) for f, _ in rows
+        ]
+    # With one partition a row without a shard stays, and gets its shard.
+    queue.add_rows([(_fire("job7").fire_id, _fire("job7").model_dump_json(), 1, 0.0, 0)])
+    assert arrange(tmp_path, 1) == 5
+    shards = dict(queue._query("SELECT fire_id, shard FROM dispatch_queue"))
+    assert shards[_fire("job7").fire_id] == fire_shard("job7")
 
 
 def test_runs_are_listed_and_forgotten_across_partition_files(tmp_path: Path) -> None:

@@ -24,9 +24,11 @@ runs in all of them.
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import sqlite3
+import threading
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -40,14 +42,11 @@ log = logging.getLogger(__name__)
 
 _FILE = re.compile(r"^dispatch-(0|[1-9][0-9]*)\.db$")
 
-#: Tables copied to every partition when the number of partitions changes (the ones a
-#: dispatcher reads to decide whether to run a fire), with the statement that merges them.
+#: Tables copied to every partition when the number of partitions changes (what a
+#: dispatcher reads to decide whether to run a fire), with the statement that merges
+#: them. Failure counts go only to their job's partition (`_failure_counts`).
 _SHARED_MARKS = {
     "fires_done": "INSERT OR IGNORE INTO main.fires_done SELECT fire_id, done_at FROM src.fires_done",
-    "job_failures": (
-        "INSERT INTO main.job_failures SELECT job_key, failures FROM src.job_failures WHERE 1 "
-        "ON CONFLICT (job_key) DO UPDATE SET failures = max(failures, excluded.failures)"
-    ),
     "jobs_removed": (
         "INSERT OR IGNORE INTO main.jobs_removed SELECT job_key, removed_at FROM src.jobs_removed"
     ),
@@ -125,14 +124,18 @@ class PartitionQueue(SqliteFireQueue):
         self.data_dir = Path(data_dir)
         self.index, self.partitions = index, count
         self._queues: dict[int, SqliteFireQueue] = {index: self}
+        self._queues_lock = threading.Lock()
 
     def partition(self, index: int) -> SqliteFireQueue:
         """The queue of partition `index` (opened on first use)."""
         queue = self._queues.get(index)
         if queue is None:
-            queue = self._queues[index] = SqliteFireQueue(
-                partition_path(self.data_dir, index, self.partitions)
-            )
+            with self._queues_lock:  # publishers on several threads: one connection each
+                queue = self._queues.get(index)
+                if queue is None:
+                    queue = self._queues[index] = SqliteFireQueue(
+                        partition_path(self.data_dir, index, self.partitions)
+                    )
         return queue
 
     def add_many(self, fires: Iterable[JobFired]) -> list[QueuedFire]:
@@ -166,9 +169,11 @@ class PartitionQueue(SqliteFireQueue):
         return sum(self.partition(index).count(due_by=due_by) for index in range(self.partitions))
 
     def close(self) -> None:
-        for index, queue in list(self._queues.items()):
-            if index != self.index:
-                queue.close()
+        with self._queues_lock:
+            others = [q for i, q in self._queues.items() if i != self.index]
+            self._queues = {self.index: self}
+        for queue in others:
+            queue.close()
         super().close()
 
 
@@ -180,8 +185,10 @@ def arrange(data_dir: str | Path, count: int) -> int:
     left by an earlier layout) moves to that partition's file: inserted there first,
     then deleted here, so a crash in between leaves a copy in both, which runs once (the
     second copy finds the first one's done mark). When `count` differs from the stored
-    one, done marks, failure counts and deleted-job marks of every file are copied into
-    every partition. Nothing else runs on these files meanwhile (the caller holds the
+    one, every partition gets the done marks and deleted-job marks of every file, and
+    each job's failure count from the file that ran it until now (counts left behind by
+    an earlier layout are dropped, so a job that recovered meanwhile does not get its
+    old failures back). Nothing else runs on these files meanwhile (the caller holds the
     data directory and no dispatcher runs).
     """
     if count < 1:
@@ -198,45 +205,74 @@ def arrange(data_dir: str | Path, count: int) -> int:
     try:
         for path in files:
             moved += _move_foreign_rows(data_dir, path, count, targets)
-        if before != count:
-            for index in range(count):
-                _copy_marks(partition_path(data_dir, index, count), files)
-            conn = connect(main)
-            try:
-                _read_count(conn)
-                conn.execute(
-                    "INSERT OR REPLACE INTO dispatch_partitions (id, count) VALUES (1, ?)", (count,)
-                )
-            finally:
-                conn.close()
-            log.info("dispatch partitions: %d -> %d", before, count)
     finally:
         for queue in targets.values():
             queue.close()
     if moved:
         log.info("moved %d queued fires to the partition of their job", moved)
+    if before != count:
+        failures = _failure_counts(data_dir, files, before)
+        for index in range(count):
+            path = partition_path(data_dir, index, count)
+            mine = [
+                (key, n) for key, n in failures.items() if _partition_of_key(key, count) == index
+            ]
+            _copy_marks(path, files, mine)
+        conn = connect(main)
+        try:
+            _read_count(conn)
+            conn.execute(
+                "INSERT OR REPLACE INTO dispatch_partitions (id, count) VALUES (1, ?)", (count,)
+            )
+        finally:
+            conn.close()
+        log.info("dispatch partitions: %d -> %d", before, count)
     return moved
+
+
+def _row_shard(payload: str) -> int:
+    """The shard of a queued row's job, read from its payload (0 when unreadable)."""
+    try:
+        job_id = json.loads(payload).get("job_id")
+    except (ValueError, AttributeError):
+        return 0
+    return fire_shard(job_id) if isinstance(job_id, str) else 0
 
 
 def _move_foreign_rows(
     data_dir: str | Path, path: Path, count: int, targets: dict[int, SqliteFireQueue]
 ) -> int:
-    """Move the queued rows of `path` that belong to another partition (see `arrange`)."""
+    """Move the queued rows of `path` that belong to another partition (see `arrange`).
+
+    A row from before the shard column counts as shard 0: for those (and rows of shard
+    0 anyway) the job is read from the payload, so each goes to its job's partition.
+    """
     index = file_partition(path, count)
     source = SqliteFireQueue(path)
-    moved = 0
+    moved, after = 0, 0
     try:
         while True:
             rows = source._query(
                 "SELECT seq, fire_id, payload, attempt, not_before, shard FROM dispatch_queue "
-                "WHERE ?1 < 0 OR shard % ?2 != ?1 ORDER BY seq LIMIT ?3",
-                (-1 if index is None else index, count, _MOVE_CHUNK),
+                "WHERE seq > ?4 AND (?1 < 0 OR shard % ?2 != ?1 OR shard = 0) "
+                "ORDER BY seq LIMIT ?3",
+                (-1 if index is None else index, count, _MOVE_CHUNK, after),
             )
             if not rows:
                 return moved
+            after = int(str(rows[-1][0]))
             groups: dict[int, list[tuple[object, ...]]] = defaultdict(list)
-            for row in rows:
-                groups[partition_of(int(str(row[5])), count)].append(row[1:])
+            leaving: list[int] = []
+            reshard: list[tuple[int, int]] = []
+            for seq, fire_id, payload, attempt, not_before, stored in rows:
+                shard = int(str(stored)) or _row_shard(str(payload))
+                target = partition_of(shard, count)
+                if target == index:
+                    if shard != int(str(stored)):
+                        reshard.append((shard, int(str(seq))))
+                    continue
+                groups[target].append((fire_id, payload, attempt, not_before, shard))
+                leaving.append(int(str(seq)))
             for target, group in sorted(groups.items()):
                 queue = targets.get(target)
                 if queue is None:
@@ -244,22 +280,64 @@ def _move_foreign_rows(
                         partition_path(data_dir, target, count)
                     )
                 queue.add_rows(group)
-            source.delete([int(str(row[0])) for row in rows])
-            moved += len(rows)
-            if moved % (_MOVE_CHUNK * 20) == 0:
+            source.delete(leaving)
+            if reshard:
+                with source._tx() as conn:
+                    conn.executemany("UPDATE dispatch_queue SET shard = ? WHERE seq = ?", reshard)
+            moved += len(leaving)
+            if leaving and moved % (_MOVE_CHUNK * 20) < len(leaving):
                 log.info("moving queued fires to their partitions: %d so far", moved)
     finally:
         source.close()
 
 
-def _copy_marks(target: Path, files: Sequence[Path]) -> None:
-    """Merge the done marks, failure counts and deleted-job marks of `files` into the
-    partition file `target` (creating its tables first)."""
+def _partition_of_key(key: str, count: int) -> int:
+    """The partition of a ledger job key (`<owner_id>/<job_id>`)."""
+    return partition_of(fire_shard(key.split("/", 1)[-1]), count)
+
+
+def _failure_counts(data_dir: str | Path, files: Sequence[Path], before: int) -> dict[str, int]:
+    """Each job's failure count, from the file that ran its fires with `before`
+    partitions (a count in any other file was left there by an earlier layout)."""
+    counts: dict[str, int] = {}
+    for path in files:
+        if not path.exists():
+            continue
+        conn = connect(path)
+        try:
+            present = conn.execute(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'job_failures'"
+            ).fetchone()
+            rows = (
+                conn.execute("SELECT job_key, failures FROM job_failures").fetchall()
+                if present
+                else []
+            )
+        finally:
+            conn.close()
+        for key, failures in rows:
+            home = partition_path(data_dir, _partition_of_key(str(key), before), before)
+            if home.resolve() == path.resolve():
+                counts[str(key)] = int(failures)
+    return counts
+
+
+def _copy_marks(target: Path, files: Sequence[Path], failures: Sequence[tuple[str, int]]) -> None:
+    """Give the partition file `target` the done marks and deleted-job marks of `files`,
+    and exactly the failure counts `failures` (its tables are created first)."""
     from .sqlite import SqliteFireLedger
 
     SqliteFireLedger(target).close()  # its tables
     conn = connect(target)
     try:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.execute("DELETE FROM job_failures")
+            conn.executemany("INSERT INTO job_failures VALUES (?, ?)", failures)
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
         for path in files:
             if path.resolve() == target.resolve() or not path.exists():
                 continue

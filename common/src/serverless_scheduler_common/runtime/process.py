@@ -88,6 +88,26 @@ def lock_path_for(data_dir: str | Path, index: int = 0) -> Path:
     return db_path_for(data_dir).with_name(name)
 
 
+def wait_for_leftover_dispatchers(data_dir: str | Path, deadline: float) -> None:
+    """Wait until no process holds a dispatcher lock of `data_dir` (children of an
+    earlier parent finish their batch and exit once their parent is gone); raises
+    RuntimeError past `deadline` (`time.monotonic()`)."""
+    for path in sorted(lock_path_for(data_dir).parent.glob("dispatcher*.lock")):
+        with open(path, "a+b") as lock_file:
+            while True:
+                try:
+                    fcntl.flock(lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() > deadline:
+                        raise RuntimeError(
+                            f"another dispatcher holds {path.name}: is local mode "
+                            "already running on this data directory?"
+                        ) from None
+                    time.sleep(0.05)
+            fcntl.flock(lock_file, fcntl.LOCK_UN)
+
+
 def _child_main(
     settings_json: str,
     factory: DispatcherFactory,
@@ -295,9 +315,13 @@ class DispatcherProcess:
         with self._lock:
             if self._running:
                 return
-            deadline = time.monotonic() + self.start_timeout_s
-            self._wait_for_leftovers(deadline)
+            wait_for_leftover_dispatchers(
+                self.settings.data_dir, time.monotonic() + self.start_timeout_s
+            )
+            # Moving queued fires may take a while after a change of K: the children's
+            # start-up gets its own time.
             arrange(self.settings.data_dir, self.processes)
+            deadline = time.monotonic() + self.start_timeout_s
             children: list[_Child] = []
             try:
                 for index in range(self.processes):
@@ -314,24 +338,6 @@ class DispatcherProcess:
             target=self._watch, name="dispatcher-watchdog", daemon=True
         )
         self._watchdog.start()
-
-    def _wait_for_leftovers(self, deadline: float) -> None:
-        """Wait until no process holds a dispatcher lock of this data directory (children
-        of an earlier parent finish their batch and exit once their parent is gone)."""
-        for path in sorted(lock_path_for(self.settings.data_dir).parent.glob("dispatcher*.lock")):
-            with open(path, "a+b") as lock_file:
-                while True:
-                    try:
-                        fcntl.flock(lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                        break
-                    except BlockingIOError:
-                        if time.monotonic() > deadline:
-                            raise RuntimeError(
-                                f"another dispatcher holds {path.name}: is local mode "
-                                "already running on this data directory?"
-                            ) from None
-                        time.sleep(0.05)
-                fcntl.flock(lock_file, fcntl.LOCK_UN)
 
     def _spawn(self, index: int, deadline: float) -> _Child:
         inbox, to_child = self._ctx.Pipe(duplex=False)

@@ -84,6 +84,7 @@ class SqliteRunRepository(SqliteStore):
         self.retention = retention
         self._others = others
         self._other_stores: dict[Path, SqliteRunRepository] = {}
+        self._stores_lock = threading.Lock()
 
     def _stores(self) -> list[SqliteRunRepository]:
         """This file's adapter and one per other file holding runs (opened once)."""
@@ -95,13 +96,21 @@ class SqliteRunRepository(SqliteStore):
             key = path.resolve()
             if key == mine or not path.exists():
                 continue
-            store = self._other_stores.get(key)
-            if store is None:
-                store = self._other_stores[key] = SqliteRunRepository(
-                    path, retention=self.retention
-                )
+            with self._stores_lock:  # API and worker threads: one connection per file
+                store = self._other_stores.get(key)
+                if store is None:
+                    store = self._other_stores[key] = SqliteRunRepository(
+                        path, retention=self.retention
+                    )
             stores.append(store)
         return stores
+
+    def close(self) -> None:
+        with self._stores_lock:
+            others, self._other_stores = list(self._other_stores.values()), {}
+        for store in others:
+            store.close()
+        super().close()
 
     def _create_schema(self) -> None:
         """Create the table and its index unless the file has a runs table already
