@@ -24,6 +24,7 @@ import pytest
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
+from serverless_scheduler_common.runtime.partitions import existing_partitions
 from serverless_scheduler_common.sqlite import db_path_for
 from serverless_scheduler_schedulers.local_engine import LocalScheduleBackend
 
@@ -35,12 +36,17 @@ WORKERS = 8
 
 
 def runs_by_fire(db: Path) -> dict[str, list[str]]:
-    """fire_id -> statuses of its recorded runs (read straight from the SQLite file)."""
-    conn = sqlite3.connect(db, timeout=30)
-    try:
-        rows = conn.execute("SELECT data FROM runs").fetchall()
-    finally:
-        conn.close()
+    """fire_id -> statuses of its recorded runs (read straight from the SQLite files:
+    `scheduler.db` and, with several dispatcher processes, their partition files)."""
+    rows: list[tuple[str]] = []
+    for path in existing_partitions(db.parent):
+        conn = sqlite3.connect(path, timeout=30)
+        try:
+            rows += conn.execute("SELECT data FROM runs").fetchall()
+        except sqlite3.OperationalError:  # a partition that has recorded nothing yet
+            pass
+        finally:
+            conn.close()
     found: dict[str, list[str]] = {}
     for (data,) in rows:
         run = json.loads(data)
@@ -48,8 +54,9 @@ def runs_by_fire(db: Path) -> dict[str, list[str]]:
     return found
 
 
+@pytest.mark.parametrize("processes", [1, 2], ids=["one-dispatcher", "two-dispatchers"])
 def test_sigkill_mid_run_loses_nothing_and_notifies_once(
-    serve: Callable[..., Any], ls: ModuleType, pages: HTTPServer
+    serve: Callable[..., Any], ls: ModuleType, pages: HTTPServer, processes: int
 ) -> None:
     state = {"version": 1, "delay": 0.0}
     inbox = ls.NotificationInbox()
@@ -76,6 +83,8 @@ def test_sigkill_mid_run_loses_nothing_and_notifies_once(
         env={
             "SCHEDULER_ALLOW_PRIVATE_NETWORKS": "true",
             "SCHEDULER_DISPATCHER_WORKERS": str(WORKERS),
+            # Two: each keeps its queue and runs in a file of its own.
+            "SCHEDULER_DISPATCHER_PROCESSES": str(processes),
             "SCHEDULER_LOG_LEVEL": "WARNING",
         }
     ).start()
@@ -115,6 +124,9 @@ def test_sigkill_mid_run_loses_nothing_and_notifies_once(
             late.append(reply.json()["job_id"])
         ls.wait_for(lambda: len(inbox.received) >= 20, timeout=60, what="round 2 under way")
     server.kill()
+    assert [p.name for p in existing_partitions(server.data_dir)][1:] == [
+        f"dispatch-{i}.db" for i in range(processes) if processes > 1
+    ]
     completed_before = {f for f, statuses in runs_by_fire(db).items() if "changed" in statuses}
     notified_before = len(inbox.received)
     assert set(second.values()) - completed_before, "the kill came after every run had finished"
@@ -155,5 +167,8 @@ def test_sigkill_mid_run_loses_nothing_and_notifies_once(
             assert per_page[jobs[jid]] == 1, (jid, "completed before the kill")
     # Only a check in flight at the kill (one per worker at most) may notify twice.
     twice = [page for page, n in per_page.items() if n > 1]
-    assert max(per_page.values()) <= 2 and len(twice) <= WORKERS, (notified_before, twice)
+    assert max(per_page.values()) <= 2 and len(twice) <= WORKERS * processes, (
+        notified_before,
+        twice,
+    )
     assert server.interrupt() in (0, 130), server.logs()
