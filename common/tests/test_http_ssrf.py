@@ -25,17 +25,9 @@ from serverless_scheduler_common.http import (
 from serverless_scheduler_common.settings import Settings
 
 
-@pytest.fixture(scope="module")
-def _forbidden_server_process() -> Iterator[HTTPServer]:
-    server = HTTPServer(host="127.0.0.2", port=0)
-    server.start()
-    yield server
-    server.stop()
-
-
 @pytest.fixture
-def forbidden_server(_forbidden_server_process: HTTPServer) -> Iterator[HTTPServer]:
-    server = _forbidden_server_process
+def forbidden_server(second_loopback_server: HTTPServer) -> Iterator[HTTPServer]:
+    server = second_loopback_server
     server.clear()
     server.expect_request("/").respond_with_data("secret")
     server.expect_request("/latest/meta-data/").respond_with_data("secret")

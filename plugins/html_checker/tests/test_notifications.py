@@ -18,6 +18,7 @@ from serverless_scheduler_common.state import SqliteStateStore
 
 @pytest.fixture(scope="module")
 def _hook_server_process() -> Iterator[HTTPServer]:
+    """Its own server: the tests' pages are on pytest-httpserver's `httpserver`."""
     server = HTTPServer(host="127.0.0.1", port=0)
     server.start()
     yield server
@@ -154,20 +155,14 @@ def test_long_bodies_are_truncated(hook_server: HTTPServer) -> None:
 
 
 # -- SSRF: apprise services that make their own connections --------------------------------
-@pytest.fixture(scope="module")
-def _forbidden_server_process() -> Iterator[HTTPServer]:
-    server = HTTPServer(host="127.0.0.2", port=0)
-    server.start()
-    yield server
-    server.stop()
-
-
 @pytest.fixture
-def forbidden_server(_forbidden_server_process: HTTPServer) -> Iterator[HTTPServer]:
-    _forbidden_server_process.clear()
-    _forbidden_server_process.no_handler_status_code = 200
-    yield _forbidden_server_process
-    _forbidden_server_process.clear()
+def forbidden_server(second_loopback_server: HTTPServer) -> Iterator[HTTPServer]:
+    before = second_loopback_server.no_handler_status_code
+    second_loopback_server.clear()
+    second_loopback_server.no_handler_status_code = 200
+    yield second_loopback_server
+    second_loopback_server.clear()
+    second_loopback_server.no_handler_status_code = before
 
 
 @pytest.mark.parametrize(

@@ -147,11 +147,6 @@ def _queue_status(path: Path, now: float) -> tuple[tuple[int, int, int], float |
     conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5, isolation_level=None)
     try:
         conn.execute("BEGIN")
-        present = conn.execute(
-            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'dispatch_queue'"
-        ).fetchone()
-        if present is None:
-            return (0, 0, 0), None
         queued, waiting, notices, oldest_seq = _one(
             conn,
             """SELECT count(*), sum(not_before > ?1), sum(fire_id LIKE ?2),
@@ -164,7 +159,7 @@ def _queue_status(path: Path, now: float) -> tuple[tuple[int, int, int], float |
                 conn, "SELECT payload FROM dispatch_queue WHERE seq = ?", (oldest_seq,)
             )[:1]
             oldest_wait = _waited_s(str(payload), now)
-        return (int(queued), int(waiting or 0), int(notices or 0)), oldest_wait
+        return (int(queued or 0), int(waiting or 0), int(notices or 0)), oldest_wait
     finally:
         conn.close()
 

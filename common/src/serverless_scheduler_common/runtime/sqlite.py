@@ -158,21 +158,18 @@ class SqliteRunRepository(SqliteStore):
         # than the retention, so the reader stops at the oldest run still retained (over
         # every file: after a change of dispatch partitions a job's runs are in two).
         keys = sorted(
-            (str(row[0]), str(row[1]))
-            for store in stores
-            for row in store._query(
-                """SELECT started_at, run_id FROM runs WHERE owner_id = ? AND job_id = ?
-                   ORDER BY started_at DESC, run_id DESC LIMIT ? OFFSET ?""",
-                (
-                    owner_id,
-                    job_id,
-                    *((1, self.retention - 1) if len(stores) == 1 else (self.retention, 0)),
-                ),
-            )
+            (
+                (str(row[0]), str(row[1]))
+                for store in stores
+                for row in store._query(
+                    """SELECT started_at, run_id FROM runs WHERE owner_id = ? AND job_id = ?
+                       ORDER BY started_at DESC, run_id DESC LIMIT ?""",
+                    (owner_id, job_id, self.retention),
+                )
+            ),
+            reverse=True,
         )
-        if len(stores) > 1:
-            keys = keys[-self.retention :] if len(keys) >= self.retention else []
-        oldest = keys[0] if keys else None
+        oldest = keys[self.retention - 1] if len(keys) >= self.retention else None
         rows = sorted(
             (
                 row
