@@ -82,8 +82,8 @@ from serverless_scheduler_common.policy import JobPolicy
 from serverless_scheduler_common.ports import RenderedFire
 from serverless_scheduler_common.runtime.partitions import (
     PartitionQueue,
-    existing_partitions,
-    partition_path,
+    history_files,
+    history_path,
 )
 from serverless_scheduler_common.schedule import CronSchedule, RateSchedule
 from serverless_scheduler_schedulers.local_engine import LocalScheduleBackend, TimerEngine
@@ -197,8 +197,9 @@ def _dispatcher(
     settings = Settings(data_dir=data_dir)
     pm = get_plugin_manager(settings=settings, plugins=[NoopPlugin()], load_entrypoints=False)
     registry = build_registry(pm)
-    # Partition i of K keeps its queue, runs and ledger in its own file, as in local mode.
-    db = partition_path(data_dir, *partition)
+    # Partition i of K keeps its queue in one file and its runs and ledger in another,
+    # as in local mode.
+    db = history_path(data_dir, *partition)
     runtime = ConsumerRuntime(
         settings=settings,
         pm=pm,
@@ -249,7 +250,7 @@ def _consumer_lateness(data_dir: Path, lo: float, hi: float) -> list[float]:
     """Start lateness of the runs of fires scheduled in [lo, hi), from the run history
     (of every dispatch partition)."""
     out: list[float] = []
-    for db in existing_partitions(data_dir):
+    for db in history_files(data_dir):
         out += _file_lateness(db, lo, hi)
     return out
 

@@ -35,7 +35,7 @@ from serverless_scheduler_common.plugins import build_registry, get_plugin_manag
 from serverless_scheduler_common.registry import JobTypeRegistry
 from serverless_scheduler_common.runtime.dispatcher import LocalDispatcher, removal_row
 from serverless_scheduler_common.runtime.local import create_local_dispatcher
-from serverless_scheduler_common.runtime.partitions import arrange, existing_partitions
+from serverless_scheduler_common.runtime.partitions import arrange, data_files, history_files
 from serverless_scheduler_common.runtime.process import (
     DispatcherProcess,
     wait_for_leftover_dispatchers,
@@ -131,11 +131,11 @@ class LocalSystem:
 
     def _checkpoint(self) -> None:
         """Fold the write-ahead logs into `scheduler.db` (and the dispatch partitions'
-        files) and empty them, so that after a clean stop the main files alone hold
+        queue and history files) and empty them, so that after a clean stop the main files alone hold
         every commit (a copy of them is a backup). Idle connections of this process do
         not block it; a reader elsewhere (a `status`, an open `sqlite3` shell) may, and
         then the log stays as it is."""
-        for db in existing_partitions(self.settings.data_dir):
+        for db in data_files(self.settings.data_dir):
             try:
                 conn = sqlite3.connect(db, timeout=5)
                 try:
@@ -191,7 +191,7 @@ def build_local_system(settings: Settings, *, plugins: list[object] | None = Non
         runs = SqliteRunRepository(
             db,
             retention=settings.runs_retention,
-            others=lambda: existing_partitions(settings.data_dir),
+            others=lambda: history_files(settings.data_dir),
         )
     else:
         dispatcher = create_local_dispatcher(

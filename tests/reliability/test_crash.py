@@ -24,7 +24,7 @@ import pytest
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
-from serverless_scheduler_common.runtime.partitions import existing_partitions
+from serverless_scheduler_common.runtime.partitions import existing_partitions, history_files
 from serverless_scheduler_common.sqlite import db_path_for
 from serverless_scheduler_schedulers.local_engine import LocalScheduleBackend
 
@@ -37,9 +37,9 @@ WORKERS = 8
 
 def runs_by_fire(db: Path) -> dict[str, list[str]]:
     """fire_id -> statuses of its recorded runs (read straight from the SQLite files:
-    `scheduler.db` and, with several dispatcher processes, their partition files)."""
+    `scheduler.db` and, with several dispatcher processes, their history files)."""
     rows: list[tuple[str]] = []
-    for path in existing_partitions(db.parent):
+    for path in history_files(db.parent):
         conn = sqlite3.connect(path, timeout=30)
         try:
             rows += conn.execute("SELECT data FROM runs").fetchall()
@@ -126,6 +126,9 @@ def test_sigkill_mid_run_loses_nothing_and_notifies_once(
     server.kill()
     assert [p.name for p in existing_partitions(server.data_dir)][1:] == [
         f"dispatch-{i}.db" for i in range(processes) if processes > 1
+    ]
+    assert [p.name for p in history_files(server.data_dir)][1:] == [
+        f"history-{i}.db" for i in range(processes) if processes > 1
     ]
     completed_before = {f for f, statuses in runs_by_fire(db).items() if "changed" in statuses}
     notified_before = len(inbox.received)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import sqlite3
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -17,7 +18,12 @@ from serverless_scheduler_common import Settings
 from serverless_scheduler_common.events import JobFired
 from serverless_scheduler_common.ports import render_fire
 from serverless_scheduler_common.runtime.dispatcher import LocalDispatcher
-from serverless_scheduler_common.runtime.partitions import existing_partitions, partition_path
+from serverless_scheduler_common.runtime.partitions import (
+    HISTORY_TABLES,
+    history_files,
+    history_path,
+    partition_path,
+)
 from serverless_scheduler_common.runtime.process import DispatcherProcess
 from serverless_scheduler_common.runtime.sqlite import SqliteFireQueue, SqliteRunRepository
 from serverless_scheduler_common.sqlite import db_path_for
@@ -56,7 +62,7 @@ def process(settings: Settings) -> Iterator[DispatcherProcess]:
 
 def _runs(settings: Settings, job_id: str) -> list[str]:
     runs = SqliteRunRepository(
-        db_path_for(settings.data_dir), others=lambda: existing_partitions(settings.data_dir)
+        db_path_for(settings.data_dir), others=lambda: history_files(settings.data_dir)
     )
     return [f"{r.status}: {r.summary}" for r in runs.list("alice", job_id).items]
 
@@ -171,6 +177,27 @@ def test_two_processes_split_the_fires_and_a_killed_one_is_replaced(settings: Se
     assert not any(child.is_alive() for child in children)
     for i in range(40):
         assert _runs(settings, f"job{i:03d}") == [f"ok: logged: message {i}"]
+    # Each child's queue file holds its queue alone; its runs are in its history file.
+    assert [p.name for p in history_files(settings.data_dir)][1:] == [
+        "history-0.db",
+        "history-1.db",
+    ]
+    for index in (0, 1):
+        queue_tables = _tables(partition_path(settings.data_dir, index, 2))
+        assert "dispatch_queue" in queue_tables and not queue_tables & set(HISTORY_TABLES)
+        history = sqlite3.connect(history_path(settings.data_dir, index, 2))
+        try:
+            assert history.execute("SELECT count(*) FROM runs").fetchone()[0] > 0
+        finally:
+            history.close()
+
+
+def _tables(path: Path) -> set[str]:
+    conn = sqlite3.connect(path)
+    try:
+        return {str(r[0]) for r in conn.execute("SELECT name FROM sqlite_master")}
+    finally:
+        conn.close()
 
 
 def test_stopping_right_after_start_ends_the_child_without_killing_it(

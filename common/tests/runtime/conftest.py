@@ -167,7 +167,9 @@ class LocalRig:
         return self.runs.list(job.owner_id, job.job_id, limit=1000).items
 
 
-def build_rig(tmp_path: Path, **settings: Any) -> LocalRig:
+def build_rig(tmp_path: Path, *, history: str | None = None, **settings: Any) -> LocalRig:
+    """A dispatcher over `scheduler.db` in `tmp_path`; `history`: the name of the file
+    that holds its runs and ledger instead (as a dispatch partition's history file)."""
     values: dict[str, Any] = {"max_attempts": 3, "retry_base_s": 0.01, "retry_max_s": 0.05}
     values.update(settings)
     cfg = Settings(data_dir=tmp_path, **values)
@@ -177,13 +179,14 @@ def build_rig(tmp_path: Path, **settings: Any) -> LocalRig:
     registry = build_registry(pm)
     jobs = MemoryJobRepository()
     notifier = RecordingNotifier()
-    runs = SqliteRunRepository(db, retention=cfg.runs_retention)
+    history_db = tmp_path / history if history else db
+    runs = SqliteRunRepository(history_db, retention=cfg.runs_retention)
     runtime = ConsumerRuntime(
         settings=cfg,
         pm=pm,
         registry=registry,
         runs=runs,
-        ledger=SqliteFireLedger(db),
+        ledger=SqliteFireLedger(history_db),
         job_control=RepositoryJobControl(jobs, registry),
         notifier=notifier,
     )

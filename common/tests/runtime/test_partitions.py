@@ -1,7 +1,9 @@
-"""Dispatch partitions: one SQLite file per dispatcher process (`runtime/partitions.py`)."""
+"""Dispatch partitions: SQLite files of their own for each dispatcher process
+(`runtime/partitions.py`)."""
 
 from __future__ import annotations
 
+import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -11,10 +13,14 @@ from serverless_scheduler_common.events import JobFired
 from serverless_scheduler_common.ports import fire_shard, render_fire
 from serverless_scheduler_common.runs import Run
 from serverless_scheduler_common.runtime.partitions import (
+    HISTORY_TABLES,
     PartitionQueue,
     arrange,
+    data_files,
     existing_partitions,
     file_partition,
+    history_files,
+    history_path,
     partition_path,
     stored_count,
 )
@@ -74,6 +80,28 @@ def test_files_one_partition_is_the_main_file_several_have_their_own(tmp_path: P
         "dispatch-2.db",
         "dispatch-10.db",
     ]
+    # Each partition's history has a file of its own; with one partition it is the main one.
+    assert history_path(tmp_path, 0, 1) == db_path_for(tmp_path)
+    assert [history_path(tmp_path, i, 2).name for i in range(2)] == [
+        "history-0.db",
+        "history-1.db",
+    ]
+    with pytest.raises(ValueError, match="partition"):
+        history_path(tmp_path, 2, 2)
+    for name in ("history-3.db", "history-1.db", "history-y.db"):
+        (tmp_path / name).touch()
+    assert [p.name for p in history_files(tmp_path)] == [
+        "scheduler.db",
+        "history-1.db",
+        "history-3.db",
+    ]
+    assert [p.name for p in data_files(tmp_path)] == [
+        "scheduler.db",
+        "dispatch-2.db",
+        "dispatch-10.db",
+        "history-1.db",
+        "history-3.db",
+    ]
 
 
 def test_a_partition_queue_keeps_its_jobs_fires_and_files_the_others(tmp_path: Path) -> None:
@@ -118,7 +146,8 @@ def test_arrange_moves_queued_fires_and_copies_marks_when_the_count_changes(
     assert len(moved) == 12
     home = fire_shard("job1") % 2
     for index in (0, 1):  # every partition can tell what ran and what was deleted
-        copy = SqliteFireLedger(partition_path(tmp_path, index, 2))
+        assert not _tables(partition_path(tmp_path, index, 2)) & set(HISTORY_TABLES)
+        copy = SqliteFireLedger(history_path(tmp_path, index, 2))
         assert copy.is_done(_fire("job0", 9).fire_id)
         assert copy.is_removed("alice/gone")
         # A failure count goes to its job's partition only.
@@ -126,7 +155,7 @@ def test_arrange_moves_queued_fires_and_copies_marks_when_the_count_changes(
         assert copy.lookup("x", "alice/job1", failures=True).failures == expected
 
     # job1 recovers while two processes run: back on one, its old count stays gone.
-    SqliteFireLedger(partition_path(tmp_path, home, 2)).reset_failures("alice/job1")
+    SqliteFireLedger(history_path(tmp_path, home, 2)).reset_failures("alice/job1")
     assert arrange(tmp_path, 2) == 0  # nothing to move the second time
     assert arrange(tmp_path, 1) == 12  # and back into the main file
     assert len(_queued(main)) == 12 and stored_count(tmp_path) == 1
@@ -171,11 +200,11 @@ def test_runs_are_listed_and_forgotten_across_partition_files(tmp_path: Path) ->
         )
 
     old = SqliteRunRepository(db_path_for(tmp_path), retention=4)
-    new = SqliteRunRepository(partition_path(tmp_path, 1, 2), retention=4)
+    new = SqliteRunRepository(history_path(tmp_path, 1, 2), retention=4)
     old.record_many([("alice", run(m)) for m in (0, 2, 4)])  # before the change
     new.record_many([("alice", run(m)) for m in (1, 3, 5)])  # after it
     reader = SqliteRunRepository(
-        db_path_for(tmp_path), retention=4, others=lambda: existing_partitions(tmp_path)
+        db_path_for(tmp_path), retention=4, others=lambda: history_files(tmp_path)
     )
     page = reader.list("alice", "job1", limit=3)
     assert [r.summary for r in page.items] == ["run 5", "run 4", "run 3"]
@@ -186,3 +215,57 @@ def test_runs_are_listed_and_forgotten_across_partition_files(tmp_path: Path) ->
 
     assert reader.forget_job("alice", "job1") == 6
     assert new.list("alice", "job1").items == [] and old.list("alice", "job1").items == []
+
+
+def _tables(path: Path) -> set[str]:
+    conn = sqlite3.connect(path)
+    try:
+        return {str(r[0]) for r in conn.execute("SELECT name FROM sqlite_master")}
+    finally:
+        conn.close()
+
+
+def _run(job_id: str, minute: int) -> Run:
+    at = T0 + timedelta(minutes=minute)
+    return Run(
+        job_id=job_id,
+        fire_id=f"{job_id}@{minute}",
+        scheduled_time=at,
+        started_at=at,
+        finished_at=at,
+        status="ok",
+        summary=f"run {minute}",
+    )
+
+
+def test_arrange_moves_the_history_of_the_earlier_layout_out_of_the_queue_files(
+    tmp_path: Path,
+) -> None:
+    """Before the history files, partition i kept its runs and ledger in its queue file:
+    the first start moves them to `history-<i>.db` (nothing lost, nothing doubled)."""
+    arrange(tmp_path, 2)
+    home = fire_shard("job1") % 2
+    legacy = partition_path(tmp_path, home, 2)
+    runs = [("alice", _run("job1", m)) for m in (1, 2)]
+    SqliteRunRepository(legacy).record_many(runs)
+    ledger = SqliteFireLedger(legacy)
+    ledger.mark_done_many([_fire("job1", 2).fire_id])
+    ledger.add_failure("alice/job1")
+    ledger.forget_job("alice", "gone")
+    ledger.close()
+    SqliteFireQueue(legacy).add_many([_fire("job1", 3)])
+    target = history_path(tmp_path, home, 2)
+
+    assert arrange(tmp_path, 2) == 0
+    assert _tables(legacy) & set(HISTORY_TABLES) == set()
+    assert len(_queued(legacy)) == 1  # the queue stays
+    moved = SqliteFireLedger(target)
+    assert moved.is_done(_fire("job1", 2).fire_id) and moved.is_removed("alice/gone")
+    assert moved.lookup("x", "alice/job1", failures=True).failures == 1
+    reader = SqliteRunRepository(db_path_for(tmp_path), others=lambda: history_files(tmp_path))
+    assert [r.summary for r in reader.list("alice", "job1").items] == ["run 2", "run 1"]
+
+    # A crash after the copy and before the drop copies again: the rows are kept once.
+    SqliteRunRepository(legacy).record_many(runs[:1])
+    arrange(tmp_path, 2)
+    assert [r.summary for r in reader.list("alice", "job1").items] == ["run 2", "run 1"]

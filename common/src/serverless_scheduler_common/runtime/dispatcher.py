@@ -195,14 +195,21 @@ class LocalDispatcher:
         self._worker_idents: set[int] = set()
         self._warned_full = 0.0
         runs, ledger = runtime.runs, runtime.ledger
-        same_file = (
+        # A batch's runs, done marks and dequeue are written together when the run
+        # history and the ledger share a file: in one transaction when that is the
+        # queue's file too, else in that file's and then the queue's (`complete`).
+        history = (
             isinstance(runs, SqliteRunRepository)
             and isinstance(ledger, SqliteFireLedger)
-            and runs.db_path.resolve() == queue.db_path.resolve() == ledger.db_path.resolve()
+            and runs.db_path.resolve() == ledger.db_path.resolve()
         )
-        # One transaction per batch when the run history and the ledger share the file.
-        self._runs_here = runs if same_file and isinstance(runs, SqliteRunRepository) else None
-        self._ledger_here = ledger if same_file and isinstance(ledger, SqliteFireLedger) else None
+        self._runs_here = runs if history and isinstance(runs, SqliteRunRepository) else None
+        self._ledger_here = ledger if history and isinstance(ledger, SqliteFireLedger) else None
+        # Queued rows can be read with their done marks (`pending_window(with_done)`).
+        self._done_with_rows = (
+            self._runs_here is not None
+            and queue.db_path.resolve() == self._runs_here.db_path.resolve()
+        )
 
     # -- Publisher -----------------------------------------------------------------------
     def publish(self, fired: JobFired) -> None:
@@ -383,7 +390,7 @@ class LocalDispatcher:
             items, high = self.queue.pending_window(
                 after_seq=after,
                 limit=room,
-                with_done=self._ledger_here is not None,
+                with_done=self._done_with_rows,
                 shard=self.shard,
             )
             with self._cond:
@@ -648,16 +655,20 @@ class LocalDispatcher:
     def _known_done(self, claimed: Sequence[QueuedFire]) -> set[str] | None:
         """The claimed fires that had completed (None: the runtime asks its ledger).
 
-        A row loaded from the table says so itself (`with_done`): only this dispatcher
-        marks fires done, and it holds one copy of a fire_id in memory at a time (later
-        copies are duplicates; a fire leaves memory only after its commit, under the
-        lock the loader reads under), so no other copy of the fire can complete between
-        that read and this batch. Fires handed over in memory (`publish_many` here) are
-        looked up.
+        A row loaded from the table with its done mark says so itself (`with_done`,
+        when the ledger is in the queue's file): only this dispatcher marks fires done,
+        and it holds one copy of a fire_id in memory at a time (later copies are
+        duplicates; a fire leaves memory only after its commit, under the lock the
+        loader reads under), so no other copy of the fire can complete between that
+        read and this batch. The others (fires handed over in memory by `publish_many`
+        here, and every fire when the ledger has a file of its own) are looked up, in
+        one query per 500.
         """
         ledger = self._ledger_here
         if ledger is None:
             return None
+        if not self._done_with_rows:
+            return ledger.done_among([self._fire_id(item) for item in claimed])
         done = {item.fire_id for item in claimed if item.done}
         handed = [self._fire_id(item) for item in claimed if item.fired is not None]
         if handed:

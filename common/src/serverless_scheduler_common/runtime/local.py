@@ -14,7 +14,7 @@ from ..sqlite import db_path_for
 from .core import ConsumerRuntime
 from .dispatcher import LocalDispatcher
 from .jobcontrol import RepositoryJobControl
-from .partitions import PartitionQueue, existing_partitions, partition_path
+from .partitions import PartitionQueue, history_files, history_path
 from .sqlite import (
     SqliteDeadLetterStore,
     SqliteFireLedger,
@@ -37,15 +37,16 @@ def create_local_dispatcher(
     """A `LocalDispatcher` over `<data_dir>/scheduler.db` with production defaults.
 
     `partition=(i, K)`: the dispatcher of partition i of K (`runtime/partitions.py`):
-    its queue, run history, done marks and failure counts are in that partition's
-    file (`scheduler.db` for partition 0), dead letters in `scheduler.db`, and its run
-    adapter reads and forgets runs in every partition file. `jobs` enables `pause_after_failures` (through `RepositoryJobControl`); the run
+    its queue is that partition's queue file and its run history, done marks and
+    failure counts its history file (both `scheduler.db` when K = 1), dead letters are
+    in `scheduler.db`, and its run adapter reads and forgets runs in every history
+    file. `jobs` enables `pause_after_failures` (through `RepositoryJobControl`); the run
     history is `dispatcher.runtime.runs` (a `SqliteRunRepository` the API can read).
     Call `start()` once the process is ready and `stop(drain=True)` on shutdown.
     """
     db = db_path_for(settings.data_dir)
     index, count = partition
-    own = partition_path(settings.data_dir, index, count)
+    own = history_path(settings.data_dir, index, count)
     if pm is None:
         pm = get_plugin_manager(settings=settings, plugins=list(plugins))
     registry = registry or build_registry(pm)
@@ -56,7 +57,7 @@ def create_local_dispatcher(
         runs=SqliteRunRepository(
             own,
             retention=settings.runs_retention,
-            others=lambda: existing_partitions(settings.data_dir),
+            others=lambda: history_files(settings.data_dir),
         ),
         ledger=SqliteFireLedger(own),
         job_control=RepositoryJobControl(jobs, registry) if jobs is not None else None,

@@ -1,25 +1,38 @@
-"""Dispatch partitions: one SQLite file per dispatcher process.
+"""Dispatch partitions: SQLite files of their own for each dispatcher process.
 
 With one dispatcher process (the default) its queue, run history, done marks and
 failure counts are in `scheduler.db`, as everything else. With K > 1
 (`SCHEDULER_DISPATCHER_PROCESSES`), the fires of a job go to partition
-`fire_shard(job_id) % K`, and partition i keeps those tables in a file of its own,
-`dispatch-<i>.db` beside `scheduler.db`. Each dispatcher process then commits a batch
-(runs, done marks, dequeue) in one transaction of its own file, and the only other
-writer of that file is the engine's process queuing fires: the dispatchers no longer
-take turns with each other, with the engine's last-fired marks and with the API for
-one write lock (measured: at 50,000 fires/s that lock was held 95 % of the time, and the
-dispatchers fell behind at 40,000-44,000 fires/s).
+`fire_shard(job_id) % K`, and partition i keeps them in two files of its own beside
+`scheduler.db`:
+
+- `dispatch-<i>.db`, its queue: the engine's process queues fires there and the
+  partition's dispatcher dequeues them;
+- `history-<i>.db`, its run history, done marks, failure counts and deleted-job marks,
+  written by the partition's dispatcher alone (the API reads runs there).
+
+Each dispatcher process commits a batch in its history file (runs, done marks), then
+dequeues it in its queue file. The dispatchers no longer take turns with each other,
+with the engine's last-fired marks and with the API for one write lock (measured: at
+50,000 fires/s that lock was held 95 % of the time). The history has a file of its own
+because a connection drops every page it caches whenever another process commits to
+its file: with the engine queuing into the same file several times a second, each
+batch read its indexes back, and a fire cost more as the history grew (at 50,000
+fires/s the dispatchers fell behind after 30-40 s; with the history apart they held a
+minute, `docs/runtime.md`, fourteenth round). A crash between the two commits leaves
+the batch queued with its done marks: it is dequeued without running again.
 
 What is shared stays in `scheduler.db`: jobs, schedules, the change outbox, plugin
 state, tokens and dead letters (rare writes, listed and redriven in one place).
 
 Changing K between starts is allowed: `arrange(data_dir, K)` runs before the
 dispatchers start and moves queued fires to the partition their job now belongs to,
-and copies the done marks, failure counts and deleted-job marks to every partition (so
-a fire queued twice is still run once). Run history stays where it was written; the
-run list reads every partition file present, and forgetting a deleted job deletes its
-runs in all of them.
+and copies the done marks and deleted-job marks to every partition's history, and each
+failure count to its job's (so a fire queued twice is still run once). Run history
+stays where it was written; the run list reads every history file present, and
+forgetting a deleted job deletes its runs in all of them. A data directory of the
+earlier layout (history tables inside `dispatch-<i>.db`) has them moved to
+`history-<i>.db` on the first start.
 """
 
 from __future__ import annotations
@@ -41,6 +54,10 @@ from .sqlite import QueuedFire, SqliteFireQueue
 log = logging.getLogger(__name__)
 
 _FILE = re.compile(r"^dispatch-(0|[1-9][0-9]*)\.db$")
+_HISTORY_FILE = re.compile(r"^history-(0|[1-9][0-9]*)\.db$")
+
+#: The tables of a dispatcher's history (`history_path`): runs and the ledger's.
+HISTORY_TABLES = ("runs", "fires_done", "job_failures", "jobs_removed")
 
 #: Tables copied to every partition when the number of partitions changes (what a
 #: dispatcher reads to decide whether to run a fire), with the statement that merges
@@ -50,6 +67,16 @@ _SHARED_MARKS = {
     "jobs_removed": (
         "INSERT OR IGNORE INTO main.jobs_removed SELECT job_key, removed_at FROM src.jobs_removed"
     ),
+}
+
+#: How `_move_history` copies each table of the earlier layout.
+_MOVED = {
+    **_SHARED_MARKS,
+    "runs": (
+        "INSERT OR IGNORE INTO main.runs (owner_id, job_id, run_id, started_at, data) "
+        "SELECT owner_id, job_id, run_id, started_at, data FROM src.runs"
+    ),
+    "job_failures": "INSERT OR REPLACE INTO main.job_failures SELECT job_key, failures FROM src.job_failures",
 }
 
 #: Queued rows moved per transaction by `arrange`.
@@ -65,6 +92,35 @@ def partition_path(data_dir: str | Path, index: int, count: int) -> Path:
     return main if count == 1 else main.with_name(f"dispatch-{index}.db")
 
 
+def history_path(data_dir: str | Path, index: int, count: int) -> Path:
+    """The history file of partition `index` of `count` (runs, done marks, failure
+    counts, deleted-job marks): `scheduler.db` when there is one partition, else
+    `history-<index>.db`."""
+    queue = partition_path(data_dir, index, count)
+    return queue if count == 1 else queue.with_name(f"history-{index}.db")
+
+
+def history_files(data_dir: str | Path) -> list[Path]:
+    """Every file that may hold run history, `scheduler.db` first, then each
+    `history-<i>.db` present (also those of a larger K used before)."""
+    main = db_path_for(data_dir)
+    return [main, *_numbered(main.parent, _HISTORY_FILE)]
+
+
+def data_files(data_dir: str | Path) -> list[Path]:
+    """`scheduler.db` and every partition file present (queues and histories)."""
+    main = db_path_for(data_dir)
+    return [main, *_numbered(main.parent, _FILE), *_numbered(main.parent, _HISTORY_FILE)]
+
+
+def _numbered(folder: Path, pattern: re.Pattern[str]) -> list[Path]:
+    """The files in `folder` whose names match `pattern`, by their number."""
+    found = [
+        (int(m.group(1)), path) for path in folder.glob("*.db") if (m := pattern.match(path.name))
+    ]
+    return [path for _, path in sorted(found)]
+
+
 def file_partition(path: Path, count: int) -> int | None:
     """The partition `path` holds with `count` partitions (None: none of them, e.g.
     `scheduler.db` when there are several, or `dispatch-3.db` when there are two)."""
@@ -76,11 +132,10 @@ def file_partition(path: Path, count: int) -> int | None:
 
 
 def existing_partitions(data_dir: str | Path) -> list[Path]:
-    """Every partition file present, `scheduler.db` first (a data directory that once
-    ran with more dispatcher processes keeps their files: they hold run history)."""
+    """Every partition queue file present, `scheduler.db` first (a data directory that
+    once ran with more dispatcher processes keeps their files)."""
     main = db_path_for(data_dir)
-    others = [path for path in main.parent.glob("dispatch-*.db") if _FILE.match(path.name)]
-    return [main, *sorted(others, key=lambda path: int(_FILE.match(path.name).group(1)))]  # type: ignore[union-attr]
+    return [main, *_numbered(main.parent, _FILE)]
 
 
 def partition_of(shard: int, count: int) -> int:
@@ -184,12 +239,14 @@ def arrange(data_dir: str | Path, count: int) -> int:
     Every queued fire whose job belongs to another partition now (K changed, or a row
     left by an earlier layout) moves to that partition's file: inserted there first,
     then deleted here, so a crash in between leaves a copy in both, which runs once (the
-    second copy finds the first one's done mark). When `count` differs from the stored
-    one, every partition gets the done marks and deleted-job marks of every file, and
-    each job's failure count from the file that ran it until now (counts left behind by
-    an earlier layout are dropped, so a job that recovered meanwhile does not get its
-    old failures back). Nothing else runs on these files meanwhile (the caller holds the
-    data directory and no dispatcher runs).
+    second copy finds the first one's done mark). A queue file of the earlier layout
+    has its history tables moved to its history file (`_move_history`). When `count`
+    differs from the stored one, every partition's history file gets the done marks and
+    deleted-job marks of every history file, and each job's failure count from the
+    history that ran it until now (counts left behind by an earlier layout are dropped,
+    so a job that recovered meanwhile does not get its old failures back). Nothing else
+    runs on these files meanwhile (the caller holds the data directory and no
+    dispatcher runs).
     """
     if count < 1:
         raise ValueError("count must be at least 1")
@@ -210,14 +267,18 @@ def arrange(data_dir: str | Path, count: int) -> int:
             queue.close()
     if moved:
         log.info("moved %d queued fires to the partition of their job", moved)
+    for path in files[1:]:
+        if _tables(path) & set(HISTORY_TABLES):
+            _move_history(path, path.with_name(path.name.replace("dispatch-", "history-", 1)))
     if before != count:
-        failures = _failure_counts(data_dir, files, before)
+        histories = history_files(data_dir)
+        failures = _failure_counts(data_dir, histories, before)
         for index in range(count):
-            path = partition_path(data_dir, index, count)
+            path = history_path(data_dir, index, count)
             mine = [
                 (key, n) for key, n in failures.items() if _partition_of_key(key, count) == index
             ]
-            _copy_marks(path, files, mine)
+            _copy_marks(path, histories, mine)
         conn = connect(main)
         try:
             _read_count(conn)
@@ -297,8 +358,8 @@ def _partition_of_key(key: str, count: int) -> int:
 
 
 def _failure_counts(data_dir: str | Path, files: Sequence[Path], before: int) -> dict[str, int]:
-    """Each job's failure count, from the file that ran its fires with `before`
-    partitions (a count in any other file was left there by an earlier layout)."""
+    """Each job's failure count, from the history file of the partition that ran its
+    fires with `before` partitions (a count in any other file was left there by an earlier layout)."""
     counts: dict[str, int] = {}
     for path in files:
         if not path.exists():
@@ -316,14 +377,63 @@ def _failure_counts(data_dir: str | Path, files: Sequence[Path], before: int) ->
         finally:
             conn.close()
         for key, failures in rows:
-            home = partition_path(data_dir, _partition_of_key(str(key), before), before)
+            home = history_path(data_dir, _partition_of_key(str(key), before), before)
             if home.resolve() == path.resolve():
                 counts[str(key)] = int(failures)
     return counts
 
 
+def _tables(path: Path) -> set[str]:
+    """The names of the tables in the SQLite file `path`."""
+    conn = connect(path)
+    try:
+        return {
+            str(row[0])
+            for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+        }
+    finally:
+        conn.close()
+
+
+def _move_history(source: Path, target: Path) -> None:
+    """Move the history tables of a queue file of the earlier layout (`source`,
+    `dispatch-<i>.db`) to the history file `target` (`history-<i>.db`): copied in one
+    transaction, then dropped from `source`. A crash in between copies them again at
+    the next start (rows already there are kept once)."""
+    from .sqlite import SqliteFireLedger, SqliteRunRepository
+
+    SqliteFireLedger(target).close()  # its tables
+    SqliteRunRepository(target).close()
+    present = _tables(source) & set(HISTORY_TABLES)
+    conn = connect(target)
+    try:
+        conn.execute("ATTACH DATABASE ? AS src", (str(source),))
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                for table in HISTORY_TABLES:
+                    if table in present:
+                        conn.execute(_MOVED[table])
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+        finally:
+            conn.execute("DETACH DATABASE src")
+    finally:
+        conn.close()
+    conn = connect(source)
+    try:
+        for table in HISTORY_TABLES:
+            if table in present:
+                conn.execute(f"DROP TABLE {table}")
+    finally:
+        conn.close()
+    log.info("moved the run history and done marks of %s to %s", source.name, target.name)
+
+
 def _copy_marks(target: Path, files: Sequence[Path], failures: Sequence[tuple[str, int]]) -> None:
-    """Give the partition file `target` the done marks and deleted-job marks of `files`,
+    """Give the history file `target` the done marks and deleted-job marks of `files`,
     and exactly the failure counts `failures` (its tables are created first)."""
     from .sqlite import SqliteFireLedger
 

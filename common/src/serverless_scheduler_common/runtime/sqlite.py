@@ -891,15 +891,28 @@ class SqliteFireQueue(SqliteStore):
         done: Sequence[str] = (),
         ledger: SqliteFireLedger | None = None,
     ) -> None:
-        """One transaction: record `runs`, mark `done`, dequeue `delete`, move `reschedule`.
+        """Record `runs`, mark `done`, dequeue `delete`, move `reschedule`.
 
-        `runs` need `run_repository` and `done` needs `ledger` (adapters over this same
-        file, which own those tables and their retention rules).
+        `runs` need `run_repository` and `done` needs `ledger` (adapters over one file,
+        which own those tables and their retention rules). When that file is this
+        queue's, everything is one transaction. When it is another (a dispatch
+        partition's history file), the runs and done marks are committed there first,
+        then the queue changes here: a crash in between leaves the fires queued with
+        their done marks, so they are dequeued without running again.
         """
         if runs and run_repository is None:
-            raise ValueError("runs: a run_repository over the same database is required")
+            raise ValueError("runs: a run_repository is required")
         if done and ledger is None:
-            raise ValueError("done: a ledger over the same database is required")
+            raise ValueError("done: a ledger is required")
+        history: SqliteStore | None = run_repository if runs else ledger if done else None
+        if (
+            runs
+            and done
+            and run_repository is not None
+            and ledger is not None
+            and ledger.db_path != run_repository.db_path
+        ):
+            raise ValueError("runs and done: the run_repository and ledger must share a file")
         if not (delete or reschedule or runs or done):
             return
         # Everything Python builds is built first: other writers wait while one is open.
@@ -909,16 +922,12 @@ class SqliteFireQueue(SqliteStore):
             else None
         )
         moves = [(attempt, not_before, seq) for seq, attempt, not_before in reschedule]
+        if history is not None and history.db_path != self.db_path:
+            with history._tx() as conn:
+                _write_history(conn, prepared, done, ledger)
+            prepared, done = None, ()
         with self._tx() as conn:
-            if prepared is not None:
-                if ledger is not None:
-                    # A job deleted after its fire's last check and before this
-                    # commit: its removal ran (or runs after this transaction, and
-                    # deletes what it finds), so its runs are left out here.
-                    prepared = ledger.without_removed(prepared)
-                write_runs(conn, prepared)
-            if done and ledger is not None:
-                ledger.write_done(conn, done)
+            _write_history(conn, prepared, done, ledger)
             if moves:
                 conn.executemany(
                     "UPDATE dispatch_queue SET attempt = ?, not_before = ? WHERE seq = ?", moves
@@ -935,6 +944,24 @@ class SqliteFireQueue(SqliteStore):
             return int(str(self._query(_DEPTH_READ)[0][0]))
         rows = self._query("SELECT count(*) FROM dispatch_queue WHERE not_before <= ?", (due_by,))
         return int(str(rows[0][0]))
+
+
+def _write_history(
+    conn: sqlite3.Connection,
+    prepared: PreparedRuns | None,
+    done: Sequence[str],
+    ledger: SqliteFireLedger | None,
+) -> None:
+    """Write a batch's runs and done marks inside the caller's transaction."""
+    if prepared is not None:
+        if ledger is not None:
+            # A job deleted after its fire's last check and before this commit: its
+            # removal ran (or runs after this transaction, and deletes what it finds),
+            # so its runs are left out here.
+            prepared = ledger.without_removed(prepared)
+        write_runs(conn, prepared)
+    if done and ledger is not None:
+        ledger.write_done(conn, done)
 
 
 _DEQUEUE_CHUNK = 64
