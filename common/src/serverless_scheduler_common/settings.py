@@ -88,8 +88,9 @@ class Settings(BaseSettings):
         description=(
             "Local mode with `dispatcher_process`: how many dispatcher processes split the "
             "queued fires (by job, so a job's fires stay in one process). With more than "
-            "one, each keeps its queue and run history in a file of its own "
-            "(`dispatch-<i>.db`). Each adds about 50 MB; more than one pays off only past "
+            "one, each keeps its queue in a file of its own (`dispatch-<i>.db`) and its run "
+            "history in another (`history-<i>.db`). Each adds about 50 MB; more than one "
+            "pays off only past "
             "what one core handles (about 20,000 no-op fires per second)."
         ),
     )
