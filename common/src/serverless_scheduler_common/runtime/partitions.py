@@ -359,7 +359,8 @@ def _partition_of_key(key: str, count: int) -> int:
 
 def _failure_counts(data_dir: str | Path, files: Sequence[Path], before: int) -> dict[str, int]:
     """Each job's failure count, from the history file of the partition that ran its
-    fires with `before` partitions (a count in any other file was left there by an earlier layout)."""
+    fires with `before` partitions (a count in any other file was left there by an
+    earlier layout)."""
     counts: dict[str, int] = {}
     for path in files:
         if not path.exists():
