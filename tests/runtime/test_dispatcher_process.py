@@ -23,6 +23,7 @@ from serverless_scheduler_common.runtime.partitions import (
     history_files,
     history_path,
     partition_path,
+    table_names,
 )
 from serverless_scheduler_common.runtime.process import DispatcherProcess
 from serverless_scheduler_common.runtime.sqlite import SqliteFireQueue, SqliteRunRepository
@@ -183,21 +184,13 @@ def test_two_processes_split_the_fires_and_a_killed_one_is_replaced(settings: Se
         "history-1.db",
     ]
     for index in (0, 1):
-        queue_tables = _tables(partition_path(settings.data_dir, index, 2))
+        queue_tables = table_names(partition_path(settings.data_dir, index, 2))
         assert "dispatch_queue" in queue_tables and not queue_tables & set(HISTORY_TABLES)
         history = sqlite3.connect(history_path(settings.data_dir, index, 2))
         try:
             assert history.execute("SELECT count(*) FROM runs").fetchone()[0] > 0
         finally:
             history.close()
-
-
-def _tables(path: Path) -> set[str]:
-    conn = sqlite3.connect(path)
-    try:
-        return {str(r[0]) for r in conn.execute("SELECT name FROM sqlite_master")}
-    finally:
-        conn.close()
 
 
 def test_stopping_right_after_start_ends_the_child_without_killing_it(

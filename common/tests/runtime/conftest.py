@@ -16,6 +16,7 @@ from pydantic import Field
 from serverless_scheduler_common import (
     JobFired,
     JobTypeRegistry,
+    Run,
     RunContext,
     RunOutcome,
     ScheduledJob,
@@ -136,6 +137,20 @@ def make_job(name: str = "j", **kwargs: Any) -> AlphaJob:
         owner_id="alice",
         schedule={"kind": "rate", "every": 1, "unit": "minutes"},
         **kwargs,
+    )
+
+
+def run_at(job_id: str, minute: int) -> Run:
+    """An ok run of `job_id` started `minute` minutes after 2026-03-01 (summary `run <minute>`)."""
+    when = datetime(2026, 3, 1, tzinfo=UTC) + timedelta(minutes=minute)
+    return Run(
+        job_id=job_id,
+        fire_id=f"{job_id}@{minute}",
+        scheduled_time=when,
+        started_at=when,
+        finished_at=when + timedelta(seconds=1),
+        status="ok",
+        summary=f"run {minute}",
     )
 
 

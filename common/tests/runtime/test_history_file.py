@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from serverless_scheduler_common.runtime import sqlite as runtime_sqlite
+from serverless_scheduler_common.runtime.partitions import table_names
 from serverless_scheduler_common.runtime.sqlite import SqliteFireQueue
 
 from .conftest import LocalRig, fire_of, make_job, wait_for
@@ -21,14 +22,6 @@ def _count(path: Any, table: str) -> int:
     conn = sqlite3.connect(path)
     try:
         return int(conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
-    finally:
-        conn.close()
-
-
-def _tables(path: Any) -> set[str]:
-    conn = sqlite3.connect(path)
-    try:
-        return {str(r[0]) for r in conn.execute("SELECT name FROM sqlite_master")}
     finally:
         conn.close()
 
@@ -51,7 +44,7 @@ def test_fires_run_once_with_their_runs_and_marks_in_the_history_file(
     assert all(len(rig.runs_of(job)) == 1 for job in jobs)
     history = rig.db.with_name(HISTORY)
     assert _count(history, "runs") == 30 and _count(history, "fires_done") == 30
-    assert "runs" not in _tables(rig.db) and "fires_done" not in _tables(rig.db)
+    assert "runs" not in table_names(rig.db) and "fires_done" not in table_names(rig.db)
     assert _count(rig.db, "dispatch_queue") == 0
 
 

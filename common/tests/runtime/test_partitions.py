@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -23,6 +22,7 @@ from serverless_scheduler_common.runtime.partitions import (
     history_path,
     partition_path,
     stored_count,
+    table_names,
 )
 from serverless_scheduler_common.runtime.sqlite import (
     SqliteFireLedger,
@@ -30,6 +30,8 @@ from serverless_scheduler_common.runtime.sqlite import (
     SqliteRunRepository,
 )
 from serverless_scheduler_common.sqlite import db_path_for
+
+from .conftest import run_at
 
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 
@@ -146,7 +148,7 @@ def test_arrange_moves_queued_fires_and_copies_marks_when_the_count_changes(
     assert len(moved) == 12
     home = fire_shard("job1") % 2
     for index in (0, 1):  # every partition can tell what ran and what was deleted
-        assert not _tables(partition_path(tmp_path, index, 2)) & set(HISTORY_TABLES)
+        assert not table_names(partition_path(tmp_path, index, 2)) & set(HISTORY_TABLES)
         copy = SqliteFireLedger(history_path(tmp_path, index, 2))
         assert copy.is_done(_fire("job0", 9).fire_id)
         assert copy.is_removed("alice/gone")
@@ -188,16 +190,7 @@ def test_arrange_sends_rows_without_a_shard_to_their_jobs_partition(tmp_path: Pa
 
 def test_runs_are_listed_and_forgotten_across_partition_files(tmp_path: Path) -> None:
     def run(minute: int) -> Run:
-        at = T0 + timedelta(minutes=minute)
-        return Run(
-            job_id="job1",
-            fire_id=f"job1@{minute}",
-            scheduled_time=at,
-            started_at=at,
-            finished_at=at,
-            status="ok",
-            summary=f"run {minute}",
-        )
+        return run_at("job1", minute)
 
     old = SqliteRunRepository(db_path_for(tmp_path), retention=4)
     new = SqliteRunRepository(history_path(tmp_path, 1, 2), retention=4)
@@ -217,27 +210,6 @@ def test_runs_are_listed_and_forgotten_across_partition_files(tmp_path: Path) ->
     assert new.list("alice", "job1").items == [] and old.list("alice", "job1").items == []
 
 
-def _tables(path: Path) -> set[str]:
-    conn = sqlite3.connect(path)
-    try:
-        return {str(r[0]) for r in conn.execute("SELECT name FROM sqlite_master")}
-    finally:
-        conn.close()
-
-
-def _run(job_id: str, minute: int) -> Run:
-    at = T0 + timedelta(minutes=minute)
-    return Run(
-        job_id=job_id,
-        fire_id=f"{job_id}@{minute}",
-        scheduled_time=at,
-        started_at=at,
-        finished_at=at,
-        status="ok",
-        summary=f"run {minute}",
-    )
-
-
 def test_arrange_moves_the_history_of_the_earlier_layout_out_of_the_queue_files(
     tmp_path: Path,
 ) -> None:
@@ -246,7 +218,7 @@ def test_arrange_moves_the_history_of_the_earlier_layout_out_of_the_queue_files(
     arrange(tmp_path, 2)
     home = fire_shard("job1") % 2
     legacy = partition_path(tmp_path, home, 2)
-    runs = [("alice", _run("job1", m)) for m in (1, 2)]
+    runs = [("alice", run_at("job1", m)) for m in (1, 2)]
     SqliteRunRepository(legacy).record_many(runs)
     ledger = SqliteFireLedger(legacy)
     ledger.mark_done_many([_fire("job1", 2).fire_id])
@@ -257,7 +229,7 @@ def test_arrange_moves_the_history_of_the_earlier_layout_out_of_the_queue_files(
     target = history_path(tmp_path, home, 2)
 
     assert arrange(tmp_path, 2) == 0
-    assert _tables(legacy) & set(HISTORY_TABLES) == set()
+    assert table_names(legacy) & set(HISTORY_TABLES) == set()
     assert len(_queued(legacy)) == 1  # the queue stays
     moved = SqliteFireLedger(target)
     assert moved.is_done(_fire("job1", 2).fire_id) and moved.is_removed("alice/gone")

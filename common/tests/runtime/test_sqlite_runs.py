@@ -11,20 +11,7 @@ from serverless_scheduler_common import Run
 from serverless_scheduler_common.ports import RunRepository
 from serverless_scheduler_common.runtime.sqlite import SqliteRunRepository
 
-T0 = datetime(2026, 3, 1, tzinfo=UTC)
-
-
-def run_at(job_id: str, minute: int) -> Run:
-    when = T0 + timedelta(minutes=minute)
-    return Run(
-        job_id=job_id,
-        fire_id=f"{job_id}@{minute}",
-        scheduled_time=when,
-        started_at=when,
-        finished_at=when + timedelta(seconds=1),
-        status="ok",
-        summary=f"run {minute}",
-    )
+from .conftest import run_at
 
 
 def test_newest_first_with_cursor_pagination(tmp_path: Path) -> None:

@@ -268,7 +268,7 @@ def arrange(data_dir: str | Path, count: int) -> int:
     if moved:
         log.info("moved %d queued fires to the partition of their job", moved)
     for path in files[1:]:
-        if _tables(path) & set(HISTORY_TABLES):
+        if table_names(path) & set(HISTORY_TABLES):
             _move_history(path, path.with_name(path.name.replace("dispatch-", "history-", 1)))
     if before != count:
         histories = history_files(data_dir)
@@ -384,7 +384,7 @@ def _failure_counts(data_dir: str | Path, files: Sequence[Path], before: int) ->
     return counts
 
 
-def _tables(path: Path) -> set[str]:
+def table_names(path: Path) -> set[str]:
     """The names of the tables in the SQLite file `path`."""
     conn = connect(path)
     try:
@@ -405,22 +405,10 @@ def _move_history(source: Path, target: Path) -> None:
 
     SqliteFireLedger(target).close()  # its tables
     SqliteRunRepository(target).close()
-    present = _tables(source) & set(HISTORY_TABLES)
+    present = table_names(source) & set(HISTORY_TABLES)
     conn = connect(target)
     try:
-        conn.execute("ATTACH DATABASE ? AS src", (str(source),))
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                for table in HISTORY_TABLES:
-                    if table in present:
-                        conn.execute(_MOVED[table])
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
-        finally:
-            conn.execute("DETACH DATABASE src")
+        _merge_from(conn, source, _MOVED)
     finally:
         conn.close()
     conn = connect(source)
@@ -450,26 +438,29 @@ def _copy_marks(target: Path, files: Sequence[Path], failures: Sequence[tuple[st
             raise
         conn.execute("COMMIT")
         for path in files:
-            if path.resolve() == target.resolve() or not path.exists():
-                continue
-            conn.execute("ATTACH DATABASE ? AS src", (str(path),))
-            try:
-                present = {
-                    str(row[0])
-                    for row in conn.execute(
-                        "SELECT name FROM src.sqlite_master WHERE type = 'table'"
-                    )
-                }
-                conn.execute("BEGIN IMMEDIATE")
-                try:
-                    for table, statement in _SHARED_MARKS.items():
-                        if table in present:
-                            conn.execute(statement)
-                except BaseException:
-                    conn.execute("ROLLBACK")
-                    raise
-                conn.execute("COMMIT")
-            finally:
-                conn.execute("DETACH DATABASE src")
+            if path.resolve() != target.resolve() and path.exists():
+                _merge_from(conn, path, _SHARED_MARKS)
     finally:
         conn.close()
+
+
+def _merge_from(conn: sqlite3.Connection, source: Path, statements: dict[str, str]) -> None:
+    """Run, in one transaction on `conn`, the statement of each table of `statements`
+    that `source` has (attached as `src`, reading from `src.<table>`)."""
+    conn.execute("ATTACH DATABASE ? AS src", (str(source),))
+    try:
+        present = {
+            str(row[0])
+            for row in conn.execute("SELECT name FROM src.sqlite_master WHERE type = 'table'")
+        }
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for table, statement in statements.items():
+                if table in present:
+                    conn.execute(statement)
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+    finally:
+        conn.execute("DETACH DATABASE src")
