@@ -241,3 +241,46 @@ def test_arrange_moves_the_history_of_the_earlier_layout_out_of_the_queue_files(
     SqliteRunRepository(legacy).record_many(runs[:1])
     arrange(tmp_path, 2)
     assert [r.summary for r in reader.list("alice", "job1").items] == ["run 2", "run 1"]
+
+
+def test_a_change_of_k_interrupted_midway_hands_out_the_same_failure_counts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A crash after some history files were rewritten for the new K: the next start
+    gives every job its count, in its new partition, as an uninterrupted change would."""
+    from serverless_scheduler_common.runtime import partitions
+
+    arrange(tmp_path, 2)
+    jobs = [f"job{i}" for i in range(40)]
+    counts = {job: 1 + i % 3 for i, job in enumerate(jobs)}
+    for job, n in counts.items():
+        ledger = SqliteFireLedger(history_path(tmp_path, fire_shard(job) % 2, 2))
+        for _ in range(n):
+            ledger.add_failure(f"alice/{job}")
+        ledger.close()
+    # Some job whose count is in history-0 now and belongs to another partition with K=3.
+    assert any(fire_shard(j) % 2 == 0 and fire_shard(j) % 3 != 0 for j in jobs)
+
+    real = partitions._copy_marks
+    calls = []
+
+    def crash_after_the_first(*args: object) -> None:
+        if calls:
+            raise RuntimeError("killed while rewriting the history files")
+        calls.append(args)
+        real(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(partitions, "_copy_marks", crash_after_the_first)
+    with pytest.raises(RuntimeError, match="killed"):
+        arrange(tmp_path, 3)
+    monkeypatch.undo()
+    assert stored_count(tmp_path) == 2  # the change was not recorded
+    arrange(tmp_path, 3)
+    assert stored_count(tmp_path) == 3
+    for job, n in counts.items():
+        home = fire_shard(job) % 3
+        for index in range(3):
+            ledger = SqliteFireLedger(history_path(tmp_path, index, 3))
+            found = ledger.lookup("x", f"alice/{job}", failures=True).failures
+            assert found == (n if index == home else 0), (job, index)
+            ledger.close()

@@ -9,7 +9,8 @@ failure counts are in `scheduler.db`, as everything else. With K > 1
 - `dispatch-<i>.db`, its queue: the engine's process queues fires there and the
   partition's dispatcher dequeues them;
 - `history-<i>.db`, its run history, done marks, failure counts and deleted-job marks,
-  written by the partition's dispatcher alone (the API reads runs there).
+  written by the partition's dispatcher (the API reads runs there; deleting a job
+  deletes its runs in every history file).
 
 Each dispatcher process commits a batch in its history file (runs, done marks), then
 dequeues it in its queue file. The dispatchers no longer take turns with each other,
@@ -43,7 +44,7 @@ import re
 import sqlite3
 import threading
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 from ..events import JobFired
@@ -272,7 +273,7 @@ def arrange(data_dir: str | Path, count: int) -> int:
             _move_history(path, path.with_name(path.name.replace("dispatch-", "history-", 1)))
     if before != count:
         histories = history_files(data_dir)
-        failures = _failure_counts(data_dir, histories, before)
+        failures = _planned_failures(main, lambda: _failure_counts(data_dir, histories, before))
         for index in range(count):
             path = history_path(data_dir, index, count)
             mine = [
@@ -282,13 +283,46 @@ def arrange(data_dir: str | Path, count: int) -> int:
         conn = connect(main)
         try:
             _read_count(conn)
+            conn.execute("BEGIN IMMEDIATE")
             conn.execute(
                 "INSERT OR REPLACE INTO dispatch_partitions (id, count) VALUES (1, ?)", (count,)
             )
+            conn.execute("DELETE FROM dispatch_failures_moving")
+            conn.execute("DELETE FROM dispatch_failures_moving_saved")
+            conn.execute("COMMIT")
         finally:
             conn.close()
         log.info("dispatch partitions: %d -> %d", before, count)
     return moved
+
+
+def _planned_failures(main: Path, compute: Callable[[], dict[str, int]]) -> dict[str, int]:
+    """The failure counts a change of K hands out (`compute()`), saved in `main` until
+    the change is recorded: a change interrupted after rewriting some history files
+    hands out the same counts when it runs again (computing them again from half
+    rewritten files would lose some)."""
+    conn = connect(main)
+    try:
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS dispatch_failures_moving "
+            "(job_key TEXT PRIMARY KEY, failures INTEGER NOT NULL)"
+        )
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS dispatch_failures_moving_saved "
+            "(id INTEGER PRIMARY KEY CHECK (id = 1))"
+        )
+        if conn.execute("SELECT 1 FROM dispatch_failures_moving_saved").fetchone():
+            rows = conn.execute("SELECT job_key, failures FROM dispatch_failures_moving")
+            return {str(key): int(n) for key, n in rows}
+        failures = compute()
+        conn.execute("BEGIN IMMEDIATE")
+        conn.execute("DELETE FROM dispatch_failures_moving")
+        conn.executemany("INSERT INTO dispatch_failures_moving VALUES (?, ?)", failures.items())
+        conn.execute("INSERT OR REPLACE INTO dispatch_failures_moving_saved (id) VALUES (1)")
+        conn.execute("COMMIT")
+        return failures
+    finally:
+        conn.close()
 
 
 def _row_shard(payload: str) -> int:
@@ -416,6 +450,11 @@ def _move_history(source: Path, target: Path) -> None:
         for table in HISTORY_TABLES:
             if table in present:
                 conn.execute(f"DROP TABLE {table}")
+    finally:
+        conn.close()
+    conn = connect(target)
+    try:  # the copy may have been large: its write-ahead log goes back into the file
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     finally:
         conn.close()
     log.info("moved the run history and done marks of %s to %s", source.name, target.name)

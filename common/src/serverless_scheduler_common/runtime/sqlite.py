@@ -910,7 +910,7 @@ class SqliteFireQueue(SqliteStore):
             and done
             and run_repository is not None
             and ledger is not None
-            and ledger.db_path != run_repository.db_path
+            and ledger.db_path.resolve() != run_repository.db_path.resolve()
         ):
             raise ValueError("runs and done: the run_repository and ledger must share a file")
         if not (delete or reschedule or runs or done):
@@ -922,7 +922,7 @@ class SqliteFireQueue(SqliteStore):
             else None
         )
         moves = [(attempt, not_before, seq) for seq, attempt, not_before in reschedule]
-        if history is not None and history.db_path != self.db_path:
+        if history is not None and history.db_path.resolve() != self.db_path.resolve():
             with history._tx() as conn:
                 _write_history(conn, prepared, done, ledger)
             prepared, done = None, ()
