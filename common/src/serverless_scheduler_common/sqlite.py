@@ -87,6 +87,8 @@ class SqliteStore:
     def __init__(self, db_path: str | Path) -> None:
         self.db_path = Path(db_path)
         self._conn = connect(self.db_path)
+        #: The file's absolute path (to tell whether two adapters share a file).
+        self.file = self.db_path.resolve()
         self._lock = threading.RLock()
         self._create_schema()
 

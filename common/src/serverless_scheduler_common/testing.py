@@ -37,10 +37,12 @@ FireJob = Callable[..., Run]
 
 
 class RecordingNotifier:
-    """A `Notifier` that keeps what it was asked to send."""
+    """A `Notifier` that keeps what it was asked to send; set `fail_next` to N to make
+    the next N sends raise (a notification service that is down)."""
 
     def __init__(self) -> None:
         self.sent: list[dict[str, Any]] = []
+        self.fail_next = 0
 
     def notify(
         self,
@@ -51,6 +53,9 @@ class RecordingNotifier:
         html: str | None = None,
         positions: Sequence[int] | None = None,
     ) -> None:
+        if self.fail_next:
+            self.fail_next -= 1
+            raise RuntimeError("notification service down")
         self.sent.append({"urls": list(urls), "title": title, "body": body, "html": html})
 
 

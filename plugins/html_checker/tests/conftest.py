@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -14,32 +13,11 @@ from werkzeug import Request, Response
 
 from serverless_scheduler_common import JobFired, RunContext, RunOutcome, Settings
 from serverless_scheduler_common.state import SqliteStateStore
+from serverless_scheduler_common.testing import RecordingNotifier
 from serverless_scheduler_html_checker.plugin import (
     HTMLMonitorJob,
     serverless_scheduler_handle_job,
 )
-
-
-@dataclass
-class RecordingNotifier:
-    """Notifier fake: records every message; can be told to fail the next N sends."""
-
-    sent: list[dict[str, Any]] = field(default_factory=list)
-    fail_next: int = 0
-
-    def notify(
-        self,
-        urls: Sequence[str],
-        *,
-        title: str,
-        body: str,
-        html: str | None = None,
-        positions: Sequence[int] | None = None,
-    ) -> None:
-        if self.fail_next:
-            self.fail_next -= 1
-            raise RuntimeError("notification service down")
-        self.sent.append({"urls": list(urls), "title": title, "body": body, "html": html})
 
 
 @dataclass

@@ -201,15 +201,12 @@ class LocalDispatcher:
         history = (
             isinstance(runs, SqliteRunRepository)
             and isinstance(ledger, SqliteFireLedger)
-            and runs.db_path.resolve() == ledger.db_path.resolve()
+            and runs.file == ledger.file
         )
         self._runs_here = runs if history and isinstance(runs, SqliteRunRepository) else None
         self._ledger_here = ledger if history and isinstance(ledger, SqliteFireLedger) else None
         # Queued rows can be read with their done marks (`pending_window(with_done)`).
-        self._done_with_rows = (
-            self._runs_here is not None
-            and queue.db_path.resolve() == self._runs_here.db_path.resolve()
-        )
+        self._done_with_rows = self._runs_here is not None and queue.file == self._runs_here.file
 
     # -- Publisher -----------------------------------------------------------------------
     def publish(self, fired: JobFired) -> None:

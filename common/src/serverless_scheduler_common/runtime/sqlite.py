@@ -91,7 +91,7 @@ class SqliteRunRepository(SqliteStore):
         if self._others is None:
             return [self]
         stores: list[SqliteRunRepository] = [self]
-        mine = self.db_path.resolve()
+        mine = self.file
         for path in self._others():
             key = path.resolve()
             if key == mine or not path.exists():
@@ -910,7 +910,7 @@ class SqliteFireQueue(SqliteStore):
             and done
             and run_repository is not None
             and ledger is not None
-            and ledger.db_path.resolve() != run_repository.db_path.resolve()
+            and ledger.file != run_repository.file
         ):
             raise ValueError("runs and done: the run_repository and ledger must share a file")
         if not (delete or reschedule or runs or done):
@@ -922,7 +922,7 @@ class SqliteFireQueue(SqliteStore):
             else None
         )
         moves = [(attempt, not_before, seq) for seq, attempt, not_before in reschedule]
-        if history is not None and history.db_path.resolve() != self.db_path.resolve():
+        if history is not None and history.file != self.file:
             with history._tx() as conn:
                 _write_history(conn, prepared, done, ledger)
             prepared, done = None, ()
