@@ -63,6 +63,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import os
 import re
 import resource
@@ -166,6 +167,7 @@ def _dispatcher(
     from serverless_scheduler_common.runtime.core import ConsumerRuntime
     from serverless_scheduler_common.runtime.dispatcher import LocalDispatcher
     from serverless_scheduler_common.runtime.sqlite import (
+        JobNumbers,
         SqliteDeadLetterStore,
         SqliteFireLedger,
         SqliteRunRepository,
@@ -200,12 +202,13 @@ def _dispatcher(
     # Partition i of K keeps its queue in one file and its runs and ledger in another,
     # as in local mode.
     db = history_path(data_dir, *partition)
+    numbers = JobNumbers()  # shared by the two adapters, as in local mode
     runtime = ConsumerRuntime(
         settings=settings,
         pm=pm,
         registry=registry,
-        runs=SqliteRunRepository(db),
-        ledger=SqliteFireLedger(db),
+        runs=SqliteRunRepository(db, numbers=numbers),
+        ledger=SqliteFireLedger(db, numbers=numbers),
     )
     queue = PartitionQueue(data_dir, *partition)
     return LocalDispatcher(runtime, queue, SqliteDeadLetterStore(data_dir / "scheduler.db"))
@@ -276,11 +279,20 @@ def _file_lateness(db: Path, lo: float, hi: float) -> list[float]:
     return out
 
 
-def _jobs(n: int, period: float, t0: float, cron: str | None = None) -> Iterable[SnapshotJob]:
+def _jobs(
+    n: int, period: float, t0: float, cron: str | None = None, ids: str = "ordered"
+) -> Iterable[SnapshotJob]:
     """N benchmark jobs: rate jobs with start times spread over one period, or jobs of
-    the cron expression `cron` (all firing together)."""
+    the cron expression `cron` (all firing together). With `ids="shuffled"` the job ids
+    bear no relation to the firing order (as ids the server assigns at creation);
+    `"ordered"` numbers them in firing order."""
     created = datetime.fromtimestamp(t0 - 60, UTC)
     policy = JobPolicy()
+    step = 1
+    if ids == "shuffled":  # i -> i * step mod n, a fixed permutation that scatters them
+        step = 1_000_003
+        while math.gcd(step, n) != 1:
+            step += 2
     for i in range(n):
         schedule: RateSchedule | CronSchedule
         if cron is not None:
@@ -291,7 +303,7 @@ def _jobs(n: int, period: float, t0: float, cron: str | None = None) -> Iterable
                 kind="rate", every=1, unit="minutes", start_at=start, end_at=None, jitter_s=0
             )
         yield SnapshotJob.model_construct(
-            job_id=f"bench{i:08d}",
+            job_id=f"bench{i * step % n if n else i:08d}",
             owner_id="bench",
             job_type="bench_job",
             name=f"bench {i}",
@@ -543,6 +555,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="jobs of this cron expression instead (every job fires at its fire times, "
         "together; the window starts 5 s before one; --period is ignored)",
     )
+    parser.add_argument(
+        "--ids",
+        choices=["shuffled", "ordered"],
+        default="shuffled",
+        help="job ids unrelated to the firing order (default, as ids assigned at "
+        "creation) or numbered in firing order",
+    )
     parser.add_argument("--warmup", type=float, default=None, help="seconds before measuring")
     parser.add_argument(
         "--lead",
@@ -623,7 +642,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         # add_jobs_s: storing and arming, not building the pydantic jobs beforehand.
         add_jobs_s = 0.0
         chunk: list[SnapshotJob] = []
-        for job in _jobs(args.jobs, period, t0, args.cron):
+        for job in _jobs(args.jobs, period, t0, args.cron, args.ids):
             chunk.append(job)
             if len(chunk) == 5000:
                 t_add = time.perf_counter()
@@ -701,6 +720,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "duration_s": args.duration,
             "publisher": args.publisher,
             "dispatchers": args.dispatchers if args.publisher == "process" else 0,
+            "ids": args.ids,
             "expected_fires_per_s": round(expected / args.duration, 1),
             "fires_per_s": round(publisher.in_window / args.duration, 1),
             "handed_off_per_s": round(fires_measured / args.duration, 1),

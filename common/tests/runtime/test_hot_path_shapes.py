@@ -14,7 +14,12 @@ from pydantic import ValidationError
 from serverless_scheduler_common import Run
 from serverless_scheduler_common.events import JobFired, build_unchecked
 from serverless_scheduler_common.runtime.core import _fast_run
-from serverless_scheduler_common.runtime.sqlite import SqliteRunRepository, _started_text, _ts
+from serverless_scheduler_common.runtime.sqlite import (
+    SqliteFireLedger,
+    SqliteRunRepository,
+    _started_text,
+    _ts,
+)
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
@@ -114,23 +119,37 @@ def _layout(db: Path) -> tuple[str, list[str]]:
     return str(table), sorted(str(row[0]) for row in indexes)
 
 
-def test_runs_are_appended_with_one_index_by_job(tmp_path: Path) -> None:
+def test_runs_are_appended_with_one_index_by_job_number(tmp_path: Path) -> None:
     db = tmp_path / "scheduler.db"
     SqliteRunRepository(db)
     SqliteRunRepository(db)  # opening the file again adds nothing
     table, indexes = _layout(db)
     assert "WITHOUT ROWID" not in table  # rows go to the table's end, in insert order
-    assert indexes == ["runs_by_job"]
+    assert indexes == ["runs_by_number"]
     conn = sqlite3.connect(db)
     plan = " ".join(
         str(row[-1])
         for row in conn.execute(
-            "EXPLAIN QUERY PLAN SELECT started_at, run_id, data FROM runs "
-            "WHERE owner_id = 'a' AND job_id = 'j' ORDER BY started_at DESC, run_id DESC"
+            "EXPLAIN QUERY PLAN SELECT started_at, run_id, data FROM runs WHERE job_no = "
+            "(SELECT job_no FROM job_numbers WHERE job_id = 'j') AND owner_id = 'a' "
+            "ORDER BY started_at DESC, run_id DESC"
         )
     )
     conn.close()
-    assert "runs_by_job" in plan and "TEMP B-TREE" not in plan  # read in index order
+    assert "runs_by_number" in plan and "TEMP B-TREE" not in plan  # read in index order
+
+
+def test_jobs_are_numbered_in_the_order_they_first_record_runs(tmp_path: Path) -> None:
+    db = tmp_path / "scheduler.db"
+    repo = SqliteRunRepository(db)
+    ids = ["zeta", "alpha", "mu"]  # not in key order
+    repo.record_many([("alice", _run(0).model_copy(update={"job_id": j})) for j in ids])
+    repo.record_many([("alice", _run(1).model_copy(update={"job_id": j})) for j in ids])
+    conn = sqlite3.connect(db)
+    numbered = conn.execute("SELECT job_id FROM job_numbers ORDER BY job_no").fetchall()
+    conn.close()
+    assert [row[0] for row in numbered] == ids
+    assert [len(repo.list("alice", j).items) for j in ids] == [2, 2, 2]
 
 
 _EARLIER_LAYOUTS = {
@@ -141,22 +160,35 @@ _EARLIER_LAYOUTS = {
     "keyed by job": """CREATE TABLE runs (owner_id TEXT NOT NULL, job_id TEXT NOT NULL,
            run_id TEXT NOT NULL, started_at TEXT NOT NULL, data TEXT NOT NULL,
            PRIMARY KEY (owner_id, job_id, started_at, run_id)) WITHOUT ROWID;""",
+    "rowid table, index by job": """CREATE TABLE runs (owner_id TEXT NOT NULL,
+           job_id TEXT NOT NULL, run_id TEXT NOT NULL, started_at TEXT NOT NULL,
+           data TEXT NOT NULL);
+       CREATE UNIQUE INDEX runs_by_job ON runs (owner_id, job_id, started_at, run_id);""",
 }
 
 
 @pytest.mark.parametrize("layout", sorted(_EARLIER_LAYOUTS))
-def test_file_with_an_earlier_runs_layout_still_works(tmp_path: Path, layout: str) -> None:
+def test_file_with_an_earlier_runs_layout_gets_job_numbers(tmp_path: Path, layout: str) -> None:
     db = tmp_path / "scheduler.db"
     conn = sqlite3.connect(db)
     conn.executescript(_EARLIER_LAYOUTS[layout])
+    earlier = [_run(minute) for minute in (2, 0)]
+    conn.executemany(
+        "INSERT INTO runs (owner_id, job_id, run_id, started_at, data) VALUES (?, ?, ?, ?, ?)",
+        [("alice", r.job_id, r.run_id, _ts(r.started_at), r.model_dump_json()) for r in earlier],
+    )
+    conn.commit()
     conn.close()
-    before = _layout(db)
     repo = SqliteRunRepository(db, retention=3)
-    assert _layout(db) == before  # no index added to an older table
-    first = _run(0)
-    for minute in [2, 0, 5, 1, 4, 3]:
-        repo.record("alice", _run(minute) if minute else first)
+    assert "runs_by_number" in _layout(db)[1] and "runs_by_job" not in _layout(db)[1]
+    assert [r.fire_id for r in repo.list("alice", "j1").items] == ["f2", "f0"]
+    assert repo.list("bob", "j1").items == []  # still the owner's alone
+    first = earlier[1]
+    for minute in [5, 1, 4, 3]:
+        repo.record("alice", _run(minute))
     repo.record("alice", first)  # recorded again: replaced, not doubled
+    assert [r.fire_id for r in repo.list("alice", "j1").items] == ["f5", "f4", "f3"]
+    SqliteRunRepository(db)  # opening the upgraded file again changes nothing
     assert [r.fire_id for r in repo.list("alice", "j1").items] == ["f5", "f4", "f3"]
 
 
@@ -227,3 +259,25 @@ def test_direct_consumer_call_behaves_like_pluggy() -> None:
     calls.clear()
     pm.hook.handle(job="j", fired="f", context=None)
     assert calls == ["wrapper", "plain"]
+
+
+def test_done_marks_are_looked_up_by_their_key(tmp_path: Path) -> None:
+    db = tmp_path / "scheduler.db"
+    ledger = SqliteFireLedger(db)
+    done = ["j2@2026-01-01T00:00:00Z", "j1@2026-01-01T00:01:00Z", "plain-id"]
+    ledger.mark_done_many([*done, "j1@2026-01-01T00:00:00Z"])
+    seen: list[str] = []
+    ledger._conn.set_trace_callback(seen.append)
+    asked = [*done, "j1@2026-01-01T00:02:00Z", "j3@2026-01-01T00:00:00Z", "other"]
+    assert ledger.done_among(asked) == set(done)
+    ledger._conn.set_trace_callback(None)
+    lookups = [sql for sql in seen if "fires_done" in sql]
+    assert lookups
+    conn = sqlite3.connect(db)
+    try:
+        for sql in lookups:
+            plan = [str(row[-1]) for row in conn.execute(f"EXPLAIN QUERY PLAN {sql}")]
+            assert not any(step.startswith("SCAN d") for step in plan), plan  # no table scan
+            assert any("USING PRIMARY KEY" in step for step in plan), plan
+    finally:
+        conn.close()

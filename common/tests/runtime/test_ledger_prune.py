@@ -7,13 +7,21 @@ import sqlite3
 import time
 from pathlib import Path
 
-from serverless_scheduler_common.runtime.sqlite import DONE_TRIM_MAX, SqliteFireLedger
+from serverless_scheduler_common.runtime.sqlite import (
+    DONE_TRIM_MAX,
+    SqliteFireLedger,
+    copy_done_marks,
+)
 
 
 def _insert(db: Path, marks: list[tuple[str, float]]) -> None:
+    """Store done marks as they are (numbered by their job, as the ledger does)."""
     conn = sqlite3.connect(db)
     with conn:
-        conn.executemany("INSERT INTO fires_done VALUES (?, ?)", marks)
+        conn.execute("CREATE TEMP TABLE marks (fire_id TEXT, done_at REAL)")
+        conn.executemany("INSERT INTO marks VALUES (?, ?)", marks)
+        for statement in copy_done_marks("main", "temp.marks"):
+            conn.execute(statement)
     conn.close()
 
 
@@ -166,3 +174,34 @@ def test_amortised_trimming_bounds_a_job_that_fires_for_long(tmp_path: Path) -> 
     left = len(_ids(db))
     assert ledger.keep_per_job <= left < 60  # 400 without trimming
     assert ledger.is_done("busy@2026-01-01T06:39:00Z")  # the newest stays
+
+
+def test_marks_of_an_earlier_version_get_job_numbers(tmp_path: Path) -> None:
+    db = tmp_path / "scheduler.db"
+    now = time.time()
+    earlier = ["j1@2026-01-01T00:00:00Z", "j1@manual-x", "plain-id", "j2@2026-01-01T00:00:00Z"]
+    conn = sqlite3.connect(db)
+    with conn:
+        conn.execute(
+            "CREATE TABLE fires_done (fire_id TEXT PRIMARY KEY, done_at REAL NOT NULL) WITHOUT ROWID"
+        )
+        conn.executemany("INSERT INTO fires_done VALUES (?, ?)", [(f, now) for f in earlier])
+    conn.close()
+    ledger = SqliteFireLedger(db)
+    assert ledger.done_among([*earlier, "j1@2026-01-01T00:01:00Z", "j3@x"]) == set(earlier)
+    ledger.mark_done("j1@2026-01-01T00:01:00Z")
+    SqliteFireLedger(db).close()  # opened again: nothing changes
+    assert _ids(db) == {*earlier, "j1@2026-01-01T00:01:00Z"}
+    conn = sqlite3.connect(db)
+    try:
+        tables = {str(row[0]) for row in conn.execute("SELECT name FROM sqlite_master")}
+        numbered = dict(conn.execute("SELECT fire_id, job_no FROM fires_done").fetchall())
+    finally:
+        conn.close()
+    assert "fires_done_before" not in tables
+    assert (
+        numbered["j1@manual-x"]
+        == numbered["j1@2026-01-01T00:01:00Z"]
+        != numbered["j2@2026-01-01T00:00:00Z"]
+    )
+    assert numbered["plain-id"] == 0  # names no job

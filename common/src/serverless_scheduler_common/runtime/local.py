@@ -16,6 +16,7 @@ from .dispatcher import LocalDispatcher
 from .jobcontrol import RepositoryJobControl
 from .partitions import PartitionQueue, history_files, history_path
 from .sqlite import (
+    JobNumbers,
     SqliteDeadLetterStore,
     SqliteFireLedger,
     SqliteRunRepository,
@@ -50,6 +51,7 @@ def create_local_dispatcher(
     if pm is None:
         pm = get_plugin_manager(settings=settings, plugins=list(plugins))
     registry = registry or build_registry(pm)
+    numbers = JobNumbers()  # one cache of the history file's job numbers, shared
     runtime = ConsumerRuntime(
         settings=settings,
         pm=pm,
@@ -58,8 +60,9 @@ def create_local_dispatcher(
             own,
             retention=settings.runs_retention,
             others=lambda: history_files(settings.data_dir),
+            numbers=numbers,
         ),
-        ledger=SqliteFireLedger(own),
+        ledger=SqliteFireLedger(own, numbers=numbers),
         job_control=RepositoryJobControl(jobs, registry) if jobs is not None else None,
         state=state,
         notifier=notifier,

@@ -50,7 +50,7 @@ from pathlib import Path
 from ..events import JobFired
 from ..ports import RenderedFire, fire_shard
 from ..sqlite import connect, db_path_for
-from .sqlite import QueuedFire, SqliteFireQueue
+from .sqlite import QueuedFire, SqliteFireQueue, copy_done_marks
 
 log = logging.getLogger(__name__)
 
@@ -58,26 +58,31 @@ _FILE = re.compile(r"^dispatch-(0|[1-9][0-9]*)\.db$")
 _HISTORY_FILE = re.compile(r"^history-(0|[1-9][0-9]*)\.db$")
 
 #: The tables of a dispatcher's history (`history_path`): runs and the ledger's.
-HISTORY_TABLES = ("runs", "fires_done", "job_failures", "jobs_removed")
+HISTORY_TABLES = ("runs", "fires_done", "job_failures", "jobs_removed", "job_numbers")
 
 #: Tables copied to every partition when the number of partitions changes (what a
-#: dispatcher reads to decide whether to run a fire), with the statement that merges
-#: them. Failure counts go only to their job's partition (`_failure_counts`).
-_SHARED_MARKS = {
-    "fires_done": "INSERT OR IGNORE INTO main.fires_done SELECT fire_id, done_at FROM src.fires_done",
+#: dispatcher reads to decide whether to run a fire), with the statements that merge
+#: them (job numbers are each file's own: the copies are numbered by job_id). Failure
+#: counts go only to their job's partition (`_failure_counts`).
+_SHARED_MARKS: dict[str, tuple[str, ...]] = {
+    "fires_done": copy_done_marks("main", "src.fires_done"),
     "jobs_removed": (
-        "INSERT OR IGNORE INTO main.jobs_removed SELECT job_key, removed_at FROM src.jobs_removed"
+        "INSERT OR IGNORE INTO main.jobs_removed SELECT job_key, removed_at FROM src.jobs_removed",
     ),
 }
 
 #: How `_move_history` copies each table of the earlier layout.
-_MOVED = {
+_MOVED: dict[str, tuple[str, ...]] = {
     **_SHARED_MARKS,
     "runs": (
-        "INSERT OR IGNORE INTO main.runs (owner_id, job_id, run_id, started_at, data) "
-        "SELECT owner_id, job_id, run_id, started_at, data FROM src.runs"
+        "INSERT OR IGNORE INTO main.job_numbers (job_id) SELECT DISTINCT job_id FROM src.runs",
+        "INSERT OR IGNORE INTO main.runs (owner_id, job_id, run_id, started_at, data, job_no) "
+        "SELECT r.owner_id, r.job_id, r.run_id, r.started_at, r.data, n.job_no "
+        "FROM src.runs r JOIN main.job_numbers n ON n.job_id = r.job_id",
     ),
-    "job_failures": "INSERT OR REPLACE INTO main.job_failures SELECT job_key, failures FROM src.job_failures",
+    "job_failures": (
+        "INSERT OR REPLACE INTO main.job_failures SELECT job_key, failures FROM src.job_failures",
+    ),
 }
 
 #: Queued rows moved per transaction by `arrange`.
@@ -483,8 +488,10 @@ def _copy_marks(target: Path, files: Sequence[Path], failures: Sequence[tuple[st
         conn.close()
 
 
-def _merge_from(conn: sqlite3.Connection, source: Path, statements: dict[str, str]) -> None:
-    """Run, in one transaction on `conn`, the statement of each table of `statements`
+def _merge_from(
+    conn: sqlite3.Connection, source: Path, statements: dict[str, tuple[str, ...]]
+) -> None:
+    """Run, in one transaction on `conn`, the statements of each table of `statements`
     that `source` has (attached as `src`, reading from `src.<table>`)."""
     conn.execute("ATTACH DATABASE ? AS src", (str(source),))
     try:
@@ -494,9 +501,10 @@ def _merge_from(conn: sqlite3.Connection, source: Path, statements: dict[str, st
         }
         conn.execute("BEGIN IMMEDIATE")
         try:
-            for table, statement in statements.items():
+            for table, table_statements in statements.items():
                 if table in present:
-                    conn.execute(statement)
+                    for statement in table_statements:
+                        conn.execute(statement)
         except BaseException:
             conn.execute("ROLLBACK")
             raise

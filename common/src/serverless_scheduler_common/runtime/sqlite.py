@@ -42,19 +42,125 @@ def _ts(value: datetime) -> str:
     return value.isoformat(timespec="microseconds")[:26] + "Z"
 
 
+# -- job numbers ---------------------------------------------------------------------------
+_NUMBERS_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS job_numbers "
+    "(job_no INTEGER PRIMARY KEY, job_id TEXT NOT NULL UNIQUE)"
+)
+
+#: The number of the done marks whose fire_id names no job (no `<job_id>@` prefix).
+NO_JOB = 0
+
+
+def fire_job(fire_id: str) -> str | None:
+    """The job_id a fire_id starts with (`<job_id>@...`), None when it names none."""
+    at = fire_id.find("@")
+    return fire_id[:at] if at > 0 else None
+
+
+def copy_done_marks(target: str, source: str) -> tuple[str, str]:
+    """Statements copying the done marks of the table `source` (any layout: read by
+    fire_id) into `<target>.fires_done`, numbered with `<target>.job_numbers`."""
+    job = "CASE WHEN instr(fire_id, '@') > 1 THEN substr(fire_id, 1, instr(fire_id, '@') - 1) END"
+    return (
+        f"INSERT OR IGNORE INTO {target}.job_numbers (job_id) "
+        f"SELECT DISTINCT {job} FROM {source} WHERE instr(fire_id, '@') > 1",
+        f"INSERT OR IGNORE INTO {target}.fires_done (job_no, fire_id, done_at) "
+        f"SELECT coalesce((SELECT n.job_no FROM {target}.job_numbers n WHERE n.job_id = {job}), "
+        f"{NO_JOB}), fire_id, done_at FROM {source}",
+    )
+
+
+class JobNumbers:
+    """Small integers standing for job ids in one file's history tables (`job_numbers`).
+
+    The run index and the done marks lead with a job's number instead of its id, and a
+    number is given when a job is first written to the file: in the order jobs fire.
+    Each period a job adds one run and one mark, so a batch of fires then writes
+    neighbouring index entries (a few pages) instead of one entry on a page of its own
+    per fire, whatever the ids look like: with ids in no particular order (the server
+    assigns them when a job is created) the run index and the marks sent about one
+    page per fire to the write-ahead log, and a fire cost about 1.8 times as much at
+    10,000 fires/s (`benchmarks/engine.py --ids shuffled`, docs/runtime.md). The
+    entries are smaller too (an integer instead of the owner and job ids).
+
+    A number is never changed or deleted, so a cached one stays right; numbers are
+    cached only once read as committed (a transaction that gave one may roll back).
+    Job ids are unique in a deployment (the server assigns them); runs of two owners
+    under one job_id would share one retention count. One object may serve several
+    adapters of one file (`create_local_dispatcher` shares it: one cache per process).
+    """
+
+    def __init__(self) -> None:
+        self._cache: dict[str, int] = {}
+
+    def assign(self, conn: sqlite3.Connection, job_ids: Iterable[str]) -> dict[str, int]:
+        """The numbers of `job_ids`, giving the missing ones the next numbers in the
+        order given. Call it inside a write transaction, before anything else in it
+        writes `job_numbers`."""
+        cache = self._cache
+        numbers: dict[str, int] = {}
+        missing = []
+        for job_id in dict.fromkeys(job_ids):
+            number = cache.get(job_id)
+            if number is None:
+                missing.append(job_id)
+            else:
+                numbers[job_id] = number
+        if missing:
+            found = _read_numbers(conn, missing)  # committed: nothing inserted yet
+            cache.update(found)
+            numbers.update(found)
+            new = [(job_id,) for job_id in missing if job_id not in found]
+            if new:
+                conn.executemany("INSERT OR IGNORE INTO job_numbers (job_id) VALUES (?)", new)
+                numbers.update(_read_numbers(conn, [job_id for (job_id,) in new]))
+        return numbers
+
+    def known(self, conn: sqlite3.Connection, job_ids: Iterable[str]) -> dict[str, int]:
+        """The numbers of those of `job_ids` that have one (a read outside a write
+        transaction: what it reads is committed, and cached)."""
+        cache = self._cache
+        numbers: dict[str, int] = {}
+        missing = []
+        for job_id in job_ids:
+            number = cache.get(job_id)
+            if number is None:
+                missing.append(job_id)
+            else:
+                numbers[job_id] = number
+        if missing:
+            found = _read_numbers(conn, missing)
+            cache.update(found)
+            numbers.update(found)
+        return numbers
+
+
+def _read_numbers(conn: sqlite3.Connection, job_ids: Sequence[str]) -> dict[str, int]:
+    numbers: dict[str, int] = {}
+    for start in range(0, len(job_ids), 500):
+        chunk = job_ids[start : start + 500]
+        rows = conn.execute(
+            f"SELECT job_id, job_no FROM job_numbers WHERE job_id IN ({','.join('?' * len(chunk))})",
+            chunk,
+        ).fetchall()
+        numbers.update((str(job_id), int(number)) for job_id, number in rows)
+    return numbers
+
+
 # -- run history -------------------------------------------------------------------------
 class SqliteRunRepository(SqliteStore):
     """`RunRepository` over SQLite: newest first, the last `retention` runs per job.
 
     Runs are appended to a rowid table (each insert lands on the table's last page)
-    with one index in the order the list query reads: job, then start time, then run
-    id. Keying the rows themselves by job (a `WITHOUT ROWID` table, the earlier layout)
+    with one index in the order the list query reads: job (its number, `JobNumbers`),
+    then start time, then run id. Keying the rows themselves by job (a `WITHOUT ROWID` table, the earlier layout)
     sends every insert to a random page of a table that grows with the number of jobs
     (page splits, and a whole page in the write-ahead log per run): in a table of
     400,000 runs over 100,000 jobs an insert cost about 1.7 times as much. A run
     recorded again with the same `run_id` and `started_at` replaces the stored one
     (runs never change their start time). A file created by an earlier version keeps
-    its layout; the same statements work on every layout.
+    its table and gets the job numbers and the new index when first opened.
     """
 
     _schema = """
@@ -63,10 +169,21 @@ class SqliteRunRepository(SqliteStore):
         job_id TEXT NOT NULL,
         run_id TEXT NOT NULL,
         started_at TEXT NOT NULL,
-        data TEXT NOT NULL
+        data TEXT NOT NULL,
+        job_no INTEGER
     );
-    CREATE UNIQUE INDEX runs_by_job ON runs (owner_id, job_id, started_at, run_id);
+    CREATE UNIQUE INDEX runs_by_number ON runs (job_no, started_at, run_id);
     """
+
+    #: Gives a runs table of an earlier version its job numbers and index (the same
+    #: statements serve every earlier layout).
+    _upgrade = (
+        "ALTER TABLE runs ADD COLUMN job_no INTEGER",
+        "INSERT OR IGNORE INTO job_numbers (job_id) SELECT DISTINCT job_id FROM runs",
+        "UPDATE runs SET job_no = (SELECT n.job_no FROM job_numbers n WHERE n.job_id = runs.job_id)",
+        "DROP INDEX IF EXISTS runs_by_job",
+        "CREATE UNIQUE INDEX runs_by_number ON runs (job_no, started_at, run_id)",
+    )
 
     def __init__(
         self,
@@ -74,12 +191,15 @@ class SqliteRunRepository(SqliteStore):
         *,
         retention: int = 100,
         others: Callable[[], Sequence[Path]] | None = None,
+        numbers: JobNumbers | None = None,
     ) -> None:
         """`others`: the other files that may hold runs (dispatch partitions, looked up
         on each read): `list` merges them in and `forget_job` deletes there too; runs
-        are recorded in `db_path` only."""
+        are recorded in `db_path` only. `numbers`: the file's job numbers, when another
+        adapter of the file shares them."""
         if retention < 1:
             raise ValueError("retention must be at least 1")
+        self.numbers = numbers if numbers is not None else JobNumbers()
         super().__init__(db_path)
         self.retention = retention
         self._others = others
@@ -113,16 +233,19 @@ class SqliteRunRepository(SqliteStore):
         super().close()
 
     def _create_schema(self) -> None:
-        """Create the table and its index unless the file has a runs table already
-        (of any layout: an index added to an older one would only cost writes)."""
+        """Create the job numbers, the table and its index, or give a runs table of an
+        earlier version its job numbers (one transaction: a crash redoes all of it)."""
         with self._tx() as conn:
-            exists = conn.execute(
-                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'runs'"
-            ).fetchone()
-            if exists is None:
+            conn.execute(_NUMBERS_SCHEMA)
+            columns = {str(row[1]) for row in conn.execute("PRAGMA table_info(runs)")}
+            if not columns:
                 for statement in self._schema.split(";"):
                     if statement.strip():
                         conn.execute(statement)
+            elif "job_no" not in columns:
+                for statement in self._upgrade:
+                    conn.execute(statement)
+                log.info("run history of %s: job numbers added", self.db_path.name)
 
     def record(self, owner_id: str, run: Run) -> None:
         self.record_many([(owner_id, run)])
@@ -132,7 +255,7 @@ class SqliteRunRepository(SqliteStore):
         if runs:
             prepared = prepare_runs(runs, self.retention)
             with self._tx() as conn:
-                write_runs(conn, prepared)
+                write_runs(conn, prepared, self.numbers.assign(conn, prepared.job_ids()))
 
     def forget_job(self, owner_id: str, job_id: str) -> int:
         """Delete every run of a deleted job (its summaries and diffs go with it), in
@@ -143,7 +266,8 @@ class SqliteRunRepository(SqliteStore):
             with store._tx() as conn:
                 before = conn.total_changes
                 conn.execute(
-                    "DELETE FROM runs WHERE owner_id = ? AND job_id = ?", (owner_id, job_id)
+                    f"DELETE FROM runs WHERE job_no = {_NUMBER_OF} AND owner_id = ?",
+                    (job_id, owner_id),
                 )
                 deleted += conn.total_changes - before
         return deleted
@@ -162,9 +286,10 @@ class SqliteRunRepository(SqliteStore):
                 (str(row[0]), str(row[1]))
                 for store in stores
                 for row in store._query(
-                    """SELECT started_at, run_id FROM runs WHERE owner_id = ? AND job_id = ?
-                       ORDER BY started_at DESC, run_id DESC LIMIT ?""",
-                    (owner_id, job_id, self.retention),
+                    f"""SELECT started_at, run_id FROM runs
+                        WHERE job_no = {_NUMBER_OF} AND owner_id = ?
+                        ORDER BY started_at DESC, run_id DESC LIMIT ?""",
+                    (job_id, owner_id, self.retention),
                 )
             ),
             reverse=True,
@@ -196,7 +321,7 @@ class SqliteRunRepository(SqliteStore):
     ) -> Sequence[tuple[object, ...]]:
         """This file's runs of a job, newest first: older than `after`, not older than
         `oldest`, at most `limit`."""
-        params: list[object] = [owner_id, job_id]
+        params: list[object] = [job_id, owner_id]
         where = ""
         if after is not None:
             where = "AND (started_at < ? OR (started_at = ? AND run_id < ?))"
@@ -205,10 +330,16 @@ class SqliteRunRepository(SqliteStore):
             where += " AND (started_at > ? OR (started_at = ? AND run_id >= ?))"
             params += [oldest[0], oldest[0], oldest[1]]
         return self._query(
-            f"""SELECT started_at, run_id, data FROM runs WHERE owner_id = ? AND job_id = ?
+            f"""SELECT started_at, run_id, data FROM runs
+                WHERE job_no = {_NUMBER_OF} AND owner_id = ?
                 {where} ORDER BY started_at DESC, run_id DESC LIMIT ?""",
             [*params, limit],
         )
+
+
+#: A job's number in a statement whose parameter there is its job_id (no row: NULL,
+#: which matches nothing).
+_NUMBER_OF = "(SELECT job_no FROM job_numbers WHERE job_id = ?)"
 
 
 @dataclass
@@ -216,7 +347,12 @@ class PreparedRuns:
     """Runs as rows, and the jobs to trim (`prepare_runs`), ready for `write_runs`."""
 
     rows: list[tuple[str, str, str, str, str]]
-    trims: list[tuple[str, str, str, str, int]]
+    trims: list[str]  # job ids
+    retention: int = 100
+
+    def job_ids(self) -> list[str]:
+        """The jobs of the rows, in order (`JobNumbers.assign`)."""
+        return [row[1] for row in self.rows]
 
 
 def prepare_runs(runs: Sequence[tuple[str, Run]], retention: int) -> PreparedRuns:
@@ -239,24 +375,26 @@ def prepare_runs(runs: Sequence[tuple[str, Run]], retention: int) -> PreparedRun
         data = run.__pydantic_serializer__.to_json(run).decode()
         rows.append((owner_id, run.job_id, run.run_id, _started_text(run, data), data))
     slack = max(1, retention // 4)
-    trim = {
-        (owner_id, run.job_id)
-        for owner_id, run in runs
-        if slack == 1 or random.random() * slack < 1.0
-    }
-    return PreparedRuns(rows, [(o, j, o, j, retention) for o, j in trim])
+    trim = {run.job_id for _, run in runs if slack == 1 or random.random() * slack < 1.0}
+    return PreparedRuns(rows, list(trim), retention)
 
 
-def write_runs(conn: sqlite3.Connection, prepared: PreparedRuns) -> None:
+def write_runs(conn: sqlite3.Connection, prepared: PreparedRuns, numbers: dict[str, int]) -> None:
     """Insert runs and trim their jobs (`prepare_runs`), inside the caller's
-    transaction."""
-    insert_rows(conn, "INSERT OR REPLACE INTO runs", prepared.rows, width=5)
+    transaction; `numbers` has the job number of each (`JobNumbers.assign`)."""
+    rows = [(*row, numbers[row[1]]) for row in prepared.rows]
+    insert_rows(
+        conn,
+        "INSERT OR REPLACE INTO runs (owner_id, job_id, run_id, started_at, data, job_no)",
+        rows,
+        width=6,
+    )
     if prepared.trims:
         conn.executemany(
-            """DELETE FROM runs WHERE owner_id = ? AND job_id = ? AND (started_at, run_id) <= (
-                   SELECT started_at, run_id FROM runs WHERE owner_id = ? AND job_id = ?
-                   ORDER BY started_at DESC, run_id DESC LIMIT 1 OFFSET ?)""",
-            prepared.trims,
+            """DELETE FROM runs WHERE job_no = ?1 AND (started_at, run_id) <= (
+                   SELECT started_at, run_id FROM runs WHERE job_no = ?1
+                   ORDER BY started_at DESC, run_id DESC LIMIT 1 OFFSET ?2)""",
+            [(numbers[job_id], prepared.retention) for job_id in prepared.trims],
         )
 
 
@@ -306,30 +444,29 @@ DONE_KEEP_PER_JOB = 4
 #: they go a bounded slice at a time instead of in one long write).
 DONE_TRIM_MAX = 64
 
-# A job's timed marks lie together in key order, oldest first: `<job_id>@<UTC time>`,
-# and a time starts with a digit (`:` sorts just after `9`; manual fires,
-# `<job_id>@manual-<id>`, sort after it and are left to the TTL: they are never handed
-# over twice). The statement walks the job's range down from its newest mark.
+# A job's timed marks lie together in key order (its number, then the fire_id), oldest
+# first: `<job_id>@<UTC time>`, and a time starts with a digit (`:` sorts just after
+# `9`; manual fires, `<job_id>@manual-<id>`, sort after it and are left to the TTL: they
+# are never handed over twice). The statement walks the job's range down from its
+# newest mark.
 _TRIM_DONE = """
-DELETE FROM fires_done WHERE fire_id IN (
-    SELECT fire_id FROM fires_done WHERE fire_id > ?1 AND fire_id < ?2
-    ORDER BY fire_id DESC LIMIT ?4 OFFSET ?3)
+DELETE FROM fires_done WHERE job_no = ?1 AND fire_id IN (
+    SELECT fire_id FROM fires_done WHERE job_no = ?1 AND fire_id > ?2 AND fire_id < ?3
+    ORDER BY fire_id DESC LIMIT ?5 OFFSET ?4)
 """
 
 
-def _done_trims(
-    fire_ids: Sequence[str], keep: int, chance: float
-) -> list[tuple[str, str, int, int]]:
-    """`_TRIM_DONE` parameters for the jobs of the timed fires among `fire_ids`, each
-    picked with `chance` (amortised as for runs: a job holds about `keep + 1/chance`
-    marks at most for long)."""
+def _done_trims(fire_ids: Sequence[str], chance: float) -> set[str]:
+    """The jobs whose marks to trim (`_TRIM_DONE`): those of the timed fires among
+    `fire_ids`, each picked with `chance` (amortised as for runs: a job holds about
+    `keep + 1/chance` marks at most for long)."""
     jobs = set()
     for fire_id in fire_ids:
         at = fire_id.find("@")
         timed = at > 0 and fire_id[at + 1 : at + 2].isdigit()
         if timed and (chance >= 1.0 or random.random() < chance):
-            jobs.add(fire_id[: at + 1])
-    return [(job, f"{job}:", keep, DONE_TRIM_MAX) for job in jobs]
+            jobs.add(fire_id[:at])
+    return jobs
 
 
 class SqliteFireLedger(SqliteStore):
@@ -348,7 +485,8 @@ class SqliteFireLedger(SqliteStore):
 
     _schema = """
     CREATE TABLE IF NOT EXISTS fires_done (
-        fire_id TEXT PRIMARY KEY, done_at REAL NOT NULL
+        job_no INTEGER NOT NULL, fire_id TEXT NOT NULL, done_at REAL NOT NULL,
+        PRIMARY KEY (job_no, fire_id)
     ) WITHOUT ROWID;
     CREATE TABLE IF NOT EXISTS job_failures (job_key TEXT PRIMARY KEY, failures INTEGER NOT NULL);
     CREATE TABLE IF NOT EXISTS jobs_removed (
@@ -369,12 +507,22 @@ class SqliteFireLedger(SqliteStore):
     #: How often (seconds) marking a job deleted also drops the marks past `done_ttl_s`.
     removed_prune_interval_s = 3600.0
 
-    def __init__(self, db_path: str | Path, *, done_ttl_s: int = DONE_TTL_S) -> None:
+    def __init__(
+        self,
+        db_path: str | Path,
+        *,
+        done_ttl_s: int = DONE_TTL_S,
+        numbers: JobNumbers | None = None,
+    ) -> None:
+        """`numbers`: the file's job numbers, when another adapter of the file shares
+        them (`JobNumbers`)."""
+        self.numbers = numbers if numbers is not None else JobNumbers()
         super().__init__(db_path)
         self.done_ttl_s = done_ttl_s
         self._last_prune = time.monotonic()
         self._marked_since_prune = 0
-        self._sweep_after = ""  # the sweep's position in key order ("" = the start)
+        #: The sweep's position in key order (None: the start).
+        self._sweep_after: tuple[int, str] | None = None
         self._locks: dict[str, tuple[str, float]] = {}
         self._locks_guard = threading.Lock()
         self._failures = {
@@ -395,18 +543,51 @@ class SqliteFireLedger(SqliteStore):
         self._removed = {str(key) for (key,) in rows}
         self._removed_pruned = time.monotonic()
 
+    def _create_schema(self) -> None:
+        """Create the tables, or give done marks of an earlier version (keyed by fire_id
+        alone) their job numbers (one transaction: a crash redoes all of it)."""
+        with self._tx() as conn:
+            conn.execute(_NUMBERS_SCHEMA)
+            columns = {str(row[1]) for row in conn.execute("PRAGMA table_info(fires_done)")}
+            if columns and "job_no" not in columns:
+                conn.execute("ALTER TABLE fires_done RENAME TO fires_done_before")
+                upgrade = True
+            else:
+                upgrade = False
+            for statement in self._schema.split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+            if upgrade:
+                for statement in copy_done_marks("main", "fires_done_before"):
+                    conn.execute(statement)
+                conn.execute("DROP TABLE fires_done_before")
+                log.info("done marks of %s: job numbers added", self.db_path.name)
+
     # -- completed fires -------------------------------------------------------------------
     def is_done(self, fire_id: str) -> bool:
-        return bool(self._query("SELECT 1 FROM fires_done WHERE fire_id = ?", (fire_id,)))
+        return fire_id in self.done_among([fire_id])
 
     def done_among(self, fire_ids: Sequence[str]) -> set[str]:
         """The fire_ids among these that already completed (one query per 500)."""
+        with self._lock:
+            numbers = self.numbers.known(
+                self._conn, {job for job in map(fire_job, fire_ids) if job is not None}
+            )
+        keys: list[object] = []
+        for fire_id in fire_ids:
+            job = fire_job(fire_id)
+            number = NO_JOB if job is None else numbers.get(job)
+            if number is not None:  # a job without a number has no marks
+                keys += (number, fire_id)
         found: set[str] = set()
-        ids = list(fire_ids)
-        for start in range(0, len(ids), 500):
-            chunk = ids[start : start + 500]
-            marks = ",".join("?" * len(chunk))
-            rows = self._query(f"SELECT fire_id FROM fires_done WHERE fire_id IN ({marks})", chunk)
+        for start in range(0, len(keys), 1000):
+            chunk = keys[start : start + 1000]
+            pairs = ",".join(["(?, ?)"] * (len(chunk) // 2))
+            rows = self._query(  # CROSS JOIN: the values first, each a key lookup
+                f"SELECT d.fire_id FROM (VALUES {pairs}) v CROSS JOIN fires_done d "
+                "ON d.job_no = v.column1 AND d.fire_id = v.column2",
+                chunk,
+            )
             found.update(str(row[0]) for row in rows)
         return found
 
@@ -418,13 +599,33 @@ class SqliteFireLedger(SqliteStore):
             with self._tx() as conn:
                 self.write_done(conn, fire_ids)
 
-    def write_done(self, conn: sqlite3.Connection, fire_ids: Sequence[str]) -> None:
-        """Mark fires done inside the caller's transaction (on any connection to the file)."""
+    def write_done(
+        self,
+        conn: sqlite3.Connection,
+        fire_ids: Sequence[str],
+        numbers: dict[str, int] | None = None,
+    ) -> None:
+        """Mark fires done inside the caller's transaction (on any connection to the
+        file). `numbers`: the job numbers of the fires' jobs, when the caller has
+        assigned them in this transaction (`JobNumbers.assign`)."""
         now = time.time()
-        trims = _done_trims(fire_ids, self.keep_per_job, self.trim_chance)
-        insert_rows(conn, "INSERT OR IGNORE INTO fires_done", [(f, now) for f in fire_ids], width=2)
+        jobs = [fire_job(fire_id) for fire_id in fire_ids]
+        if numbers is None:
+            numbers = self.numbers.assign(conn, [job for job in jobs if job is not None])
+        rows = [
+            (NO_JOB if job is None else numbers[job], fire_id, now)
+            for job, fire_id in zip(jobs, fire_ids, strict=True)
+        ]
+        insert_rows(conn, "INSERT OR IGNORE INTO fires_done", rows, width=3)
+        trims = _done_trims(fire_ids, self.trim_chance)
         if trims:
-            conn.executemany(_TRIM_DONE, trims)
+            conn.executemany(
+                _TRIM_DONE,
+                [
+                    (numbers[job], f"{job}@", f"{job}@:", self.keep_per_job, DONE_TRIM_MAX)
+                    for job in trims
+                ],
+            )
         self._marked_since_prune += len(fire_ids)
         if time.monotonic() - self._last_prune >= self.prune_interval_s:
             self.prune_step(conn, now - self.done_ttl_s)
@@ -443,22 +644,25 @@ class SqliteFireLedger(SqliteStore):
         self._last_prune = time.monotonic()
         size = max(self.prune_min_slice, 2 * self._marked_since_prune)
         self._marked_since_prune = 0
-        start = self._sweep_after
+        start = self._sweep_after or (NO_JOB - 1, "")
         row = conn.execute(
-            "SELECT fire_id FROM fires_done WHERE fire_id > ? ORDER BY fire_id LIMIT 1 OFFSET ?",
-            (start, size - 1),
+            """SELECT job_no, fire_id FROM fires_done WHERE (job_no, fire_id) > (?, ?)
+               ORDER BY job_no, fire_id LIMIT 1 OFFSET ?""",
+            (*start, size - 1),
         ).fetchone()
         before = conn.total_changes
         if row is None:  # the rest of the table: the next step starts again at the front
             conn.execute(
-                "DELETE FROM fires_done WHERE fire_id > ? AND done_at < ?", (start, cutoff)
+                "DELETE FROM fires_done WHERE (job_no, fire_id) > (?, ?) AND done_at < ?",
+                (*start, cutoff),
             )
-            self._sweep_after = ""
+            self._sweep_after = None
         else:
-            end = str(row[0])
+            end = (int(row[0]), str(row[1]))
             conn.execute(
-                "DELETE FROM fires_done WHERE fire_id > ? AND fire_id <= ? AND done_at < ?",
-                (start, end, cutoff),
+                """DELETE FROM fires_done WHERE (job_no, fire_id) > (?, ?)
+                   AND (job_no, fire_id) <= (?, ?) AND done_at < ?""",
+                (*start, *end, cutoff),
             )
             self._sweep_after = end
         return conn.total_changes - before
@@ -504,8 +708,9 @@ class SqliteFireLedger(SqliteStore):
         with self._tx() as conn:
             conn.execute("INSERT OR REPLACE INTO jobs_removed VALUES (?, ?)", (key, time.time()))
             conn.execute(
-                "DELETE FROM fires_done WHERE fire_id > ? AND fire_id < ?",
-                (f"{job_id}@", f"{job_id}A"),
+                f"DELETE FROM fires_done WHERE job_no = {_NUMBER_OF} "
+                "AND fire_id > ? AND fire_id < ?",
+                (job_id, f"{job_id}@", f"{job_id}A"),
             )
             conn.execute("DELETE FROM job_failures WHERE job_key = ?", (key,))
         self._removed.add(key)
@@ -521,7 +726,11 @@ class SqliteFireLedger(SqliteStore):
         if not removed:
             return prepared
         rows = [r for r in prepared.rows if job_key(r[0], r[1]) not in removed]
-        return prepared if len(rows) == len(prepared.rows) else PreparedRuns(rows, prepared.trims)
+        if len(rows) == len(prepared.rows):
+            return prepared
+        kept = {row[1] for row in rows}
+        trims = [job_id for job_id in prepared.trims if job_id in kept]
+        return PreparedRuns(rows, trims, prepared.retention)
 
     def is_removed(self, job_key: str) -> bool:
         """Deleted jobs are held in memory: the dispatcher that handles a job's fires is
@@ -854,7 +1063,10 @@ class SqliteFireQueue(SqliteStore):
         where = "q.seq > ?" if count == 1 else "q.seq > ? AND q.shard % ? = ?"
         sql = (
             "SELECT q.seq, q.payload, q.attempt, q.not_before, q.fire_id, d.fire_id IS NOT NULL "
-            "FROM dispatch_queue q LEFT JOIN fires_done d ON d.fire_id = q.fire_id "
+            "FROM dispatch_queue q LEFT JOIN fires_done d ON d.job_no = coalesce(("
+            "SELECT n.job_no FROM job_numbers n WHERE instr(q.fire_id, '@') > 1 "
+            "AND n.job_id = substr(q.fire_id, 1, instr(q.fire_id, '@') - 1)), "
+            f"{NO_JOB}) AND d.fire_id = q.fire_id "
             f"WHERE {where} ORDER BY q.seq LIMIT ?"
             if with_done
             else "SELECT q.seq, q.payload, q.attempt, q.not_before, q.fire_id, 0 "
@@ -922,12 +1134,19 @@ class SqliteFireQueue(SqliteStore):
             else None
         )
         moves = [(attempt, not_before, seq) for seq, attempt, not_before in reschedule]
+        numbers = (
+            run_repository.numbers
+            if runs and run_repository is not None
+            else ledger.numbers
+            if ledger is not None
+            else None
+        )
         if history is not None and history.file != self.file:
             with history._tx() as conn:
-                _write_history(conn, prepared, done, ledger)
+                _write_history(conn, prepared, done, ledger, numbers)
             prepared, done = None, ()
         with self._tx() as conn:
-            _write_history(conn, prepared, done, ledger)
+            _write_history(conn, prepared, done, ledger, numbers)
             if moves:
                 conn.executemany(
                     "UPDATE dispatch_queue SET attempt = ?, not_before = ? WHERE seq = ?", moves
@@ -951,17 +1170,26 @@ def _write_history(
     prepared: PreparedRuns | None,
     done: Sequence[str],
     ledger: SqliteFireLedger | None,
+    numbers: JobNumbers | None,
 ) -> None:
-    """Write a batch's runs and done marks inside the caller's transaction."""
-    if prepared is not None:
-        if ledger is not None:
-            # A job deleted after its fire's last check and before this commit: its
-            # removal ran (or runs after this transaction, and deletes what it finds),
-            # so its runs are left out here.
-            prepared = ledger.without_removed(prepared)
-        write_runs(conn, prepared)
+    """Write a batch's runs and done marks inside the caller's transaction (`numbers`:
+    the job numbers of their file; it may be None when there is nothing to write)."""
+    if prepared is not None and ledger is not None:
+        # A job deleted after its fire's last check and before this commit: its
+        # removal ran (or runs after this transaction, and deletes what it finds), so
+        # its runs are left out here.
+        prepared = ledger.without_removed(prepared)
+    jobs = prepared.job_ids() if prepared is not None else []
     if done and ledger is not None:
-        ledger.write_done(conn, done)
+        jobs += [job for job in map(fire_job, done) if job is not None]
+    if not jobs and not done:
+        return
+    assert numbers is not None
+    assigned = numbers.assign(conn, jobs)  # once: before anything writes the numbers
+    if prepared is not None:
+        write_runs(conn, prepared, assigned)
+    if done and ledger is not None:
+        ledger.write_done(conn, done, assigned)
 
 
 _DEQUEUE_CHUNK = 64
