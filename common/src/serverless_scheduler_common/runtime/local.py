@@ -51,7 +51,7 @@ def create_local_dispatcher(
     if pm is None:
         pm = get_plugin_manager(settings=settings, plugins=list(plugins))
     registry = registry or build_registry(pm)
-    numbers = JobNumbers()  # one cache of the history file's job numbers, shared
+    numbers = JobNumbers(preload=True)  # one cache of the history file's job numbers, shared
     runtime = ConsumerRuntime(
         settings=settings,
         pm=pm,

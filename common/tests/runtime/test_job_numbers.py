@@ -1,0 +1,46 @@
+"""Job numbers: given in the order jobs are first written, never reused, and cached
+only once the transaction that gave them has committed."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from serverless_scheduler_common.runtime.sqlite import JobNumbers, SqliteFireLedger
+
+
+def _numbers(db: Path) -> dict[str, int]:
+    conn = sqlite3.connect(db)
+    try:
+        return {str(j): int(n) for j, n in conn.execute("SELECT job_id, job_no FROM job_numbers")}
+    finally:
+        conn.close()
+
+
+def test_numbers_follow_the_order_jobs_are_first_marked(tmp_path: Path) -> None:
+    db = tmp_path / "history.db"
+    ledger = SqliteFireLedger(db)
+    ledger.mark_done_many(["zz@2026-01-01T00:00:00Z", "aa@2026-01-01T00:00:00Z"])
+    ledger.mark_done_many(["mm@2026-01-01T00:00:00Z", "aa@2026-01-01T00:01:00Z"])
+    assert _numbers(db) == {"zz": 1, "aa": 2, "mm": 3}
+
+
+def test_a_number_given_in_a_rolled_back_transaction_is_not_kept(tmp_path: Path) -> None:
+    db = tmp_path / "history.db"
+    mine, theirs = JobNumbers(), JobNumbers()
+    ledger = SqliteFireLedger(db, numbers=mine)
+    other = SqliteFireLedger(db, numbers=theirs)  # another process's adapter
+    with pytest.raises(RuntimeError), ledger._tx() as conn:
+        ledger.write_done(conn, ["lost@2026-01-01T00:00:00Z"])
+        raise RuntimeError("the commit never happens")
+    assert _numbers(db) == {}
+    other.mark_done("kept@2026-01-01T00:00:00Z")  # takes the number the rollback freed
+    ledger.mark_done("lost@2026-01-01T00:01:00Z")
+    assert _numbers(db) == {"kept": 1, "lost": 2}
+    assert ledger.done_among(["lost@2026-01-01T00:01:00Z", "kept@2026-01-01T00:00:00Z"]) == {
+        "lost@2026-01-01T00:01:00Z",
+        "kept@2026-01-01T00:00:00Z",
+    }
+    assert not other.is_done("lost@2026-01-01T00:00:00Z")
