@@ -294,10 +294,11 @@ def _jobs(
     created = datetime.fromtimestamp(t0 - 60, UTC)
     policy = JobPolicy()
     step = 1
-    if ids == "shuffled":  # i -> i * step mod n, a fixed permutation that scatters them
-        step = 1_000_003
+    if ids == "shuffled":  # i -> i * step mod n with step near n / golden ratio: a fixed
+        # permutation that sends neighbouring fires to ids far apart
+        step = max(1, int(n * 0.6180339887))
         while math.gcd(step, n) != 1:
-            step += 2
+            step += 1
     for i in range(n):
         schedule: RateSchedule | CronSchedule
         if cron is not None:
