@@ -44,3 +44,13 @@ def test_a_number_given_in_a_rolled_back_transaction_is_not_kept(tmp_path: Path)
         "kept@2026-01-01T00:00:00Z",
     }
     assert not other.is_done("lost@2026-01-01T00:00:00Z")
+
+
+def test_done_marks_are_looked_up_within_an_older_sqlite_bound_value_limit(
+    tmp_path: Path,
+) -> None:
+    ledger = SqliteFireLedger(tmp_path / "history.db")
+    fires = [f"j{i}@2026-01-01T00:00:00Z" for i in range(1200)]
+    ledger.mark_done_many(fires[:700])
+    ledger._conn.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 999)  # SQLite before 3.32
+    assert ledger.done_among(fires) == set(fires[:700])

@@ -284,3 +284,40 @@ def test_a_change_of_k_interrupted_midway_hands_out_the_same_failure_counts(
             found = ledger.lookup("x", f"alice/{job}", failures=True).failures
             assert found == (n if index == home else 0), (job, index)
             ledger.close()
+
+
+def test_arrange_gives_history_files_of_an_earlier_version_their_job_numbers(
+    tmp_path: Path,
+) -> None:
+    import sqlite3
+
+    arrange(tmp_path, 2)
+    old = history_path(tmp_path, 1, 2)
+    for path in tmp_path.glob(f"{old.name}*"):
+        path.unlink()  # in its place, a file an earlier version wrote
+    conn = sqlite3.connect(old)
+    with conn:
+        conn.executescript(
+            """CREATE TABLE runs (owner_id TEXT NOT NULL, job_id TEXT NOT NULL,
+                   run_id TEXT NOT NULL, started_at TEXT NOT NULL, data TEXT NOT NULL);
+               CREATE UNIQUE INDEX runs_by_job ON runs (owner_id, job_id, started_at, run_id);
+               CREATE TABLE fires_done (fire_id TEXT PRIMARY KEY, done_at REAL NOT NULL)
+                   WITHOUT ROWID;"""
+        )
+        run = run_at("job1", 3)
+        conn.execute(
+            "INSERT INTO runs VALUES (?, ?, ?, ?, ?)",
+            ("alice", "job1", run.run_id, "2026-01-01T12:03:00.000000Z", run.model_dump_json()),
+        )
+        conn.execute("INSERT INTO fires_done VALUES (?, 0)", (_fire("job1", 3).fire_id,))
+    conn.close()
+    arrange(tmp_path, 2)  # the next start: K unchanged, the upgrade still runs here
+    conn = sqlite3.connect(old)
+    try:
+        runs_columns = {row[1] for row in conn.execute("PRAGMA table_info(runs)")}
+        done_columns = {row[1] for row in conn.execute("PRAGMA table_info(fires_done)")}
+    finally:
+        conn.close()
+    assert "job_no" in runs_columns and "job_no" in done_columns
+    assert SqliteFireLedger(old).is_done(_fire("job1", 3).fire_id)
+    assert [r.run_id for r in SqliteRunRepository(old).list("alice", "job1").items] == [run.run_id]

@@ -298,7 +298,19 @@ def arrange(data_dir: str | Path, count: int) -> int:
         finally:
             conn.close()
         log.info("dispatch partitions: %d -> %d", before, count)
+    _upgrade_histories(data_dir)
     return moved
+
+
+def _upgrade_histories(data_dir: str | Path) -> None:
+    """Give every history file of an earlier version its job numbers here, before the
+    dispatchers start: the upgrade of a large run history takes about 5 s per million
+    runs, longer than a child may take to start."""
+    from .sqlite import SqliteFireLedger, SqliteRunRepository
+
+    for path in history_files(data_dir):
+        SqliteFireLedger(path).close()
+        SqliteRunRepository(path).close()
 
 
 def _planned_failures(main: Path, compute: Callable[[], dict[str, int]]) -> dict[str, int]:

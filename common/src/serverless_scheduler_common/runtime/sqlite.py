@@ -261,6 +261,7 @@ class SqliteRunRepository(SqliteStore):
                     if statement.strip():
                         conn.execute(statement)
             elif "job_no" not in columns:
+                log.info("run history of %s: adding job numbers (once)...", self.db_path.name)
                 for statement in self._upgrade:
                     conn.execute(statement)
                 log.info("run history of %s: job numbers added", self.db_path.name)
@@ -600,8 +601,10 @@ class SqliteFireLedger(SqliteStore):
                 keys.append(number)
                 keys.append(fire_id)
         found: set[str] = set()
-        for start in range(0, len(keys), 1000):
-            chunk = keys[start : start + 1000]
+        # Two bound values a fire, within the connection's limit (999 before SQLite 3.32).
+        step = 2 * min(500, self._conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // 2)
+        for start in range(0, len(keys), step):
+            chunk = keys[start : start + step]
             pairs = ",".join(["(?, ?)"] * (len(chunk) // 2))
             rows = self._query(  # CROSS JOIN: the values first, each a key lookup
                 f"SELECT d.fire_id FROM (VALUES {pairs}) v CROSS JOIN fires_done d "
