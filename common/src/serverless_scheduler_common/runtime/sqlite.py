@@ -57,16 +57,30 @@ def fire_jobs(fire_ids: Iterable[str]) -> list[str | None]:
     return [fire_id[:at] if (at := fire_id.find("@")) > 0 else None for fire_id in fire_ids]
 
 
+def _fire_job_sql(column: str) -> str:
+    """SQL for `fire_jobs` of one fire_id column: its `<job_id>` prefix, NULL for none."""
+    at = f"instr({column}, '@')"
+    return f"CASE WHEN {at} > 1 THEN substr({column}, 1, {at} - 1) END"
+
+
+def _fire_number_sql(column: str, numbers: str = "job_numbers") -> str:
+    """SQL for the job number of the fire_id in `column` (`NO_JOB` when it names none)."""
+    return (
+        f"coalesce((SELECT n.job_no FROM {numbers} n "
+        f"WHERE n.job_id = {_fire_job_sql(column)}), {NO_JOB})"
+    )
+
+
 def copy_done_marks(target: str, source: str) -> tuple[str, str]:
     """Statements copying the done marks of the table `source` (any layout: read by
     fire_id) into `<target>.fires_done`, numbered with `<target>.job_numbers`."""
-    job = "CASE WHEN instr(fire_id, '@') > 1 THEN substr(fire_id, 1, instr(fire_id, '@') - 1) END"
     return (
         f"INSERT OR IGNORE INTO {target}.job_numbers (job_id) "
-        f"SELECT DISTINCT {job} FROM {source} WHERE instr(fire_id, '@') > 1",
+        f"SELECT DISTINCT {_fire_job_sql('fire_id')} FROM {source} "
+        "WHERE instr(fire_id, '@') > 1",
         f"INSERT OR IGNORE INTO {target}.fires_done (job_no, fire_id, done_at) "
-        f"SELECT coalesce((SELECT n.job_no FROM {target}.job_numbers n WHERE n.job_id = {job}), "
-        f"{NO_JOB}), fire_id, done_at FROM {source}",
+        f"SELECT {_fire_number_sql('fire_id', f'{target}.job_numbers')}, fire_id, done_at "
+        f"FROM {source}",
     )
 
 
@@ -369,7 +383,7 @@ class PreparedRuns:
 
     rows: list[tuple[str, str, str, str, str]]
     trims: list[str]  # job ids
-    retention: int = 100
+    retention: int
 
     def job_ids(self) -> list[str]:
         """The jobs of the rows, in order (`JobNumbers.assign`)."""
@@ -731,16 +745,12 @@ class SqliteFireLedger(SqliteStore):
             self._locks.clear()
 
     def forget_job(self, owner_id: str, job_id: str) -> None:
-        """Drop a deleted job's done marks (its fire ids are `<job_id>@...`) and failure
+        """Drop a deleted job's done marks (those under its number) and failure
         count, and remember that it is gone (`is_removed`, kept `done_ttl_s`)."""
         key = job_key(owner_id, job_id)
         with self._tx() as conn:
             conn.execute("INSERT OR REPLACE INTO jobs_removed VALUES (?, ?)", (key, time.time()))
-            conn.execute(
-                f"DELETE FROM fires_done WHERE job_no = {_NUMBER_OF} "
-                "AND fire_id > ? AND fire_id < ?",
-                (job_id, f"{job_id}@", f"{job_id}A"),
-            )
+            conn.execute(f"DELETE FROM fires_done WHERE job_no = {_NUMBER_OF}", (job_id,))
             conn.execute("DELETE FROM job_failures WHERE job_key = ?", (key,))
         self._removed.add(key)
         self._failures.pop(key, None)
@@ -1092,10 +1102,8 @@ class SqliteFireQueue(SqliteStore):
         where = "q.seq > ?" if count == 1 else "q.seq > ? AND q.shard % ? = ?"
         sql = (
             "SELECT q.seq, q.payload, q.attempt, q.not_before, q.fire_id, d.fire_id IS NOT NULL "
-            "FROM dispatch_queue q LEFT JOIN fires_done d ON d.job_no = coalesce(("
-            "SELECT n.job_no FROM job_numbers n WHERE instr(q.fire_id, '@') > 1 "
-            "AND n.job_id = substr(q.fire_id, 1, instr(q.fire_id, '@') - 1)), "
-            f"{NO_JOB}) AND d.fire_id = q.fire_id "
+            "FROM dispatch_queue q LEFT JOIN fires_done d "
+            f"ON d.job_no = {_fire_number_sql('q.fire_id')} AND d.fire_id = q.fire_id "
             f"WHERE {where} ORDER BY q.seq LIMIT ?"
             if with_done
             else "SELECT q.seq, q.payload, q.attempt, q.not_before, q.fire_id, 0 "
