@@ -12,11 +12,14 @@ hides changes of a few percent. `--instructions` counts machine instructions ins
 reports the difference per fire (`instructions_per_fire`), which moves by a few
 percent from run to run whatever the machine is doing (compare runs made side by
 side); a run takes about a minute. `--history K` first stores K earlier runs per job,
-as in a system that has been up for a while.
+as in a system that has been up for a while. `--partitions K` drains partition 0 of K
+dispatch partitions (its queue and its history in files of their own, the fires of its
+jobs only), as each dispatcher process does with `SCHEDULER_DISPATCHER_PROCESSES=K`.
 
     python benchmarks/dispatch.py --fires 20000
     python benchmarks/dispatch.py --instructions
     python benchmarks/dispatch.py --instructions --history 20   # a grown run table
+    python benchmarks/dispatch.py --fires 100000 --history 4 --partitions 2
 """
 
 from __future__ import annotations
@@ -36,19 +39,27 @@ from engine import _dispatcher, _jobs, count_instructions
 
 from serverless_scheduler_common.coldstart import tune_for_throughput
 from serverless_scheduler_common.events import JobFired
+from serverless_scheduler_common.ports import fire_shard
 from serverless_scheduler_common.runs import Run
 from serverless_scheduler_common.runtime.sqlite import _ts
 
 
-def queue_fires(data_dir: Path, fires: int, history: int = 0) -> str:
+def queue_fires(data_dir: Path, fires: int, history: int = 0, partitions: int = 1) -> str:
     """Queue `fires` fires of distinct jobs, as the engine renders them, after storing
-    `history` earlier runs of each job (the run table of a system that has been up).
+    `history` earlier runs of each job (the run table of a system that has been up);
+    with `partitions` > 1, fires of partition 0's jobs in its queue file.
 
     Returns the start-time text from which on runs are the drain's (`check_runs`)."""
-    dispatcher = _dispatcher(data_dir, None)
+    dispatcher = _dispatcher(data_dir, None, (0, partitions))
     t0 = time.time()
     when = datetime.fromtimestamp(t0, UTC)
-    jobs = list(_jobs(fires, 10.0, t0))
+    jobs = [
+        job
+        for job in _jobs(fires * partitions * 2, 10.0, t0)
+        if fire_shard(job.job_id) % partitions == 0
+    ][:fires]
+    if len(jobs) < fires:
+        raise SystemExit(f"only {len(jobs)} jobs of partition 0 among the ids generated")
     runs = dispatcher.runtime.runs
     for back in range(history, 0, -1):
         earlier = when - timedelta(seconds=10 * back)
@@ -83,20 +94,20 @@ def queue_fires(data_dir: Path, fires: int, history: int = 0) -> str:
     return _ts(when)
 
 
-def check_runs(data_dir: Path, fires: int, since: str) -> None:
+def check_runs(data_dir: Path, fires: int, since: str, partitions: int = 1) -> None:
     """Every drained fire left one run (earlier runs past the retention of 100 per job
     are trimmed as the drain goes, so only runs started since `since` are counted).
     Outside the measured process: the count reads the whole table."""
-    dispatcher = _dispatcher(data_dir, None)
-    query = dispatcher.queue._query
+    dispatcher = _dispatcher(data_dir, None, (0, partitions))
+    query = dispatcher.runtime.runs._query
     runs = int(str(query("SELECT count(*) FROM runs WHERE started_at >= ?", (since,))[0][0]))
     if runs != fires:
         raise SystemExit(f"{runs} runs stored for {fires} fires")
 
 
-def drain(data_dir: Path, fires: int, history: int = 0) -> dict[str, Any]:
+def drain(data_dir: Path, fires: int, history: int = 0, partitions: int = 1) -> dict[str, Any]:
     """Run every queued fire; CPU and wall time of the drain alone."""
-    dispatcher = _dispatcher(data_dir, None)
+    dispatcher = _dispatcher(data_dir, None, (0, partitions))
     tune_for_throughput()
     cpu0, wall0 = time.process_time(), time.perf_counter()
     dispatcher.start()
@@ -109,19 +120,21 @@ def drain(data_dir: Path, fires: int, history: int = 0) -> dict[str, Any]:
     return {
         "fires": fires,
         "history": history,
+        "partitions": partitions,
         "cpu_s": round(cpu, 3),
         "cpu_us_per_fire": round(1e6 * cpu / fires, 2),
         "wall_s": round(wall, 3),
     }
 
 
-def _instructions(fires: int, workdir: Path, history: int) -> int:
+def _instructions(fires: int, workdir: Path, history: int, partitions: int) -> int:
     """Instructions of one process that drains `fires` queued fires (callgrind)."""
     data_dir = workdir / f"q{fires}"
-    since = queue_fires(data_dir, fires, history)
+    since = queue_fires(data_dir, fires, history, partitions)
     args = ["--drain-only", str(data_dir), "--fires", str(fires), "--history", str(history)]
+    args += ["--partitions", str(partitions)]
     instructions = count_instructions(__file__, args)
-    check_runs(data_dir, fires, since)
+    check_runs(data_dir, fires, since, partitions)
     return instructions
 
 
@@ -137,28 +150,35 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=0,
         help="earlier runs stored per job before the drain (a run table that has grown)",
     )
+    parser.add_argument(
+        "--partitions",
+        type=int,
+        default=1,
+        help="drain partition 0 of this many dispatch partitions (files of its own)",
+    )
     parser.add_argument("--drain-only", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     if args.drain_only is not None:
-        drain(args.drain_only, args.fires, args.history)
+        drain(args.drain_only, args.fires, args.history, args.partitions)
         return 0
     if args.instructions:
         small, large = 500, 2500
         with tempfile.TemporaryDirectory() as tmp:
             print(f"counting {small} and {large} fires under callgrind...", file=sys.stderr)
-            low = _instructions(small, Path(tmp), args.history)
-            high = _instructions(large, Path(tmp), args.history)
+            low = _instructions(small, Path(tmp), args.history, args.partitions)
+            high = _instructions(large, Path(tmp), args.history, args.partitions)
         result = {
             "fires": [small, large],
             "history": args.history,
+            "partitions": args.partitions,
             "instructions_per_fire": (high - low) // (large - small),
         }
     else:
         with tempfile.TemporaryDirectory() as tmp:
-            since = queue_fires(Path(tmp), args.fires, args.history)
-            result = drain(Path(tmp), args.fires, args.history)
-            check_runs(Path(tmp), args.fires, since)
+            since = queue_fires(Path(tmp), args.fires, args.history, args.partitions)
+            result = drain(Path(tmp), args.fires, args.history, args.partitions)
+            check_runs(Path(tmp), args.fires, since, args.partitions)
     print(json.dumps(result))
     return 0
 

@@ -54,3 +54,36 @@ def test_done_marks_are_looked_up_within_an_older_sqlite_bound_value_limit(
     ledger.mark_done_many(fires[:700])
     ledger._conn.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 999)  # SQLite before 3.32
     assert ledger.done_among(fires) == set(fires[:700])
+
+
+def test_a_dispatchers_cache_looks_no_number_up_after_reading_the_table(tmp_path: Path) -> None:
+    db = tmp_path / "history.db"
+    early = SqliteFireLedger(db)
+    early.mark_done("early@2026-01-01T00:00:00Z")  # before the dispatcher starts
+    numbers = JobNumbers(preload=True)
+    ledger = SqliteFireLedger(db, numbers=numbers)
+    other = SqliteFireLedger(db)  # another writer of the file (the engine's runs)
+    statements: list[str] = []
+    ledger._conn.set_trace_callback(statements.append)
+    assert ledger.done_among(["early@2026-01-01T00:00:00Z", "new@2026-01-01T00:00:00Z"]) == {
+        "early@2026-01-01T00:00:00Z"
+    }
+    assert sum("job_numbers" in sql for sql in statements) == 1  # the whole table, once
+    with other._tx() as conn:  # a number given elsewhere after that read
+        other.numbers.remember(other.numbers.assign(conn, ["elsewhere"]))
+    statements.clear()
+    assert (
+        ledger.done_among(["new@2026-01-01T00:01:00Z", "elsewhere@2026-01-01T00:00:00Z"]) == set()
+    )
+    assert not any("job_numbers" in sql for sql in statements)  # not looked up again
+    # Giving numbers keeps the one given elsewhere and reads it back.
+    ledger.mark_done_many(["elsewhere@2026-01-01T00:01:00Z", "new@2026-01-01T00:02:00Z"])
+    assert _numbers(db) == {"early": 1, "elsewhere": 2, "new": 3}
+    assert ledger.done_among(
+        ["elsewhere@2026-01-01T00:01:00Z", "new@2026-01-01T00:02:00Z", "new@2026-01-01T00:03:00Z"]
+    ) == {"elsewhere@2026-01-01T00:01:00Z", "new@2026-01-01T00:02:00Z"}
+    assert numbers.known(ledger._conn, ["elsewhere", "new"]) == {
+        "early": 1,
+        "elsewhere": 2,
+        "new": 3,
+    }
