@@ -76,9 +76,12 @@ def test_a_dispatchers_cache_looks_no_number_up_after_reading_the_table(tmp_path
         ledger.done_among(["new@2026-01-01T00:01:00Z", "elsewhere@2026-01-01T00:00:00Z"]) == set()
     )
     assert not any("job_numbers" in sql for sql in statements)  # not looked up again
-    # Giving numbers keeps the one given elsewhere and reads it back.
+    # Giving numbers keeps the one given elsewhere and reads it back: inserted first,
+    # then read, with no look-up before the insert.
     ledger.mark_done_many(["elsewhere@2026-01-01T00:01:00Z", "new@2026-01-01T00:02:00Z"])
     assert _numbers(db) == {"early": 1, "elsewhere": 2, "new": 3}
+    numbered = [sql.split()[0] for sql in statements if "job_numbers" in sql]
+    assert numbered == ["INSERT", "INSERT", "SELECT"]  # one insert per new job
     assert ledger.done_among(
         ["elsewhere@2026-01-01T00:01:00Z", "new@2026-01-01T00:02:00Z", "new@2026-01-01T00:03:00Z"]
     ) == {"elsewhere@2026-01-01T00:01:00Z", "new@2026-01-01T00:02:00Z"}
@@ -87,3 +90,27 @@ def test_a_dispatchers_cache_looks_no_number_up_after_reading_the_table(tmp_path
         "elsewhere": 2,
         "new": 3,
     }
+
+
+def test_a_dispatcher_starting_again_reads_marks_copied_in_while_it_was_stopped(
+    tmp_path: Path,
+) -> None:
+    from serverless_scheduler_common.runtime.local import create_local_dispatcher
+    from serverless_scheduler_common.settings import Settings
+
+    dispatcher = create_local_dispatcher(Settings(data_dir=tmp_path), workers=1)
+    ledger = dispatcher.runtime.ledger
+    assert isinstance(ledger, SqliteFireLedger)
+    dispatcher.start()
+    try:
+        assert ledger.done_among(["seen@2026-01-01T00:00:00Z"]) == set()  # the table is read
+    finally:
+        dispatcher.stop()
+    # While it is stopped, another layout's marks are copied into its file (`arrange`).
+    SqliteFireLedger(tmp_path / "scheduler.db").mark_done("copied@2026-01-01T00:00:00Z")
+    assert ledger.done_among(["copied@2026-01-01T00:00:00Z"]) == set()  # not read yet
+    dispatcher.start()
+    try:
+        assert ledger.done_among(["copied@2026-01-01T00:00:00Z"]) == {"copied@2026-01-01T00:00:00Z"}
+    finally:
+        dispatcher.stop()

@@ -125,6 +125,15 @@ class JobNumbers:
         #: Every number given before the whole table was read is cached (`preload`).
         self._complete = False
 
+    def reload(self) -> None:
+        """Read the whole table again at the next miss (a `preload` cache that has read
+        it): for a dispatcher starting again, whose file may have been given marks and
+        numbers while it was stopped (`arrange` copies them when K changes). The cached
+        numbers stay: a number never changes."""
+        if self._complete:
+            self._complete = False
+            self._preload = True
+
     def _fill(self, conn: sqlite3.Connection, missing: list[str]) -> None:
         """Cache the committed numbers of `missing` (every number, with `preload`;
         nothing once that has been read)."""
