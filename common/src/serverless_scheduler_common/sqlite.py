@@ -64,8 +64,8 @@ def db_path_for(data_dir: str | Path) -> Path:
 #: appends runs, done marks and queue rows in firing order, so a larger page carries
 #: more of one batch: a drained fire cost about a tenth less CPU with 16 KB pages than
 #: with 4 KB (`benchmarks/dispatch.py --partitions 2`: 25.8-27.9 against 28.5-30.9 us),
-#: and the engine benchmark sustained 50,000 fires/s (docs/runtime.md). A file created
-#: before keeps its page size.
+#: and at 50,000 fires/s the kernel's share of the CPU fell by about a third
+#: (docs/runtime.md, "Sixteenth round"). A file created before keeps its page size.
 PAGE_SIZE = 16384
 
 
