@@ -15,6 +15,8 @@ side); a run takes about a minute. `--history K` first stores K earlier runs per
 as in a system that has been up for a while. `--partitions K` drains partition 0 of K
 dispatch partitions (its queue and its history in files of their own, the fires of its
 jobs only), as each dispatcher process does with `SCHEDULER_DISPATCHER_PROCESSES=K`.
+`--ids shuffled` gives the jobs ids in no particular order (as `benchmarks/engine.py`
+does by default); the default, `ordered`, numbers them in queue order.
 
     python benchmarks/dispatch.py --fires 20000
     python benchmarks/dispatch.py --instructions
@@ -44,7 +46,9 @@ from serverless_scheduler_common.runs import Run
 from serverless_scheduler_common.runtime.sqlite import _ts
 
 
-def queue_fires(data_dir: Path, fires: int, history: int = 0, partitions: int = 1) -> str:
+def queue_fires(
+    data_dir: Path, fires: int, history: int = 0, partitions: int = 1, ids: str = "ordered"
+) -> str:
     """Queue `fires` fires of distinct jobs, as the engine renders them, after storing
     `history` earlier runs of each job (the run table of a system that has been up);
     with `partitions` > 1, fires of partition 0's jobs in its queue file.
@@ -55,7 +59,7 @@ def queue_fires(data_dir: Path, fires: int, history: int = 0, partitions: int = 
     when = datetime.fromtimestamp(t0, UTC)
     jobs = [
         job
-        for job in _jobs(fires * partitions * 2, 10.0, t0)
+        for job in _jobs(fires * partitions * 2, 10.0, t0, ids=ids)
         if fire_shard(job.job_id) % partitions == 0
     ][:fires]
     if len(jobs) < fires:
@@ -127,10 +131,10 @@ def drain(data_dir: Path, fires: int, history: int = 0, partitions: int = 1) -> 
     }
 
 
-def _instructions(fires: int, workdir: Path, history: int, partitions: int) -> int:
+def _instructions(fires: int, workdir: Path, history: int, partitions: int, ids: str) -> int:
     """Instructions of one process that drains `fires` queued fires (callgrind)."""
     data_dir = workdir / f"q{fires}"
-    since = queue_fires(data_dir, fires, history, partitions)
+    since = queue_fires(data_dir, fires, history, partitions, ids)
     args = ["--drain-only", str(data_dir), "--fires", str(fires), "--history", str(history)]
     args += ["--partitions", str(partitions)]
     instructions = count_instructions(__file__, args)
@@ -156,6 +160,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=1,
         help="drain partition 0 of this many dispatch partitions (files of its own)",
     )
+    parser.add_argument(
+        "--ids",
+        choices=["ordered", "shuffled"],
+        default="ordered",
+        help="job ids in queue order (default) or in no particular order",
+    )
     parser.add_argument("--drain-only", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
@@ -166,18 +176,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         small, large = 500, 2500
         with tempfile.TemporaryDirectory() as tmp:
             print(f"counting {small} and {large} fires under callgrind...", file=sys.stderr)
-            low = _instructions(small, Path(tmp), args.history, args.partitions)
-            high = _instructions(large, Path(tmp), args.history, args.partitions)
+            low = _instructions(small, Path(tmp), args.history, args.partitions, args.ids)
+            high = _instructions(large, Path(tmp), args.history, args.partitions, args.ids)
         result = {
             "fires": [small, large],
             "history": args.history,
             "partitions": args.partitions,
+            "ids": args.ids,
             "instructions_per_fire": (high - low) // (large - small),
         }
     else:
         with tempfile.TemporaryDirectory() as tmp:
-            since = queue_fires(Path(tmp), args.fires, args.history, args.partitions)
+            since = queue_fires(Path(tmp), args.fires, args.history, args.partitions, args.ids)
             result = drain(Path(tmp), args.fires, args.history, args.partitions)
+            result["ids"] = args.ids
             check_runs(Path(tmp), args.fires, since, args.partitions)
     print(json.dumps(result))
     return 0

@@ -32,6 +32,13 @@ def test_the_drain_benchmark_runs_every_queued_fire_and_prints_one_json_object()
     assert result["cpu_us_per_fire"] > 0
 
 
+def test_the_drain_benchmark_drains_one_partition_of_several() -> None:
+    result = _bench("dispatch.py", "--fires", "300", "--partitions", "2", "--ids", "shuffled")
+    # Exits with an error unless partition 0's history file holds a run per fire.
+    assert (result["fires"], result["partitions"], result["ids"]) == (300, 2, "shuffled")
+    assert result["cpu_us_per_fire"] > 0
+
+
 def test_the_engine_benchmark_prints_every_documented_field() -> None:
     args = ("--jobs", "200", "--period", "1", "--duration", "1", "--warmup", "1")
     result = _bench("engine.py", *args, timeout=180)
