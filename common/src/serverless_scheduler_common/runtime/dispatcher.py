@@ -298,10 +298,12 @@ class LocalDispatcher:
         self._threads.append(loader)
         log.info("dispatcher started with %d workers, %d queued", self.workers, self.backlog())
 
-    def stop(self, drain: bool = True, timeout: float | None = 30.0) -> None:
+    def stop(self, drain: bool = True, timeout: float | None = 30.0) -> bool:
         """Stop the workers; with `drain`, first finish every fire that is due now.
 
         Fires not handled stay in the queue table and run after the next `start()`.
+        Returns False when a thread was still running after `timeout` (a consumer call
+        that did not return): it may yet commit its batch.
         """
         if drain and self._running:
             self.wait_idle(timeout=timeout, include_delayed=False)
@@ -312,11 +314,13 @@ class LocalDispatcher:
         self._load_wake.set()
         for thread in self._threads:
             thread.join(timeout=timeout)
+        stopped = not any(thread.is_alive() for thread in self._threads)
         self._threads.clear()
         self._worker_idents.clear()
         if self._saved_switch_interval is not None:
             sys.setswitchinterval(self._saved_switch_interval)
             self._saved_switch_interval = None
+        return stopped
 
     def wait_idle(self, timeout: float | None = None, *, include_delayed: bool = True) -> bool:
         """Block until nothing is running or due (and, by default, nothing is waiting)."""

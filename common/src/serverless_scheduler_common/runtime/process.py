@@ -143,9 +143,36 @@ def _child_main(
         dispatcher.start()
         os.write(outbox.fileno(), b"r")
         drain = _read_until_stop(inbox.fileno(), dispatcher, parent)
-        if drain:
-            dispatcher.load_queued()  # what the parent queued just before it said stop
-        dispatcher.stop(drain=drain, timeout=30.0)
+        _stop_child(dispatcher, drain)
+
+
+#: How long a stopping child waits for its workers (`LocalDispatcher.stop`).
+CHILD_STOP_TIMEOUT_S = 30.0
+
+
+def _stop_child(dispatcher: LocalDispatcher, drain: bool) -> None:
+    """Stop the child's dispatcher, still holding its lock (`_child_main`).
+
+    A worker still inside a consumer call after `CHILD_STOP_TIMEOUT_S` could commit
+    its batch after the lock is released, when another dispatcher may already have
+    read the same rows: the process ends here instead, lock held (its fires stay
+    queued and run again, as after a crash).
+    """
+    if drain:
+        dispatcher.load_queued()  # what the parent queued just before it said stop
+    if not dispatcher.stop(drain=drain, timeout=CHILD_STOP_TIMEOUT_S):
+        log.warning(
+            "dispatcher: a consumer call still running after %.0f s; ending without it "
+            "(its fire stays queued)",
+            CHILD_STOP_TIMEOUT_S,
+        )
+        _end_process()
+
+
+def _end_process() -> None:
+    """End this process at once (its logs flushed), whatever its threads are doing."""
+    logging.shutdown()
+    os._exit(0)
 
 
 def _read_until_stop(fd: int, dispatcher: LocalDispatcher, parent: int) -> bool:
