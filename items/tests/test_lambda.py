@@ -133,6 +133,27 @@ def test_a_request_without_jwt_claims_is_401(lambda_env: Any) -> None:
     assert body == {"detail": "missing or invalid credentials"}
 
 
+@pytest.mark.parametrize(
+    "event",
+    [
+        {"source": "aws.events", "detail-type": "Scheduled Event", "detail": {}},
+        {},
+        ["not", "a", "mapping"],
+    ],
+)
+def test_an_event_that_is_not_an_api_request_is_refused_with_400(
+    lambda_env: Any, event: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    handler, _, _ = lambda_env
+    with caplog.at_level("WARNING"):
+        status, body, _ = invoke(handler, event)
+    assert status == 400
+    assert body == {"detail": "not an API Gateway HTTP request"}
+    assert "not an API Gateway request" in caplog.text
+    # The handler still serves real requests afterwards.
+    assert invoke(handler, load_event("apigw_list_jobs.json"))[0] == 200
+
+
 def test_run_history_is_read_from_the_runs_table(lambda_env: Any) -> None:
     import boto3
 
