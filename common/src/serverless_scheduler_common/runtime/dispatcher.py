@@ -38,7 +38,6 @@ from .core import ConsumerRuntime, FireBatch, HandleResult
 from .ports import DeadLetter, DeadLetterStore
 from .sqlite import (
     ALL_SHARDS,
-    JobNumbers,
     QueuedFire,
     SqliteFireLedger,
     SqliteFireQueue,
@@ -278,9 +277,9 @@ class LocalDispatcher:
         release = getattr(self.runtime.ledger, "release_all_locks", None)
         if callable(release):
             release()  # the runs that held them belong to a process that is gone
-        numbers = getattr(self.runtime.ledger, "numbers", None)
-        if isinstance(numbers, JobNumbers):
-            numbers.reload()  # marks may have been copied in while stopped (`arrange`)
+        if isinstance(self.runtime.ledger, SqliteFireLedger):
+            # Marks may have been copied into its file while stopped (`arrange`).
+            self.runtime.ledger.numbers.reload()
         self._load_new()
         if self.switch_interval_s is not None:
             self._saved_switch_interval = sys.getswitchinterval()
