@@ -15,6 +15,7 @@ from serverless_scheduler_common import Run
 from serverless_scheduler_common.events import JobFired, build_unchecked
 from serverless_scheduler_common.runtime.core import _fast_run
 from serverless_scheduler_common.runtime.sqlite import (
+    _JOB_RUNS,
     SqliteFireLedger,
     SqliteRunRepository,
     _started_text,
@@ -119,24 +120,23 @@ def _layout(db: Path) -> tuple[str, list[str]]:
     return str(table), sorted(str(row[0]) for row in indexes)
 
 
-def test_runs_are_appended_with_one_index_by_job_number(tmp_path: Path) -> None:
+def test_runs_are_appended_and_chained_with_no_index(tmp_path: Path) -> None:
     db = tmp_path / "scheduler.db"
     SqliteRunRepository(db)
     SqliteRunRepository(db)  # opening the file again adds nothing
     table, indexes = _layout(db)
     assert "WITHOUT ROWID" not in table  # rows go to the table's end, in insert order
-    assert indexes == ["runs_by_number"]
+    assert indexes == []  # a run writes the table's end and its job's head, nothing else
     conn = sqlite3.connect(db)
+    heads = conn.execute("SELECT sql FROM sqlite_master WHERE name = 'run_heads'").fetchone()
     plan = " ".join(
-        str(row[-1])
-        for row in conn.execute(
-            "EXPLAIN QUERY PLAN SELECT started_at, run_id, data FROM runs WHERE job_no = "
-            "(SELECT job_no FROM job_numbers WHERE job_id = 'j') AND owner_id = 'a' "
-            "ORDER BY started_at DESC, run_id DESC"
-        )
+        str(row[-1]) for row in conn.execute(f"EXPLAIN QUERY PLAN {_JOB_RUNS}", ("j", "a", 100))
     )
     conn.close()
-    assert "runs_by_number" in plan and "TEMP B-TREE" not in plan  # read in index order
+    assert "job_no INTEGER PRIMARY KEY" in heads[0]  # heads by job number: side by side
+    # A job's runs are read by following its chain: rowid look-ups, no scan of the runs.
+    assert "SCAN r" not in plan and "SCAN runs" not in plan, plan
+    assert "INTEGER PRIMARY KEY" in plan
 
 
 def test_jobs_are_numbered_in_the_order_they_first_record_runs(tmp_path: Path) -> None:
@@ -164,32 +164,44 @@ _EARLIER_LAYOUTS = {
            job_id TEXT NOT NULL, run_id TEXT NOT NULL, started_at TEXT NOT NULL,
            data TEXT NOT NULL);
        CREATE UNIQUE INDEX runs_by_job ON runs (owner_id, job_id, started_at, run_id);""",
+    "rowid table, index by job number": """CREATE TABLE runs (owner_id TEXT NOT NULL,
+           job_id TEXT NOT NULL, run_id TEXT NOT NULL, started_at TEXT NOT NULL,
+           data TEXT NOT NULL, job_no INTEGER);
+       CREATE UNIQUE INDEX runs_by_number ON runs (job_no, started_at, run_id);
+       CREATE TABLE job_numbers (job_no INTEGER PRIMARY KEY, job_id TEXT NOT NULL UNIQUE);
+       INSERT INTO job_numbers VALUES (7, 'j1');""",
 }
 
 
 @pytest.mark.parametrize("layout", sorted(_EARLIER_LAYOUTS))
-def test_file_with_an_earlier_runs_layout_gets_job_numbers(tmp_path: Path, layout: str) -> None:
+def test_file_with_an_earlier_runs_layout_gets_chains(tmp_path: Path, layout: str) -> None:
     db = tmp_path / "scheduler.db"
     conn = sqlite3.connect(db)
     conn.executescript(_EARLIER_LAYOUTS[layout])
-    earlier = [_run(minute) for minute in (2, 0)]
+    earlier = [_run(minute) for minute in (2, 0)]  # stored in another order than started
     conn.executemany(
         "INSERT INTO runs (owner_id, job_id, run_id, started_at, data) VALUES (?, ?, ?, ?, ?)",
         [("alice", r.job_id, r.run_id, _ts(r.started_at), r.model_dump_json()) for r in earlier],
     )
+    if "job_no" in _EARLIER_LAYOUTS[layout]:
+        conn.execute("UPDATE runs SET job_no = 7")
     conn.commit()
     conn.close()
     repo = SqliteRunRepository(db, retention=3)
-    assert "runs_by_number" in _layout(db)[1] and "runs_by_job" not in _layout(db)[1]
+    table, indexes = _layout(db)
+    assert indexes == [] and "seq INTEGER" in table
     assert [r.fire_id for r in repo.list("alice", "j1").items] == ["f2", "f0"]
     assert repo.list("bob", "j1").items == []  # still the owner's alone
-    first = earlier[1]
-    for minute in [5, 1, 4, 3]:
+    for minute in [5, 1, 4]:
         repo.record("alice", _run(minute))
-    repo.record("alice", first)  # recorded again: replaced, not doubled
-    assert [r.fire_id for r in repo.list("alice", "j1").items] == ["f5", "f4", "f3"]
+    # The last 3 recorded are kept (f5, f1, f4: f2 and f0 were recorded first), newest first.
+    assert [r.fire_id for r in repo.list("alice", "j1").items] == ["f5", "f4", "f1"]
+    again = repo.list("alice", "j1").items[2].model_copy(update={"summary": "again"})
+    repo.record("alice", again)  # started before the newest: found on the chain, replaced
+    listed = repo.list("alice", "j1").items
+    assert [(r.fire_id, r.summary) for r in listed] == [("f5", ""), ("f4", ""), ("f1", "again")]
     SqliteRunRepository(db)  # opening the upgraded file again changes nothing
-    assert [r.fire_id for r in repo.list("alice", "j1").items] == ["f5", "f4", "f3"]
+    assert repo.list("alice", "j1").items == listed
 
 
 def test_run_recorded_again_is_replaced(tmp_path: Path) -> None:

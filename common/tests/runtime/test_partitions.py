@@ -241,6 +241,9 @@ def test_arrange_moves_the_history_of_the_earlier_layout_out_of_the_queue_files(
     SqliteRunRepository(legacy).record_many(runs[:1])
     arrange(tmp_path, 2)
     assert [r.summary for r in reader.list("alice", "job1").items] == ["run 2", "run 1"]
+    # The moved runs are linked: the next run recorded there goes on their job's chain.
+    SqliteRunRepository(target).record("alice", run_at("job1", 4))
+    assert [r.summary for r in reader.list("alice", "job1").items] == ["run 4", "run 2", "run 1"]
 
 
 def test_a_change_of_k_interrupted_midway_hands_out_the_same_failure_counts(

@@ -71,3 +71,68 @@ def test_a_run_is_stored_as_its_models_json(tmp_path: Path) -> None:
     [(data,)] = repo._query("SELECT data FROM runs")
     assert data == run.model_dump_json()
     assert repo.list("alice", "j").items == [run]
+
+
+def _rows(repo: SqliteRunRepository, job_id: str | None = None) -> int:
+    where, params = ("WHERE job_id = ?", (job_id,)) if job_id else ("", ())
+    return int(str(repo._query(f"SELECT count(*) FROM runs {where}", params)[0][0]))
+
+
+def test_sweep_deletes_runs_past_the_retention(tmp_path: Path) -> None:
+    repo = SqliteRunRepository(tmp_path / "scheduler.db", retention=3)
+    for minute in range(40):
+        repo.record_many([("alice", run_at(job, minute)) for job in ("j1", "j2", "j3")])
+        # The sweep looks at twice the rows recorded: what is past the retention never
+        # grows beyond about as many rows as are retained.
+        assert _rows(repo) <= 2 * 3 * 3 + 3
+    assert [r.summary for r in repo.list("alice", "j2").items] == ["run 39", "run 38", "run 37"]
+
+
+def test_sweep_waits_until_a_job_passes_the_retention(tmp_path: Path) -> None:
+    repo = SqliteRunRepository(tmp_path / "scheduler.db", retention=5)
+    for minute in range(5):
+        repo.record("alice", run_at("j1", minute))
+    assert not repo.sweep.needed and repo.sweep.after == 0  # nothing can be due yet
+    repo.record("alice", run_at("j1", 5))
+    assert repo.sweep.needed
+    assert _rows(repo, "j1") == 5  # the first run went with the sixth's sweep
+    assert [r.summary for r in repo.list("alice", "j1").items][-1] == "run 1"
+
+
+def test_a_run_recorded_again_out_of_start_order_is_replaced(tmp_path: Path) -> None:
+    repo = SqliteRunRepository(tmp_path / "scheduler.db")
+    first, second = run_at("j1", 1), run_at("j1", 2)
+    repo.record("alice", second)  # concurrent runs: the later start finished first
+    repo.record("alice", first)
+    repo.record("alice", first.model_copy(update={"summary": "ended"}))
+    assert [r.summary for r in repo.list("alice", "j1").items] == ["run 2", "ended"]
+    assert _rows(repo, "j1") == 2
+    third = run_at("j1", 3)
+    repo.record_many([("alice", third), ("alice", third.model_copy(update={"summary": "3"}))])
+    assert [r.summary for r in repo.list("alice", "j1").items] == ["3", "run 2", "ended"]
+
+
+def test_forget_job_deletes_its_runs_and_a_job_recreated_starts_afresh(tmp_path: Path) -> None:
+    repo = SqliteRunRepository(tmp_path / "scheduler.db", retention=3)
+    for minute in range(5):
+        repo.record("alice", run_at("j1", minute))
+    repo.record("alice", run_at("j2", 0))
+    assert repo.forget_job("alice", "j1") == 4  # the oldest went in a sweep already
+    assert repo.list("alice", "j1").items == [] and _rows(repo, "j1") == 0
+    repo.record("alice", run_at("j1", 9))  # the same id again: a new job's history
+    assert [r.summary for r in repo.list("alice", "j1").items] == ["run 9"]
+    for minute in range(10):  # the sweep goes round the table
+        repo.record("alice", run_at("j2", minute + 1))
+    assert _rows(repo, "j1") == 1
+    assert repo.forget_job("alice", "j1") == 1 and repo.forget_job("alice", "j1") == 0
+
+
+def test_forget_job_keeps_another_owners_runs_under_the_same_id(tmp_path: Path) -> None:
+    repo = SqliteRunRepository(tmp_path / "scheduler.db")
+    for minute in range(4):
+        repo.record("alice" if minute % 2 else "bob", run_at("j1", minute))
+    assert repo.forget_job("alice", "j1") == 2
+    assert repo.list("alice", "j1").items == []
+    assert [r.summary for r in repo.list("bob", "j1").items] == ["run 2", "run 0"]
+    repo.record("bob", run_at("j1", 4))
+    assert [r.summary for r in repo.list("bob", "j1").items] == ["run 4", "run 2", "run 0"]

@@ -50,7 +50,7 @@ from pathlib import Path
 from ..events import JobFired
 from ..ports import RenderedFire, fire_shard
 from ..sqlite import connect, db_path_for
-from .sqlite import QueuedFire, SqliteFireQueue, copy_done_marks
+from .sqlite import RELINK_RUNS, QueuedFire, SqliteFireQueue, copy_done_marks
 
 log = logging.getLogger(__name__)
 
@@ -74,11 +74,18 @@ _SHARED_MARKS: dict[str, tuple[str, ...]] = {
 #: How `_move_history` copies each table of the earlier layout.
 _MOVED: dict[str, tuple[str, ...]] = {
     **_SHARED_MARKS,
+    # Runs already there (a copy again after a crash) are kept once (looked up by a
+    # temporary index), then every run of the file is linked again (`RELINK_RUNS`).
     "runs": (
         "INSERT OR IGNORE INTO main.job_numbers (job_id) SELECT DISTINCT job_id FROM src.runs",
-        "INSERT OR IGNORE INTO main.runs (owner_id, job_id, run_id, started_at, data, job_no) "
+        "CREATE INDEX IF NOT EXISTS main.runs_moving ON runs (job_no, run_id)",
+        "INSERT INTO main.runs (owner_id, job_id, run_id, started_at, data, job_no) "
         "SELECT r.owner_id, r.job_id, r.run_id, r.started_at, r.data, n.job_no "
-        "FROM src.runs r JOIN main.job_numbers n ON n.job_id = r.job_id",
+        "FROM src.runs r JOIN main.job_numbers n ON n.job_id = r.job_id "
+        "WHERE NOT EXISTS (SELECT 1 FROM main.runs m "
+        "WHERE m.job_no = n.job_no AND m.run_id = r.run_id)",
+        "DROP INDEX main.runs_moving",
+        *RELINK_RUNS,  # unqualified names are main's
     ),
     "job_failures": (
         "INSERT OR REPLACE INTO main.job_failures SELECT job_key, failures FROM src.job_failures",

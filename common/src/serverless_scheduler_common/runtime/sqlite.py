@@ -12,16 +12,19 @@ whole batch queued (it runs again) or none of it.
 from __future__ import annotations
 
 import base64
+import itertools
 import json
 import logging
+import math
 import random
 import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from ..events import JobFired
 from ..policy import MAX_CATCHUP_WINDOW_S
@@ -204,41 +207,143 @@ def _read_numbers(conn: sqlite3.Connection, job_ids: Sequence[str]) -> dict[str,
 
 
 # -- run history -------------------------------------------------------------------------
+#: Each job's chain of runs (`SqliteRunRepository`): the rowid of its latest recorded
+#: run (NULL once its runs were forgotten), the latest start among its runs, and how
+#: many runs it has recorded (`seq`: the latest run's place in the chain).
+_HEADS_SCHEMA = """CREATE TABLE IF NOT EXISTS run_heads (
+    job_no INTEGER PRIMARY KEY,
+    newest INTEGER,
+    started_at TEXT NOT NULL,
+    seq INTEGER NOT NULL
+)"""
+
+_RUNS_TABLE = """CREATE TABLE runs (
+    owner_id TEXT NOT NULL,
+    job_id TEXT NOT NULL,
+    run_id TEXT NOT NULL,
+    started_at TEXT NOT NULL,
+    data TEXT NOT NULL,
+    job_no INTEGER,
+    prev INTEGER,
+    seq INTEGER
+)"""
+
+#: Links every run of the file to its job's run started before it (start time, then
+#: run id), numbers them in that order and makes the heads again: for a file of an
+#: earlier layout, and after runs were copied in (`partitions._move_history`).
+RELINK_RUNS = (
+    """UPDATE runs SET prev = l.prev, seq = l.seq FROM (
+           SELECT rowid AS id,
+                  lag(rowid) OVER (PARTITION BY job_no ORDER BY started_at, run_id) AS prev,
+                  row_number() OVER (PARTITION BY job_no ORDER BY started_at, run_id) AS seq
+           FROM runs WHERE job_no IS NOT NULL) AS l
+       WHERE runs.rowid = l.id AND (runs.prev IS NOT l.prev OR runs.seq IS NOT l.seq)""",
+    "DELETE FROM run_heads",
+    """INSERT INTO run_heads (job_no, newest, started_at, seq)
+       SELECT job_no, id, started_at, n FROM (
+           SELECT job_no, rowid AS id, started_at,
+                  row_number() OVER (
+                      PARTITION BY job_no ORDER BY started_at DESC, run_id DESC) AS k,
+                  count(*) OVER (PARTITION BY job_no) AS n
+           FROM runs WHERE job_no IS NOT NULL)
+       WHERE k = 1""",
+)
+
+#: Gives a runs table of an earlier layout (keyed by job, or indexed by job id or by
+#: job number: every earlier one has these five columns) its job numbers and chains:
+#: the rows are copied into a new table, then linked.
+_UPGRADE_RUNS = (
+    "ALTER TABLE runs RENAME TO runs_before",
+    _RUNS_TABLE,
+    "INSERT OR IGNORE INTO job_numbers (job_id) SELECT DISTINCT job_id FROM runs_before",
+    """INSERT INTO runs (owner_id, job_id, run_id, started_at, data, job_no)
+       SELECT r.owner_id, r.job_id, r.run_id, r.started_at, r.data, n.job_no
+       FROM runs_before r JOIN job_numbers n ON n.job_id = r.job_id
+       ORDER BY r.started_at, r.run_id""",
+    "DROP TABLE runs_before",
+    *RELINK_RUNS,
+)
+
+#: The most links a walk along a chain follows (a guard: links only go to runs of the
+#: same job, recorded before).
+_WALK_LIMIT = 1_000_000
+
+#: The rowids along the chain of the job ?1 (a number) from the rowid ?2, newest first,
+#: while the runs are among its newest ?3 recorded (?4: its head's `seq`).
+_CHAIN = """WITH RECURSIVE chain(id, n) AS (
+    SELECT ?2, 1
+    UNION ALL
+    SELECT r.prev, chain.n + 1 FROM chain JOIN runs r ON r.rowid = chain.id
+    WHERE r.job_no = ?1 AND r.prev IS NOT NULL AND ?4 - r.seq < ?3 - 1
+        AND chain.n < 1000000)"""
+
+#: (started_at, run_id, rowid) of the retained runs of the job ?1 (an id) whose owner
+#: is ?2 (?3: the retention).
+_JOB_RUNS = """WITH RECURSIVE
+    head(job_no, newest, seq) AS (
+        SELECT h.job_no, h.newest, h.seq FROM run_heads h
+        JOIN job_numbers n ON h.job_no = n.job_no WHERE n.job_id = ?1),
+    chain(id) AS (
+        SELECT newest FROM head WHERE newest IS NOT NULL
+        UNION ALL
+        SELECT r.prev FROM chain JOIN runs r ON r.rowid = chain.id JOIN head
+        WHERE r.job_no = head.job_no AND r.prev IS NOT NULL AND head.seq - r.seq < ?3 - 1)
+SELECT r.started_at, r.run_id, r.rowid FROM chain JOIN runs r ON r.rowid = chain.id
+JOIN head WHERE r.job_no = head.job_no AND r.owner_id = ?2 AND head.seq - r.seq < ?3"""
+
+#: Rows of the runs table the sweep (`_sweep`) looks at per run recorded.
+SWEEP_VISITS_PER_RUN = 2
+
+#: How often (seconds) the sweep checks whether any run may be due, until one may.
+SWEEP_CHECK_S = 30.0
+
+#: Deletes the runs between two rowids (?1 < rowid <= ?2) that are no longer among the
+#: newest ?3 of their job, or whose job's runs were forgotten.
+_SWEEP = """DELETE FROM runs WHERE rowid IN (
+    SELECT r.rowid FROM runs r LEFT JOIN run_heads h ON h.job_no = r.job_no
+    WHERE r.rowid > ?1 AND r.rowid <= ?2
+        AND (h.job_no IS NULL OR h.newest IS NULL OR h.seq - r.seq >= ?3))"""
+
+
+@dataclass
+class RunSweep:
+    """A file's sweep of old runs (`_sweep`): the rowid it goes on from (0: the
+    table's start), and whether a job may hold more runs than the retention. Kept in
+    memory: after a restart the sweep starts again from the start."""
+
+    after: int = 0
+    #: Some job has recorded more runs than the retention, or has been forgotten: a
+    #: row may be due for deletion. Until then the sweep looks at the heads (the
+    #: highest `seq`) every `SWEEP_CHECK_S` instead of at the rows.
+    needed: bool = False
+    checked_at: float = -math.inf
+
+
 class SqliteRunRepository(SqliteStore):
     """`RunRepository` over SQLite: newest first, the last `retention` runs per job.
 
-    Runs are appended to a rowid table (each insert lands on the table's last page)
-    with one index in the order the list query reads: job (its number, `JobNumbers`),
-    then start time, then run id. Keying the rows themselves by job (a `WITHOUT ROWID` table, the earlier layout)
-    sends every insert to a random page of a table that grows with the number of jobs
-    (page splits, and a whole page in the write-ahead log per run): in a table of
-    400,000 runs over 100,000 jobs an insert cost about 1.7 times as much. A run
-    recorded again with the same `run_id` and `started_at` replaces the stored one
-    (runs never change their start time). A file created by an earlier version keeps
-    its table and gets the job numbers and the new index when first opened.
-    """
+    Runs are appended to a rowid table (each insert lands on the table's last page).
+    Each run holds the rowid of its job's run recorded before it (`prev`) and its place
+    in its job's chain (`seq`); `run_heads` holds each job's latest and count (by its
+    number, `JobNumbers`). A fire writes its run at the table's end and rewrites its
+    job's head, a row of a few dozen bytes next to those of the jobs that fire with
+    it: the same work however many runs the job keeps. Runs that are no longer among
+    their job's newest `retention` are deleted by a sweep along the table from its
+    oldest rows (`_sweep`), a few rows per run recorded: with jobs firing at similar
+    rates the oldest rows are the ones to go, so it deletes whole pages in order.
 
-    _schema = """
-    CREATE TABLE runs (
-        owner_id TEXT NOT NULL,
-        job_id TEXT NOT NULL,
-        run_id TEXT NOT NULL,
-        started_at TEXT NOT NULL,
-        data TEXT NOT NULL,
-        job_no INTEGER
-    );
-    CREATE UNIQUE INDEX runs_by_number ON runs (job_no, started_at, run_id);
-    """
+    The layouts before kept an index of every run by job (number or id), start time
+    and run id, and trimmed a job by stepping along its entries. Each period added an
+    entry among each job's entries, so a batch of fires rewrote every page holding its
+    jobs' entries: a drained fire cost about 0.25 us more per run its job kept (26.6
+    us with 4 kept, 43.4 with 100; the default retention let a job keep up to 125). A
+    file of an earlier layout is given its chains when first opened (one transaction).
 
-    #: Gives a runs table of an earlier version its job numbers and index (the same
-    #: statements serve every earlier layout).
-    _upgrade = (
-        "ALTER TABLE runs ADD COLUMN job_no INTEGER",
-        "INSERT OR IGNORE INTO job_numbers (job_id) SELECT DISTINCT job_id FROM runs",
-        "UPDATE runs SET job_no = (SELECT n.job_no FROM job_numbers n WHERE n.job_id = runs.job_id)",
-        "DROP INDEX IF EXISTS runs_by_job",
-        "CREATE UNIQUE INDEX runs_by_number ON runs (job_no, started_at, run_id)",
-    )
+    A run recorded again with the same `run_id` (and start time: runs never change
+    theirs) replaces the stored one in place. A run that started after every run its
+    job holds is new; any other is looked for along its job's chain first (concurrent
+    runs of one job recorded in another order than they started).
+    """
 
     def __init__(
         self,
@@ -258,6 +363,7 @@ class SqliteRunRepository(SqliteStore):
         super().__init__(db_path)
         self.retention = retention
         self._others = others
+        self.sweep = RunSweep()
         self._other_stores: dict[Path, SqliteRunRepository] = {}
         self._stores_lock = threading.Lock()
 
@@ -288,20 +394,20 @@ class SqliteRunRepository(SqliteStore):
         super().close()
 
     def _create_schema(self) -> None:
-        """Create the job numbers, the table and its index, or give a runs table of an
-        earlier version its job numbers (one transaction: a crash redoes all of it)."""
+        """Create the job numbers, the runs and their heads, or give a runs table of an
+        earlier layout its job numbers and chains (one transaction: a crash redoes all
+        of it)."""
         with self._tx() as conn:
             conn.execute(_NUMBERS_SCHEMA)
+            conn.execute(_HEADS_SCHEMA)
             columns = {str(row[1]) for row in conn.execute("PRAGMA table_info(runs)")}
             if not columns:
-                for statement in self._schema.split(";"):
-                    if statement.strip():
-                        conn.execute(statement)
-            elif "job_no" not in columns:
-                log.info("run history of %s: adding job numbers (once)...", self.db_path.name)
-                for statement in self._upgrade:
+                conn.execute(_RUNS_TABLE)
+            elif "seq" not in columns:
+                log.info("run history of %s: linking runs per job (once)...", self.db_path.name)
+                for statement in _UPGRADE_RUNS:
                     conn.execute(statement)
-                log.info("run history of %s: job numbers added", self.db_path.name)
+                log.info("run history of %s: runs linked", self.db_path.name)
 
     def record(self, owner_id: str, run: Run) -> None:
         self.record_many([(owner_id, run)])
@@ -309,7 +415,7 @@ class SqliteRunRepository(SqliteStore):
     def record_many(self, runs: Sequence[tuple[str, Run]]) -> None:
         """Insert or replace several runs in one transaction."""
         if runs:
-            prepared = prepare_runs(runs, self.retention)
+            prepared = prepare_runs(runs, self.retention, self.sweep)
             with self._tx() as conn:
                 assigned = self.numbers.assign(conn, prepared.job_ids())
                 write_runs(conn, prepared, assigned)
@@ -322,77 +428,60 @@ class SqliteRunRepository(SqliteStore):
         deleted = 0
         for store in self._stores():
             with store._tx() as conn:
-                before = conn.total_changes
-                conn.execute(
-                    f"DELETE FROM runs WHERE job_no = {_NUMBER_OF} AND owner_id = ?",
-                    (job_id, owner_id),
-                )
-                deleted += conn.total_changes - before
+                deleted += _forget_runs(conn, owner_id, job_id)
+            store.sweep.needed = True  # what the chain no longer reaches
         return deleted
+
+    def _keys(self, owner_id: str, job_id: str) -> list[tuple[str, str, int]]:
+        """(started_at, run_id, rowid) of the owner's runs of a job in this file."""
+        rows = self._query(_JOB_RUNS, (job_id, owner_id, self.retention))
+        return [(str(row[0]), str(row[1]), int(str(row[2]))) for row in rows]
 
     def list(
         self, owner_id: str, job_id: str, *, limit: int = 50, cursor: str | None = None
     ) -> Page:
         limit = max(1, min(int(limit), 1000))
         after = _decode_cursor(cursor) if cursor else None
+        # Each file shows a job's newest `retention` recorded, and the newest
+        # `retention` of those are shown (after a change of dispatch partitions a
+        # job's runs are in two files).
         stores = self._stores()
-        # Pruning is amortised (see `write_runs`): a job may briefly hold a few more rows
-        # than the retention, so the reader stops at the oldest run still retained (over
-        # every file: after a change of dispatch partitions a job's runs are in two).
         keys = sorted(
             (
-                (str(row[0]), str(row[1]))
-                for store in stores
-                for row in store._query(
-                    f"""SELECT started_at, run_id FROM runs
-                        WHERE job_no = {_NUMBER_OF} AND owner_id = ?
-                        ORDER BY started_at DESC, run_id DESC LIMIT ?""",
-                    (job_id, owner_id, self.retention),
-                )
+                (started, run_id, rowid, index)
+                for index, store in enumerate(stores)
+                for started, run_id, rowid in store._keys(owner_id, job_id)
             ),
             reverse=True,
-        )
-        oldest = keys[self.retention - 1] if len(keys) >= self.retention else None
-        rows = sorted(
-            (
-                row
-                for store in stores
-                for row in store._page_rows(owner_id, job_id, limit + 1, after, oldest)
-            ),
-            key=lambda row: (str(row[0]), str(row[1])),
-            reverse=True,
-        )[: limit + 1]
-        items = [Run.model_validate_json(str(row[2])) for row in rows[:limit]]
+        )[: self.retention]
+        if after is not None:
+            keys = [key for key in keys if (key[0], key[1]) < after]
+        page = keys[: limit + 1]
+        data: dict[tuple[int, int], str] = {}
+        for index, store in enumerate(stores):
+            rowids = [key[2] for key in page[:limit] if key[3] == index]
+            data.update(((index, rowid), text) for rowid, text in store._data(rowids))
+        items = [
+            Run.model_validate_json(data[key[3], key[2]])
+            for key in page[:limit]
+            if (key[3], key[2]) in data
+        ]
         next_cursor = None
-        if len(rows) > limit:
-            last = rows[limit - 1]
-            next_cursor = _encode_cursor(str(last[0]), str(last[1]))
+        if len(page) > limit:
+            last = page[limit - 1]
+            next_cursor = _encode_cursor(last[0], last[1])
         return Page(items=items, next_cursor=next_cursor)
 
-    def _page_rows(
-        self,
-        owner_id: str,
-        job_id: str,
-        limit: int,
-        after: tuple[str, str] | None,
-        oldest: tuple[str, str] | None,
-    ) -> Sequence[tuple[object, ...]]:
-        """This file's runs of a job, newest first: older than `after`, not older than
-        `oldest`, at most `limit`."""
-        params: list[object] = [job_id, owner_id]
-        where = ""
-        if after is not None:
-            where = "AND (started_at < ? OR (started_at = ? AND run_id < ?))"
-            params += [after[0], after[0], after[1]]
-        if oldest is not None:
-            where += " AND (started_at > ? OR (started_at = ? AND run_id >= ?))"
-            params += [oldest[0], oldest[0], oldest[1]]
-        return self._query(
-            f"""SELECT started_at, run_id, data FROM runs
-                WHERE job_no = {_NUMBER_OF} AND owner_id = ?
-                {where} ORDER BY started_at DESC, run_id DESC LIMIT ?""",
-            [*params, limit],
-        )
+    def _data(self, rowids: Sequence[int]) -> list[tuple[int, str]]:
+        out: list[tuple[int, str]] = []
+        for start in range(0, len(rowids), 500):
+            chunk = rowids[start : start + 500]
+            rows = self._query(
+                f"SELECT rowid, data FROM runs WHERE rowid IN ({','.join('?' * len(chunk))})",
+                chunk,
+            )
+            out += [(int(str(row[0])), str(row[1])) for row in rows]
+        return out
 
 
 #: A job's number in a statement whose parameter there is its job_id (no row: NULL,
@@ -402,58 +491,223 @@ _NUMBER_OF = "(SELECT job_no FROM job_numbers WHERE job_id = ?)"
 
 @dataclass
 class PreparedRuns:
-    """Runs as rows, and the jobs to trim (`prepare_runs`), ready for `write_runs`."""
+    """Runs as rows (`prepare_runs`), ready for `write_runs`."""
 
     rows: list[tuple[str, str, str, str, str]]
-    trims: list[str]  # job ids
     retention: int
+    sweep: RunSweep
 
     def job_ids(self) -> list[str]:
         """The jobs of the rows, in order (`JobNumbers.assign`)."""
         return [row[1] for row in self.rows]
 
 
-def prepare_runs(runs: Sequence[tuple[str, Run]], retention: int) -> PreparedRuns:
-    """The rows of `runs` and the trims of their jobs to `retention`, built before the
-    transaction that writes them (other writers wait while one is open).
-
-    Trimming a job is amortised: each insert trims its job with probability 1/slack
-    (slack = retention // 4, at least 1), which keeps a job within about
-    `retention + slack` rows; `SqliteRunRepository.list` never shows more than
-    `retention`. A trim's fixed cost is finding the boundary (stepping over `retention`
-    index entries, about 100,000 instructions at the default 100), so the slack sets
-    how often that is paid: with a slack of 10 it was about 10 % of a fire's cost once
-    jobs had reached their retention, with 25 about 4 %. Each deleted row costs about
-    10,000 more (the rows of one job sit on different pages), whatever the slack.
-    """
+def prepare_runs(runs: Sequence[tuple[str, Run]], retention: int, sweep: RunSweep) -> PreparedRuns:
+    """The rows of `runs`, built before the transaction that writes them (other
+    writers wait while one is open); `retention` and `sweep`: the repository's."""
     # The model's serializer called directly: `model_dump_json` is a Python wrapper that
     # passes a dozen options, about a quarter of the cost of writing a run's JSON.
     rows = []
     for owner_id, run in runs:
         data = run.__pydantic_serializer__.to_json(run).decode()
         rows.append((owner_id, run.job_id, run.run_id, _started_text(run, data), data))
-    slack = max(1, retention // 4)
-    trim = {run.job_id for _, run in runs if slack == 1 or random.random() * slack < 1.0}
-    return PreparedRuns(rows, list(trim), retention)
+    return PreparedRuns(rows, retention, sweep)
 
 
 def write_runs(conn: sqlite3.Connection, prepared: PreparedRuns, numbers: dict[str, int]) -> None:
-    """Insert runs and trim their jobs (`prepare_runs`), inside the caller's
-    transaction; `numbers` has the job number of each (`JobNumbers.assign`)."""
-    rows = [(*row, numbers[row[1]]) for row in prepared.rows]
-    insert_rows(
-        conn,
-        "INSERT OR REPLACE INTO runs (owner_id, job_id, run_id, started_at, data, job_no)",
-        rows,
-        width=6,
+    """Record runs inside the caller's transaction; `numbers` has the job number of
+    each (`JobNumbers.assign`).
+
+    Each new run goes to the table's end with the rowid after its last, linked to its
+    job's latest run, and becomes its job's head. A run already stored (same `run_id`)
+    is rewritten in place (`_recorded_before`). Then the sweep goes on (`_sweep`).
+    """
+    # A run given twice in one batch: its last copy.
+    last = {row[2]: index for index, row in enumerate(prepared.rows)}
+    rows = (
+        prepared.rows
+        if len(last) == len(prepared.rows)
+        else [row for index, row in enumerate(prepared.rows) if last[row[2]] == index]
     )
-    if prepared.trims:
-        conn.executemany(
-            """DELETE FROM runs WHERE job_no = ?1 AND (started_at, run_id) <= (
-                   SELECT started_at, run_id FROM runs WHERE job_no = ?1
-                   ORDER BY started_at DESC, run_id DESC LIMIT 1 OFFSET ?2)""",
-            [(numbers[job_id], prepared.retention) for job_id in prepared.trims],
+    if not rows:
+        return
+    job_nos = [numbers[row[1]] for row in rows]
+    heads = _read_heads(conn, job_nos)
+    again = _recorded_before(conn, rows, job_nos, heads, prepared.retention)
+    (top,) = conn.execute("SELECT max(rowid) FROM runs").fetchone()
+    rowid = int(top or 0)
+    inserts = []
+    for index, row in enumerate(rows):
+        if index in again:
+            continue
+        rowid += 1
+        job_no = job_nos[index]
+        head = heads.get(job_no)
+        if head is None:
+            head = heads[job_no] = [None, row[3], 0]
+        head[2] += 1
+        inserts.append((rowid, *row, job_no, head[0], head[2]))
+        head[0] = rowid
+        if row[3] > head[1]:
+            head[1] = row[3]
+    if inserts:
+        insert_rows(
+            conn,
+            "INSERT INTO runs "
+            "(rowid, owner_id, job_id, run_id, started_at, data, job_no, prev, seq)",
+            inserts,
+            width=9,
         )
+        insert_rows(
+            conn,
+            "INSERT OR REPLACE INTO run_heads (job_no, newest, started_at, seq)",
+            [(job_no, *heads[job_no]) for job_no in dict.fromkeys(row[6] for row in inserts)],
+            width=4,
+        )
+    if again:
+        conn.executemany(
+            "UPDATE runs SET owner_id = ?, started_at = ?, data = ? WHERE rowid = ?",
+            [(rows[index][0], rows[index][3], rows[index][4], at) for index, at in again.items()],
+        )
+    _sweep(
+        conn,
+        prepared.sweep,
+        SWEEP_VISITS_PER_RUN * len(rows),
+        prepared.retention,
+        (row[8] for row in inserts),
+    )
+
+
+def _read_heads(conn: sqlite3.Connection, job_nos: Sequence[int]) -> dict[int, list[Any]]:
+    """[newest, started_at, seq] of the heads of these jobs that have one."""
+    wanted = list(dict.fromkeys(job_nos))
+    heads: dict[int, list[Any]] = {}
+    for start in range(0, len(wanted), 500):
+        chunk = wanted[start : start + 500]
+        rows = conn.execute(
+            "SELECT job_no, newest, started_at, seq FROM run_heads "
+            f"WHERE job_no IN ({','.join('?' * len(chunk))})",
+            chunk,
+        ).fetchall()
+        heads.update((row[0], [row[1], row[2], row[3]]) for row in rows)
+    return heads
+
+
+def _recorded_before(
+    conn: sqlite3.Connection,
+    rows: Sequence[tuple[str, str, str, str, str]],
+    job_nos: Sequence[int],
+    heads: dict[int, list[Any]],
+    retention: int,
+) -> dict[int, int]:
+    """{index in `rows`: rowid} of the runs already stored. A run that started after
+    every run of its job is new (the usual case: one look at its head); any other is
+    looked for along its job's chain."""
+    found: dict[int, int] = {}
+    for index, row in enumerate(rows):
+        head = heads.get(job_nos[index])
+        if head is None or head[0] is None or row[3] > head[1]:
+            continue
+        hit = conn.execute(
+            f"""{_CHAIN} SELECT r.rowid FROM chain JOIN runs r ON r.rowid = chain.id
+                WHERE r.job_no = ?1 AND r.run_id = ?5 LIMIT 1""",
+            (job_nos[index], head[0], retention, head[2], row[2]),
+        ).fetchone()
+        if hit is not None:
+            found[index] = int(hit[0])
+    return found
+
+
+def _sweep(
+    conn: sqlite3.Connection,
+    sweep: RunSweep,
+    visits: int,
+    retention: int,
+    seqs: Iterable[int] = (),
+) -> None:
+    """Look at the next `visits` rows of the runs table after `sweep.after` (from the
+    start again after its end) and delete those no longer retained (`_SWEEP`).
+
+    Deleting per job (the layouts before: a job's oldest runs when it passed its
+    retention) meant finding them first, and each sat on a page of its own. The table
+    is in the order runs were recorded, so with jobs firing at similar rates its oldest
+    rows are the ones no longer retained: the sweep reads and deletes whole pages in
+    order. It looks at twice the rows recorded, so it goes round the table faster than
+    the table grows and runs past their retention stay at most about as many as the
+    retained ones (rows of jobs that fire less often are looked at again each round).
+
+    While no job has recorded more than `retention` runs (`seqs`: the counts this
+    batch wrote; `RunSweep.needed`), no row can be due and the sweep only looks at
+    the heads' highest count now and then (another writer of the file may have passed
+    it): visiting rows that all stay cost about 1 us a fire.
+    """
+    if not sweep.needed:
+        if max(seqs, default=0) > retention:
+            sweep.needed = True
+        elif time.monotonic() - sweep.checked_at >= SWEEP_CHECK_S:
+            sweep.checked_at = time.monotonic()
+            top, forgotten = conn.execute(
+                "SELECT max(seq), max(newest IS NULL) FROM run_heads"
+            ).fetchone()
+            sweep.needed = int(top or 0) > retention or bool(forgotten)
+        if not sweep.needed:
+            return
+    row = conn.execute(
+        "SELECT rowid FROM runs WHERE rowid > ? ORDER BY rowid LIMIT 1 OFFSET ?",
+        (sweep.after, max(0, visits - 1)),
+    ).fetchone()
+    end = int(row[0]) if row is not None else _LAST_ROWID
+    conn.execute(_SWEEP, (sweep.after, end, retention))
+    sweep.after = end if row is not None else 0
+
+
+def _forget_runs(conn: sqlite3.Connection, owner_id: str, job_id: str) -> int:
+    """Delete the owner's runs of a job in the caller's transaction; returns how many.
+
+    The runs of another owner under the same job_id (job ids are unique in a
+    deployment: not expected) keep a chain of their own. A job left with no runs keeps
+    its head, with no newest run and its count moved on by `_FORGOTTEN`: runs older
+    than the chain's retained ones (left for the sweep) stay out of a job recreated
+    under the same id."""
+    head = conn.execute(
+        "SELECT h.job_no, h.newest, h.seq FROM run_heads h "
+        "JOIN job_numbers n ON h.job_no = n.job_no WHERE n.job_id = ?",
+        (job_id,),
+    ).fetchone()
+    if head is None or head[1] is None:
+        return 0
+    job_no = int(head[0])
+    chain = conn.execute(
+        f"""{_CHAIN} SELECT r.rowid, r.owner_id, r.started_at FROM chain
+            JOIN runs r ON r.rowid = chain.id WHERE r.job_no = ?1 ORDER BY chain.n""",
+        (job_no, head[1], _WALK_LIMIT, head[2]),
+    ).fetchall()
+    mine = [int(row[0]) for row in chain if row[1] == owner_id]
+    for start in range(0, len(mine), 500):
+        chunk = mine[start : start + 500]
+        conn.execute(f"DELETE FROM runs WHERE rowid IN ({','.join('?' * len(chunk))})", chunk)
+    others = [row for row in chain if row[1] != owner_id]
+    if not others:
+        conn.execute(
+            "UPDATE run_heads SET newest = NULL, seq = seq + ? WHERE job_no = ?",
+            (_FORGOTTEN, job_no),
+        )
+    elif mine:
+        links = [(int(older[0]), int(newer[0])) for newer, older in itertools.pairwise(others)]
+        conn.executemany("UPDATE runs SET prev = ? WHERE rowid = ?", links)
+        conn.execute("UPDATE runs SET prev = NULL WHERE rowid = ?", (others[-1][0],))
+        conn.execute(
+            "UPDATE run_heads SET newest = ?, started_at = ? WHERE job_no = ?",
+            (others[0][0], max(str(row[2]) for row in others), job_no),
+        )
+    return len(mine)
+
+
+#: The highest rowid (the sweep's end of the table).
+_LAST_ROWID = (1 << 63) - 1
+
+#: How far a forgotten job's count moves on (more than any retention).
+_FORGOTTEN = 1 << 40
 
 
 def _started_text(run: Run, data: str) -> str:
@@ -790,9 +1044,7 @@ class SqliteFireLedger(SqliteStore):
         rows = [r for r in prepared.rows if job_key(r[0], r[1]) not in removed]
         if len(rows) == len(prepared.rows):
             return prepared
-        kept = {row[1] for row in rows}
-        trims = [job_id for job_id in prepared.trims if job_id in kept]
-        return PreparedRuns(rows, trims, prepared.retention)
+        return replace(prepared, rows=rows)
 
     def is_removed(self, job_key: str) -> bool:
         """Deleted jobs are held in memory: the dispatcher that handles a job's fires is
@@ -1189,7 +1441,7 @@ class SqliteFireQueue(SqliteStore):
             return
         # Everything Python builds is built first: other writers wait while one is open.
         prepared = (
-            prepare_runs(runs, run_repository.retention)
+            prepare_runs(runs, run_repository.retention, run_repository.sweep)
             if runs and run_repository is not None
             else None
         )
