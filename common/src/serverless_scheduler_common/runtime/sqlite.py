@@ -437,6 +437,17 @@ class SqliteRunRepository(SqliteStore):
         rows = self._query(_JOB_RUNS, (job_id, owner_id, self.retention))
         return [(str(row[0]), str(row[1]), int(str(row[2]))) for row in rows]
 
+    def _data(self, rowids: Sequence[int]) -> list[tuple[int, str]]:
+        out: list[tuple[int, str]] = []
+        for start in range(0, len(rowids), 500):
+            chunk = rowids[start : start + 500]
+            rows = self._query(
+                f"SELECT rowid, data FROM runs WHERE rowid IN ({','.join('?' * len(chunk))})",
+                chunk,
+            )
+            out += [(int(str(row[0])), str(row[1])) for row in rows]
+        return out
+
     def list(
         self, owner_id: str, job_id: str, *, limit: int = 50, cursor: str | None = None
     ) -> Page:
@@ -471,17 +482,6 @@ class SqliteRunRepository(SqliteStore):
             last = page[limit - 1]
             next_cursor = _encode_cursor(last[0], last[1])
         return Page(items=items, next_cursor=next_cursor)
-
-    def _data(self, rowids: Sequence[int]) -> list[tuple[int, str]]:
-        out: list[tuple[int, str]] = []
-        for start in range(0, len(rowids), 500):
-            chunk = rowids[start : start + 500]
-            rows = self._query(
-                f"SELECT rowid, data FROM runs WHERE rowid IN ({','.join('?' * len(chunk))})",
-                chunk,
-            )
-            out += [(int(str(row[0])), str(row[1])) for row in rows]
-        return out
 
 
 #: A job's number in a statement whose parameter there is its job_id (no row: NULL,
