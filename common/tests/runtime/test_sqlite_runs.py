@@ -136,3 +136,37 @@ def test_forget_job_keeps_another_owners_runs_under_the_same_id(tmp_path: Path) 
     assert [r.summary for r in repo.list("bob", "j1").items] == ["run 2", "run 0"]
     repo.record("bob", run_at("j1", 4))
     assert [r.summary for r in repo.list("bob", "j1").items] == ["run 4", "run 2", "run 0"]
+
+
+def test_a_rowid_never_names_two_runs(tmp_path: Path) -> None:
+    """Runs link to their job's previous run by rowid: a rowid given again (the table's
+    last row deleted, then a run of another job recorded) would let a stale link or a
+    reader between two statements reach another job's run."""
+    repo = SqliteRunRepository(tmp_path / "scheduler.db")
+    repo.record("alice", run_at("j1", 0))
+    [(first,)] = repo._query("SELECT max(rowid) FROM runs")
+    assert repo.forget_job("alice", "j1") == 1
+    repo.record("bob", run_at("j2", 0))
+    [(second,)] = repo._query("SELECT max(rowid) FROM runs")
+    assert int(str(second)) > int(str(first))
+    assert repo.list("alice", "j1").items == []
+
+
+def test_relinking_keeps_forgotten_jobs_forgotten(tmp_path: Path) -> None:
+    from serverless_scheduler_common.runtime.sqlite import RELINK_RUNS
+
+    repo = SqliteRunRepository(tmp_path / "scheduler.db", retention=2)
+    for minute in range(4):
+        repo.record("alice", run_at("j1", minute))
+    repo.forget_job("alice", "j1")
+    with repo._tx() as conn:  # as after runs were copied in (`partitions._move_history`)
+        conn.execute(
+            "INSERT INTO runs (owner_id, job_id, run_id, started_at, data, job_no) "
+            "SELECT 'alice', 'j1', 'r-left', '2026-01-01T00:00:00.000000Z', '{}', job_no "
+            "FROM job_numbers WHERE job_id = 'j1'"
+        )
+        for statement in RELINK_RUNS:
+            conn.execute(statement)
+    assert repo.list("alice", "j1").items == []
+    repo.record("alice", run_at("j1", 9))
+    assert [r.summary for r in repo.list("alice", "j1").items] == ["run 9"]

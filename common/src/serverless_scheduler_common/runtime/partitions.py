@@ -83,7 +83,8 @@ _MOVED: dict[str, tuple[str, ...]] = {
         "SELECT r.owner_id, r.job_id, r.run_id, r.started_at, r.data, n.job_no "
         "FROM src.runs r JOIN main.job_numbers n ON n.job_id = r.job_id "
         "WHERE NOT EXISTS (SELECT 1 FROM main.runs m "
-        "WHERE m.job_no = n.job_no AND m.run_id = r.run_id)",
+        "WHERE m.job_no = n.job_no AND m.run_id = r.run_id) "
+        "ORDER BY r.started_at, r.run_id",  # rowids in start order, as the links
         "DROP INDEX main.runs_moving",
         *RELINK_RUNS,  # unqualified names are main's
     ),

@@ -218,6 +218,7 @@ _HEADS_SCHEMA = """CREATE TABLE IF NOT EXISTS run_heads (
 )"""
 
 _RUNS_TABLE = """CREATE TABLE runs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
     owner_id TEXT NOT NULL,
     job_id TEXT NOT NULL,
     run_id TEXT NOT NULL,
@@ -238,8 +239,9 @@ RELINK_RUNS = (
                   row_number() OVER (PARTITION BY job_no ORDER BY started_at, run_id) AS seq
            FROM runs WHERE job_no IS NOT NULL) AS l
        WHERE runs.rowid = l.id AND (runs.prev IS NOT l.prev OR runs.seq IS NOT l.seq)""",
-    "DELETE FROM run_heads",
-    """INSERT INTO run_heads (job_no, newest, started_at, seq)
+    # The heads of forgotten jobs stay: their runs not yet swept stay out of the chains.
+    "DELETE FROM run_heads WHERE newest IS NOT NULL",
+    """INSERT OR IGNORE INTO run_heads (job_no, newest, started_at, seq)
        SELECT job_no, id, started_at, n FROM (
            SELECT job_no, rowid AS id, started_at,
                   row_number() OVER (
@@ -403,7 +405,7 @@ class SqliteRunRepository(SqliteStore):
             columns = {str(row[1]) for row in conn.execute("PRAGMA table_info(runs)")}
             if not columns:
                 conn.execute(_RUNS_TABLE)
-            elif "seq" not in columns:
+            elif "id" not in columns:
                 log.info("run history of %s: linking runs per job (once)...", self.db_path.name)
                 for statement in _UPGRADE_RUNS:
                     conn.execute(statement)
@@ -534,8 +536,10 @@ def write_runs(conn: sqlite3.Connection, prepared: PreparedRuns, numbers: dict[s
     job_nos = [numbers[row[1]] for row in rows]
     heads = _read_heads(conn, job_nos)
     again = _recorded_before(conn, rows, job_nos, heads, prepared.retention)
-    (top,) = conn.execute("SELECT max(rowid) FROM runs").fetchone()
-    rowid = int(top or 0)
+    # The highest rowid ever given (AUTOINCREMENT's): a rowid never names two runs, so
+    # a link to a deleted run never leads to another one.
+    top = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'runs'").fetchone()
+    rowid = int(top[0]) if top is not None else 0
     inserts = []
     for index, row in enumerate(rows):
         if index in again:
