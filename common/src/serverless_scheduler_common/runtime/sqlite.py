@@ -272,24 +272,25 @@ _WALK_LIMIT = 1_000_000
 
 #: The rowids along the chain of the job ?1 (a number) from the rowid ?2, newest first,
 #: while the runs are among its newest ?3 recorded (?4: its head's `seq`).
-_CHAIN = """WITH RECURSIVE chain(id, n) AS (
+_CHAIN = f"""WITH RECURSIVE chain(id, n) AS (
     SELECT ?2, 1
     UNION ALL
     SELECT r.prev, chain.n + 1 FROM chain JOIN runs r ON r.rowid = chain.id
     WHERE r.job_no = ?1 AND r.prev IS NOT NULL AND ?4 - r.seq < ?3 - 1
-        AND chain.n < 1000000)"""
+        AND chain.n < {_WALK_LIMIT})"""
 
 #: (started_at, run_id, rowid) of the retained runs of the job ?1 (an id) whose owner
 #: is ?2 (?3: the retention).
-_JOB_RUNS = """WITH RECURSIVE
+_JOB_RUNS = f"""WITH RECURSIVE
     head(job_no, newest, seq) AS (
         SELECT h.job_no, h.newest, h.seq FROM run_heads h
         JOIN job_numbers n ON h.job_no = n.job_no WHERE n.job_id = ?1),
-    chain(id) AS (
-        SELECT newest FROM head WHERE newest IS NOT NULL
+    chain(id, n) AS (
+        SELECT newest, 1 FROM head WHERE newest IS NOT NULL
         UNION ALL
-        SELECT r.prev FROM chain JOIN runs r ON r.rowid = chain.id JOIN head
-        WHERE r.job_no = head.job_no AND r.prev IS NOT NULL AND head.seq - r.seq < ?3 - 1)
+        SELECT r.prev, chain.n + 1 FROM chain JOIN runs r ON r.rowid = chain.id JOIN head
+        WHERE r.job_no = head.job_no AND r.prev IS NOT NULL AND head.seq - r.seq < ?3 - 1
+            AND chain.n < {_WALK_LIMIT})
 SELECT r.started_at, r.run_id, r.rowid FROM chain JOIN runs r ON r.rowid = chain.id
 JOIN head WHERE r.job_no = head.job_no AND r.owner_id = ?2 AND head.seq - r.seq < ?3"""
 
@@ -655,7 +656,7 @@ def _sweep(
     While no job has recorded more than `retention` runs (`seqs`: the counts this
     batch wrote; `RunSweep.needed`), no row can be due and the sweep only looks at
     the heads' highest count now and then (another writer of the file may have passed
-    it): visiting rows that all stay cost about 1 us a fire.
+    it) instead of visiting rows that all stay.
     """
     if not sweep.needed:
         if max(seqs, default=0) > retention:
