@@ -15,7 +15,7 @@ from serverless_scheduler_common import Run
 from serverless_scheduler_common.events import JobFired, build_unchecked
 from serverless_scheduler_common.runtime.core import _fast_run
 from serverless_scheduler_common.runtime.sqlite import (
-    _JOB_RUNS,
+    _RETAINED_RUNS,
     SqliteFireLedger,
     SqliteRunRepository,
     _started_text,
@@ -130,7 +130,8 @@ def test_runs_are_appended_and_chained_with_no_index(tmp_path: Path) -> None:
     conn = sqlite3.connect(db)
     heads = conn.execute("SELECT sql FROM sqlite_master WHERE name = 'run_heads'").fetchone()
     plan = " ".join(
-        str(row[-1]) for row in conn.execute(f"EXPLAIN QUERY PLAN {_JOB_RUNS}", ("j", "a", 100))
+        str(row[-1])
+        for row in conn.execute(f"EXPLAIN QUERY PLAN {_RETAINED_RUNS}", (1, 1, 100, 1, "a"))
     )
     conn.close()
     assert "job_no INTEGER PRIMARY KEY" in heads[0]  # heads by job number: side by side

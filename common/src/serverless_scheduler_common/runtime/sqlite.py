@@ -279,20 +279,16 @@ _CHAIN = f"""WITH RECURSIVE chain(id, n) AS (
     WHERE r.job_no = ?1 AND r.prev IS NOT NULL AND ?4 - r.seq < ?3 - 1
         AND chain.n < {_WALK_LIMIT})"""
 
-#: (started_at, run_id, rowid) of the retained runs of the job ?1 (an id) whose owner
-#: is ?2 (?3: the retention).
-_JOB_RUNS = f"""WITH RECURSIVE
-    head(job_no, newest, seq) AS (
-        SELECT h.job_no, h.newest, h.seq FROM run_heads h
-        JOIN job_numbers n ON h.job_no = n.job_no WHERE n.job_id = ?1),
-    chain(id, n) AS (
-        SELECT newest, 1 FROM head WHERE newest IS NOT NULL
-        UNION ALL
-        SELECT r.prev, chain.n + 1 FROM chain JOIN runs r ON r.rowid = chain.id JOIN head
-        WHERE r.job_no = head.job_no AND r.prev IS NOT NULL AND head.seq - r.seq < ?3 - 1
-            AND chain.n < {_WALK_LIMIT})
-SELECT r.started_at, r.run_id, r.rowid FROM chain JOIN runs r ON r.rowid = chain.id
-JOIN head WHERE r.job_no = head.job_no AND r.owner_id = ?2 AND head.seq - r.seq < ?3"""
+#: A job's head by its id: (job_no, newest, seq).
+_HEAD_OF = (
+    "SELECT h.job_no, h.newest, h.seq FROM run_heads h "
+    "JOIN job_numbers n ON h.job_no = n.job_no WHERE n.job_id = ?1"
+)
+
+#: (started_at, run_id, rowid) of the retained runs along a chain (`_CHAIN`'s
+#: parameters) whose owner is ?5.
+_RETAINED_RUNS = f"""{_CHAIN} SELECT r.started_at, r.run_id, r.rowid FROM chain
+JOIN runs r ON r.rowid = chain.id WHERE r.job_no = ?1 AND r.owner_id = ?5 AND ?4 - r.seq < ?3"""
 
 #: Rows of the runs table the sweep (`_sweep`) looks at per run recorded.
 SWEEP_VISITS_PER_RUN = 2
@@ -437,7 +433,11 @@ class SqliteRunRepository(SqliteStore):
 
     def _keys(self, owner_id: str, job_id: str) -> list[tuple[str, str, int]]:
         """(started_at, run_id, rowid) of the owner's runs of a job in this file."""
-        rows = self._query(_JOB_RUNS, (job_id, owner_id, self.retention))
+        heads = self._query(_HEAD_OF, (job_id,))
+        if not heads or heads[0][1] is None:
+            return []
+        job_no, newest, seq = heads[0]
+        rows = self._query(_RETAINED_RUNS, (job_no, newest, self.retention, seq, owner_id))
         return [(str(row[0]), str(row[1]), int(str(row[2]))) for row in rows]
 
     def _data(self, rowids: Sequence[int]) -> list[tuple[int, str]]:
@@ -686,11 +686,7 @@ def _forget_runs(conn: sqlite3.Connection, owner_id: str, job_id: str) -> int:
     its head, with no newest run and its count moved on by `_FORGOTTEN`: runs older
     than the chain's retained ones (left for the sweep) stay out of a job recreated
     under the same id."""
-    head = conn.execute(
-        "SELECT h.job_no, h.newest, h.seq FROM run_heads h "
-        "JOIN job_numbers n ON h.job_no = n.job_no WHERE n.job_id = ?",
-        (job_id,),
-    ).fetchone()
+    head = conn.execute(_HEAD_OF, (job_id,)).fetchone()
     if head is None or head[1] is None:
         return 0
     job_no = int(head[0])
