@@ -27,6 +27,23 @@ def test_numbers_follow_the_order_jobs_are_first_marked(tmp_path: Path) -> None:
     assert _numbers(db) == {"zz": 1, "aa": 2, "mm": 3}
 
 
+def test_new_jobs_are_numbered_in_firing_order_without_reading_the_numbers_back(
+    tmp_path: Path,
+) -> None:
+    db = tmp_path / "history.db"
+    ledger = SqliteFireLedger(db)
+    ledger.mark_done("first@2026-01-01T00:00:00Z")
+    statements: list[str] = []
+    ledger._conn.set_trace_callback(statements.append)
+    jobs = [f"j{i:03d}" for i in reversed(range(300))]  # fired in descending id order
+    ledger.mark_done_many([f"{job}@2026-01-01T00:00:00Z" for job in jobs])
+    assert _numbers(db) == {"first": 1} | {job: 2 + index for index, job in enumerate(jobs)}
+    numbered = [sql.split()[0] for sql in statements if "job_numbers" in sql]
+    inserts = numbered.index("INSERT")
+    assert "SELECT" not in numbered[inserts:]  # given, not read back
+    assert numbered[inserts:] == ["INSERT"] * (len(numbered) - inserts)
+
+
 def test_a_number_given_in_a_rolled_back_transaction_is_not_kept(tmp_path: Path) -> None:
     db = tmp_path / "history.db"
     mine, theirs = JobNumbers(), JobNumbers()
@@ -76,20 +93,18 @@ def test_a_dispatchers_cache_looks_no_number_up_after_reading_the_table(tmp_path
         ledger.done_among(["new@2026-01-01T00:01:00Z", "elsewhere@2026-01-01T00:00:00Z"]) == set()
     )
     assert not any("job_numbers" in sql for sql in statements)  # not looked up again
-    # Giving numbers keeps the one given elsewhere and reads it back: inserted first,
-    # then read, with no look-up before the insert.
+    # Giving numbers keeps the one given elsewhere and reads it back: counted on from
+    # the highest, inserted, then read (the insert of "elsewhere" was ignored), with no
+    # look-up by id before the insert.
     ledger.mark_done_many(["elsewhere@2026-01-01T00:01:00Z", "new@2026-01-01T00:02:00Z"])
-    assert _numbers(db) == {"early": 1, "elsewhere": 2, "new": 3}
+    given = _numbers(db)
+    assert given["early"] == 1 and given["elsewhere"] == 2 and given["new"] > 2
     numbered = [sql.split()[0] for sql in statements if "job_numbers" in sql]
-    assert numbered == ["INSERT", "INSERT", "SELECT"]  # one insert per new job
+    assert numbered == ["SELECT", "INSERT", "INSERT", "SELECT"]
     assert ledger.done_among(
         ["elsewhere@2026-01-01T00:01:00Z", "new@2026-01-01T00:02:00Z", "new@2026-01-01T00:03:00Z"]
     ) == {"elsewhere@2026-01-01T00:01:00Z", "new@2026-01-01T00:02:00Z"}
-    assert numbers.known(ledger._conn, ["elsewhere", "new"]) == {
-        "early": 1,
-        "elsewhere": 2,
-        "new": 3,
-    }
+    assert numbers.known(ledger._conn, ["elsewhere", "new"]) == given
 
 
 def test_a_dispatcher_starting_again_reads_marks_copied_in_while_it_was_stopped(
