@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import itertools
 import time
 from datetime import UTC, datetime, timedelta
@@ -234,6 +235,21 @@ def test_a_job_edited_before_its_next_fire_fires_once_at_its_new_version(
     run_until(engine, clock, T0 + timedelta(minutes=5, seconds=1), timedelta(seconds=20))
     assert times(publisher) == [T0 + timedelta(minutes=5)]
     assert publisher.fired[0].job["version"] == 2
+
+
+def test_the_timer_heap_holds_nothing_the_collector_keeps_tracking(
+    engine: Any, backend: Any, publisher: Any, clock: Any, make_job: Any
+) -> None:
+    """Every job's heap tuple is replaced once a period: tuples the collector kept
+    tracking filled its older generations and made each pass over them a stall."""
+    for name in ("a", "b", "c"):
+        backend.upsert(make_job(name, schedule={"kind": "rate", "every": 1, "unit": "minutes"}))
+    run_until(engine, clock, T0 + timedelta(minutes=3), timedelta(seconds=30))
+    assert len(times(publisher)) == 9
+    heap = list(engine._heap)
+    assert len(heap) == 3
+    gc.collect(0)  # a young pass stops tracking tuples of untracked items
+    assert not any(gc.is_tracked(item) for item in heap)
 
 
 class BatchRecorder:
