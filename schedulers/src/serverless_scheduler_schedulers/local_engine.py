@@ -831,7 +831,9 @@ class TimerEngine:
         entry.serial = serial = next(self._serials)
         self._armed[serial] = entry
         offset = entry.offset
-        heapq.heappush(self._heap, (first + offset if offset else first, entry.rowid, first, serial))
+        heapq.heappush(
+            self._heap, (first + offset if offset else first, entry.rowid, first, serial)
+        )
 
     # -- the hot loop ------------------------------------------------------------------------
     def run_due(self, now: float | datetime | None = None) -> float | None:
