@@ -332,6 +332,29 @@ def test_engine_thread_fires_in_real_time(db: Any, publisher: Any, make_job: Any
     assert backend.fire_record("alice", "job1")["last_fire_at"] is not None
 
 
+def test_arming_runs_no_collector_pass_and_leaves_the_collector_on(
+    db: Any, clock: Any, publisher: Any, make_job: Any
+) -> None:
+    LocalScheduleBackend(db, clock=clock).upsert_many(make_job(f"j{i:04d}") for i in range(3000))
+    engine = TimerEngine(LocalScheduleBackend(db, clock=clock), publisher, clock=clock)
+    passes: list[int] = []
+
+    def count(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            passes.append(info["generation"])
+
+    threshold = gc.get_threshold()
+    gc.set_threshold(100, 2, 2)  # small thresholds: arming would pass many times
+    gc.callbacks.append(count)
+    try:
+        assert engine.load() == 3000
+    finally:
+        gc.callbacks.remove(count)
+        gc.set_threshold(*threshold)
+    assert len(passes) <= 1  # at most the one when the collector is back
+    assert gc.isenabled()
+
+
 def test_arming_many_schedules_reports_its_progress(
     db: Any, clock: Any, publisher: Any, make_job: Any, caplog: pytest.LogCaptureFixture
 ) -> None:

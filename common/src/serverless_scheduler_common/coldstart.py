@@ -19,8 +19,10 @@ from contextlib import contextmanager
 
 
 @contextmanager
-def collector_paused() -> Iterator[None]:
-    """Run the block without cyclic collection; on success freeze what is alive.
+def collector_paused(*, freeze: bool = True) -> Iterator[None]:
+    """Run the block without cyclic collection; on success freeze what is alive (unless
+    `freeze` is False: a long-running process freezes once it is fully set up,
+    `tune_for_throughput`).
 
     The collector's previous state is restored on exit, so nesting and use in a process
     that already disabled it (a test runner, a profiler) are harmless. A failing block
@@ -30,7 +32,8 @@ def collector_paused() -> Iterator[None]:
     gc.disable()
     try:
         yield
-        gc.freeze()
+        if freeze:
+            gc.freeze()
     finally:
         if was_enabled:
             gc.enable()

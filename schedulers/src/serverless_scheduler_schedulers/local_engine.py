@@ -34,6 +34,7 @@ from typing import Any, Literal, TypeVar
 
 from pydantic import TypeAdapter, ValidationError
 
+from serverless_scheduler_common.coldstart import collector_paused
 from serverless_scheduler_common.events import JobChange, JobFired, build_unchecked
 from serverless_scheduler_common.job import ScheduledJob
 from serverless_scheduler_common.policy import JobPolicy
@@ -710,17 +711,21 @@ class TimerEngine:
     def load(self) -> int:
         """Arm every live schedule from the backend; returns how many are armed."""
         started = time.monotonic()
-        rows = self._backend.load_live()
-        total = len(rows)
-        report = total >= self.progress_from
-        if report:
-            log.info("arming %d schedules (read in %.1fs)", total, time.monotonic() - started)
-        next_report = time.monotonic() + self.progress_s
-        for done, row in enumerate(rows, 1):
-            self._arm(row)
-            if report and not done & 1023 and time.monotonic() >= next_report:
-                log.info("armed %d of %d schedules", done, total)
-                next_report = time.monotonic() + self.progress_s
+        # What this reads and arms lives on, so the collector's passes over it free
+        # nothing: with them, reading and arming 500,000 schedules took 12-16 s, without
+        # them 7 (the caller freezes it all once set up, `tune_for_throughput`).
+        with collector_paused(freeze=False):
+            rows = self._backend.load_live()
+            total = len(rows)
+            report = total >= self.progress_from
+            if report:
+                log.info("arming %d schedules (read in %.1fs)", total, time.monotonic() - started)
+            next_report = time.monotonic() + self.progress_s
+            for done, row in enumerate(rows, 1):
+                self._arm(row)
+                if report and not done & 1023 and time.monotonic() >= next_report:
+                    log.info("armed %d of %d schedules", done, total)
+                    next_report = time.monotonic() + self.progress_s
         self._loaded = True
         if report:
             log.info("armed %d schedules in %.1fs", len(self._entries), time.monotonic() - started)
