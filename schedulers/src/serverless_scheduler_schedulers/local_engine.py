@@ -666,7 +666,7 @@ class TimerEngine:
         # a tuple at its first young pass. A tuple holding the entry stayed tracked, and
         # with every job's tuple replaced once a period they filled the older
         # generations: at 50,000 fires/s a middle-generation pass of 20-60 ms every
-        # 3 s and a full one of 70-430 ms about every 35 s, each a stall of every fire.
+        # 3 s and a full one of 74-90 ms about every 35 s, each a stall of every fire.
         self._heap: list[tuple[float, int, float, int]] = []
         self._entries: dict[tuple[str, str], _Entry] = {}
         #: Armed entries by serial (a heap tuple whose serial is gone is stale).
@@ -703,8 +703,8 @@ class TimerEngine:
         return self._clock.now().timestamp() if self._clock else time.time()
 
     #: From this many live schedules on, `load` says how far it got every `progress_s`
-    #: (100,000 schedules take a few seconds to read and arm, 500,000 about half a
-    #: minute, and local mode answers no request before they are armed).
+    #: (100,000 schedules take a few seconds to read and arm, 500,000 about 8 s, and
+    #: local mode answers no request before they are armed).
     progress_from = 10_000
     progress_s = 5.0
 
