@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
-from serverless_scheduler_common.sqlite import ROW_CHUNKS, connect, insert_rows
+from serverless_scheduler_common.sqlite import ROW_CHUNKS, changed_since, connect, insert_rows
 
 UPSERT_TAIL = " ON CONFLICT (id) DO UPDATE SET value = max(value, excluded.value)"
 
@@ -71,3 +72,14 @@ def test_a_row_of_the_wrong_width_is_refused(tmp_path: Path) -> None:
     conn = _pair(tmp_path, "t")
     with pytest.raises(sqlite3.ProgrammingError):
         insert_rows(conn, "INSERT INTO t (id, value)", [("a", 1), ("b",)], width=2)
+
+
+def test_changes_are_counted_across_the_counter_wrapping_round() -> None:
+    conn = sqlite3.connect(":memory:")
+    conn.execute("CREATE TABLE t (x)")
+    before = conn.total_changes
+    insert_rows(conn, "INSERT INTO t (x)", [(1,), (2,), (3,)], width=1)
+    assert changed_since(conn, before) == 3
+    # SQLite's count is a C int: 2**31 - 6 plus ten changes reads as -2**31 + 4.
+    wrapped = SimpleNamespace(total_changes=-(2**31) + 4)
+    assert changed_since(wrapped, 2**31 - 6) == 10  # type: ignore[arg-type]

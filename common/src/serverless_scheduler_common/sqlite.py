@@ -53,6 +53,16 @@ def insert_rows(
             start += size
 
 
+def changed_since(conn: sqlite3.Connection, before: int) -> int:
+    """Rows changed on `conn` since its `total_changes` was `before`.
+
+    `total_changes` is SQLite's count as a C int (`sqlite3_total_changes`), so it wraps
+    round after 2**31 changes on one connection: hours for a connection that queues or
+    records tens of thousands of fires a second. The difference is taken modulo 2**32,
+    which is right across one wrap (no statement here changes that many rows)."""
+    return (conn.total_changes - before) & 0xFFFFFFFF
+
+
 def db_path_for(data_dir: str | Path) -> Path:
     """The local-mode database file inside a data directory."""
     return Path(data_dir) / DB_FILENAME

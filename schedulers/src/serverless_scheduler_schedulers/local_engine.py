@@ -516,11 +516,6 @@ class _Entry:
         )
         self.job_end = _shared(7 + len(job_json))
 
-    def __lt__(self, other: _Entry) -> bool:
-        # Heap items tie up to the entry only for a re-armed job's old and new entry at
-        # the same instant (same rowid): either order is right.
-        return False
-
     def snapshot(self) -> dict[str, Any]:
         """The job snapshot this entry fires (parsed from its template)."""
         return dict(json.loads(self.head[7 : self.job_end]))

@@ -30,7 +30,7 @@ from ..events import JobFired
 from ..policy import MAX_CATCHUP_WINDOW_S
 from ..ports import Page, RenderedFire, fire_shard
 from ..runs import Run
-from ..sqlite import SqliteStore, insert_rows
+from ..sqlite import SqliteStore, changed_since, insert_rows
 from .core import job_key
 from .ports import DeadLetter, FireLookup
 
@@ -212,7 +212,7 @@ def _give_numbers(conn: sqlite3.Connection, job_ids: Sequence[str]) -> dict[str,
         [(numbers[job_id], job_id) for job_id in sorted(numbers)],
         width=2,
     )
-    if conn.total_changes - before < len(numbers):
+    if changed_since(conn, before) < len(numbers):
         numbers.update(_read_numbers(conn, job_ids))
     return numbers
 
@@ -1021,7 +1021,7 @@ class SqliteFireLedger(SqliteStore):
                 (*start, *end, cutoff),
             )
             self._sweep_after = end
-        return conn.total_changes - before
+        return changed_since(conn, before)
 
     # -- in-progress markers (process-local) ---------------------------------------------
     def acquire(self, key: str, holder: str, *, ttl_s: int) -> bool:
@@ -1205,7 +1205,7 @@ class SqliteDeadLetterStore(SqliteStore):
             conn.execute(
                 "DELETE FROM dead_letters WHERE owner_id = ? AND job_id = ?", (owner_id, job_id)
             )
-            return conn.total_changes - before
+            return changed_since(conn, before)
 
     def remove(self, fire_id: str) -> None:
         with self._tx() as conn:
@@ -1327,7 +1327,7 @@ class SqliteFireQueue(SqliteStore):
         with self._tx() as conn:
             before = conn.total_changes
             insert_rows(conn, _QUEUE_INSERT, rows, width=3)
-            inserted = conn.total_changes - before
+            inserted = changed_since(conn, before)
             last = int(conn.execute("SELECT last_insert_rowid()").fetchone()[0])
             if inserted == 0:
                 return []
@@ -1363,7 +1363,7 @@ class SqliteFireQueue(SqliteStore):
         with self._tx() as conn:
             before = conn.total_changes
             insert_rows(conn, _QUEUE_INSERT, rows, width=3)
-            inserted = conn.total_changes - before
+            inserted = changed_since(conn, before)
             if inserted:
                 conn.execute(_DEPTH_ADD, (inserted,))
             return inserted
@@ -1381,7 +1381,7 @@ class SqliteFireQueue(SqliteStore):
                 rows,
                 width=5,
             )
-            inserted = conn.total_changes - before
+            inserted = changed_since(conn, before)
             if inserted:
                 conn.execute(_DEPTH_ADD, (inserted,))
             return inserted
@@ -1504,8 +1504,9 @@ class SqliteFireQueue(SqliteStore):
             if delete:
                 before = conn.total_changes
                 _dequeue(conn, delete)
-                if conn.total_changes != before:
-                    conn.execute(_DEPTH_ADD, (before - conn.total_changes,))
+                dequeued = changed_since(conn, before)
+                if dequeued:
+                    conn.execute(_DEPTH_ADD, (-dequeued,))
         if assigned is not None and numbers is not None:
             numbers.remember(assigned)
 
