@@ -105,8 +105,10 @@ class MeasuringPublisher:
         self.lateness: list[float] = []
         self.in_window = 0
         self.total = 0
-        #: Per wall-clock second: [latest hand-off lateness, fires] (`--timeline`).
+        #: Per wall-clock second: [latest hand-off lateness, fires, fires waiting in
+        #: the dispatcher at the second's first hand-off] (`--timeline`).
         self.timeline: dict[int, list[float]] | None = None
+        self._backlog = getattr(inner, "backlog", None)
         self._lo, self._hi = window
         self._inner_payloads = getattr(inner, "publish_payloads", None)
         if inner is None or self._inner_payloads is not None:
@@ -129,7 +131,10 @@ class MeasuringPublisher:
     def _publish_payloads(self, fires: Sequence[RenderedFire]) -> None:
         if self.timeline is not None and fires:
             now = time.time()
-            second = self.timeline.setdefault(int(now), [0.0, 0])
+            second = self.timeline.get(int(now))
+            if second is None:  # once a second: the backlog is a query
+                waiting = self._backlog() if self._backlog is not None else -1
+                second = self.timeline[int(now)] = [0.0, 0, waiting]
             second[0] = max(second[0], now - min(fire[1] for fire in fires))
             second[1] += len(fires)
         self._count((fire[1] for fire in fires), len(fires))
@@ -582,7 +587,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--timeline",
         action="store_true",
-        help="also print, per second, the fires handed off and the latest one's lateness (stderr)",
+        help="also print, per second, the fires handed off, the latest one's lateness and "
+        "the fires waiting in the dispatcher (queued rows; -1 without one) (stderr)",
     )
     parser.add_argument(
         "--instructions", action="store_true", help="count the engine's instructions per fire"
@@ -765,10 +771,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(json.dumps(result))
         if publisher.timeline:
             first = min(publisher.timeline)
-            for second, (late, count) in sorted(publisher.timeline.items()):
+            for second, (late, count, waiting) in sorted(publisher.timeline.items()):
                 print(
                     f"second {second - first:4d}: handed off {count:7d}, "
-                    f"latest {late * 1000:8.1f} ms",
+                    f"latest {late * 1000:8.1f} ms, waiting {int(waiting):7d}",
                     file=sys.stderr,
                 )
     return 0

@@ -82,6 +82,10 @@ def test_the_engine_benchmark_can_show_each_seconds_hand_off() -> None:
     lines = [line for line in out.stderr.splitlines() if line.startswith("second")]
     handed = [int(line.split("handed off")[1].split(",")[0]) for line in lines]
     assert len(lines) >= 2 and sum(handed) >= 100  # every job fired at least once
+    # The dispatcher process's queued rows, sampled once a second (never negative:
+    # -1 would mean no dispatcher to ask).
+    waiting = [int(line.split("waiting")[1]) for line in lines]
+    assert all(count >= 0 for count in waiting)
     assert json.loads(out.stdout)["lead_spare_s"] <= 0  # fired while being added
 
 
