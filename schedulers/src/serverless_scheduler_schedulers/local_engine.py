@@ -494,7 +494,7 @@ class _Entry:
             self.period = _shared(float(row.period_s or schedule.period_s))
         elif isinstance(schedule, CronSchedule):
             self.schedule = _shared(schedule)
-        self.serial = 0  # given when armed (`LocalTimerEngine._arm`)
+        self.serial = 0  # given when armed (`TimerEngine._arm`)
         self.at = isinstance(schedule, AtSchedule)
         period_for_window = int(self.period) if self.period else schedule.period_s
         window = row.policy.effective_catchup_window_s(period_for_window)
