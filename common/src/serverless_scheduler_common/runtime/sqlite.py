@@ -113,7 +113,7 @@ class JobNumbers:
         file at the first miss (one query) instead of only the missing ones, and from
         then on takes a job it does not hold for one without a number: it looks no
         number up again (`known`) and gives the missing ones straight away (`assign`
-        inserts them, keeping a number that is there, and reads them back). A
+        inserts them, keeping a number that is there: `_give_numbers`). A
         dispatcher sees every job of its partition each period; a query per batch of
         jobs not yet cached cost about 3 us per fire for the first period after a start,
         and looking each new job up again before giving it a number was about a fifth
