@@ -3,12 +3,18 @@ only once the transaction that gave them has committed."""
 
 from __future__ import annotations
 
+import re
 import sqlite3
+import threading
 from pathlib import Path
 
 import pytest
 
-from serverless_scheduler_common.runtime.sqlite import JobNumbers, SqliteFireLedger
+from serverless_scheduler_common.runtime.sqlite import (
+    JobNumbers,
+    SqliteFireLedger,
+    SqliteRunRepository,
+)
 
 
 def _numbers(db: Path) -> dict[str, int]:
@@ -93,14 +99,13 @@ def test_a_dispatchers_cache_looks_no_number_up_after_reading_the_table(tmp_path
         ledger.done_among(["new@2026-01-01T00:01:00Z", "elsewhere@2026-01-01T00:00:00Z"]) == set()
     )
     assert not any("job_numbers" in sql for sql in statements)  # not looked up again
-    # Giving numbers keeps the one given elsewhere and reads it back: counted on from
-    # the highest, inserted, then read (the insert of "elsewhere" was ignored), with no
-    # look-up by id before the insert.
+    # Giving numbers first reads on from the highest cached one inside the write
+    # transaction (finding "elsewhere"), then gives the next number to "new" alone.
     ledger.mark_done_many(["elsewhere@2026-01-01T00:01:00Z", "new@2026-01-01T00:02:00Z"])
     given = _numbers(db)
-    assert given["early"] == 1 and given["elsewhere"] == 2 and given["new"] > 2
+    assert given == {"early": 1, "elsewhere": 2, "new": 3}
     numbered = [sql.split()[0] for sql in statements if "job_numbers" in sql]
-    assert numbered == ["SELECT", "INSERT", "INSERT", "SELECT"]
+    assert numbered == ["SELECT", "INSERT"]
     assert ledger.done_among(
         ["elsewhere@2026-01-01T00:01:00Z", "new@2026-01-01T00:02:00Z", "new@2026-01-01T00:03:00Z"]
     ) == {"elsewhere@2026-01-01T00:01:00Z", "new@2026-01-01T00:02:00Z"}
@@ -129,3 +134,119 @@ def test_a_dispatcher_starting_again_reads_marks_copied_in_while_it_was_stopped(
         assert ledger.done_among(["copied@2026-01-01T00:00:00Z"]) == {"copied@2026-01-01T00:00:00Z"}
     finally:
         dispatcher.stop()
+
+
+def test_the_numbers_have_no_index_by_job_id_and_go_to_the_tables_end(tmp_path: Path) -> None:
+    db = tmp_path / "history.db"
+    ledger = SqliteFireLedger(db)
+    ledger.mark_done("first@2026-01-01T00:00:00Z")
+    statements: list[str] = []
+    ledger._conn.set_trace_callback(statements.append)
+    ledger.mark_done_many([f"j{i:03d}@2026-01-01T00:00:00Z" for i in reversed(range(20))])
+    inserts = [sql for sql in statements if sql.startswith("INSERT INTO job_numbers")]
+    assert len(inserts) == 2  # 20 rows: a statement of 16, one of 4
+    given = [int(number) for sql in inserts for number in re.findall(r"\((\d+),", sql)]
+    assert given == list(range(2, 22))  # in number order: each row at the table's end
+    conn = sqlite3.connect(db)
+    try:
+        assert conn.execute("PRAGMA index_list(job_numbers)").fetchall() == []
+    finally:
+        conn.close()
+
+
+def test_a_file_of_the_earlier_layout_loses_its_index_and_keeps_its_numbers(
+    tmp_path: Path,
+) -> None:
+    db = tmp_path / "history.db"
+    conn = sqlite3.connect(db)
+    conn.executescript(
+        """CREATE TABLE job_numbers (job_no INTEGER PRIMARY KEY, job_id TEXT NOT NULL UNIQUE);
+           INSERT INTO job_numbers VALUES (3, 'c'), (7, 'g');"""
+    )
+    conn.close()
+    ledger = SqliteFireLedger(db)
+    ledger.mark_done_many(["g@2026-01-01T00:00:00Z", "new@2026-01-01T00:00:00Z"])
+    assert _numbers(db) == {"c": 3, "g": 7, "new": 8}
+    conn = sqlite3.connect(db)
+    try:
+        assert conn.execute("PRAGMA index_list(job_numbers)").fetchall() == []
+    finally:
+        conn.close()
+    assert ledger.done_among(["g@2026-01-01T00:00:00Z"]) == {"g@2026-01-01T00:00:00Z"}
+
+
+def test_writers_with_caches_of_their_own_never_number_a_job_twice(tmp_path: Path) -> None:
+    db = tmp_path / "history.db"
+    first, second = SqliteFireLedger(db), SqliteFireLedger(db)  # two processes' adapters
+    first.mark_done("a@2026-01-01T00:00:00Z")
+    assert second.done_among(["a@2026-01-01T00:00:00Z"]) == {"a@2026-01-01T00:00:00Z"}
+    first.mark_done_many(["b@2026-01-01T00:00:00Z", "c@2026-01-01T00:00:00Z"])
+    # `second` has read up to "a" only: it reads on before giving numbers.
+    second.mark_done_many(["c@2026-01-01T00:01:00Z", "b@2026-01-01T00:01:00Z", "d@t"])
+    assert _numbers(db) == {"a": 1, "b": 2, "c": 3, "d": 4}
+    conn = sqlite3.connect(db)
+    try:
+        assert conn.execute("SELECT count(*) FROM job_numbers").fetchone() == (4,)
+    finally:
+        conn.close()
+
+
+def test_writers_in_threads_give_overlapping_jobs_one_number_each(tmp_path: Path) -> None:
+    db = tmp_path / "history.db"
+    ledgers = [SqliteFireLedger(db) for _ in range(4)]  # a cache and a connection each
+    errors: list[BaseException] = []
+
+    def mark(index: int) -> None:
+        try:
+            for step in range(30):
+                jobs = [f"j{(index * 7 + step * 3 + k) % 90}" for k in range(5)]
+                ledgers[index].mark_done_many(
+                    [f"{job}@2026-01-01T00:{step:02d}:00Z" for job in jobs]
+                )
+        except BaseException as error:  # pragma: no cover - reported below
+            errors.append(error)
+
+    threads = [threading.Thread(target=mark, args=(i,)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    conn = sqlite3.connect(db)
+    try:
+        rows = conn.execute("SELECT job_id, job_no FROM job_numbers ORDER BY job_no").fetchall()
+    finally:
+        conn.close()
+    assert len({job for job, _ in rows}) == len(rows)  # one number a job
+    assert [number for _, number in rows] == list(range(1, len(rows) + 1))  # no gap
+
+
+def test_runs_of_a_job_numbered_after_a_reader_read_the_table_are_found(tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    from serverless_scheduler_common.runs import Run
+
+    db = tmp_path / "history.db"
+    dispatcher_side = SqliteRunRepository(db, numbers=JobNumbers(preload=True))
+    reader = SqliteRunRepository(db)  # e.g. the API's adapter of the file
+    engine_side = SqliteRunRepository(db)  # e.g. the timer engine's skipped runs
+
+    def run(job_id: str, minute: int) -> Run:
+        started = datetime(2026, 1, 1, 0, minute, tzinfo=UTC)
+        return Run(
+            run_id=f"r-{job_id}-{minute}",
+            job_id=job_id,
+            fire_id=f"{job_id}@{started.isoformat()}",
+            scheduled_time=started,
+            started_at=started,
+            finished_at=started,
+            status="ok",
+        )
+
+    dispatcher_side.record("alice", run("early", 0))
+    assert len(reader.list("alice", "early").items) == 1  # the reader has read the table
+    assert dispatcher_side.list("alice", "early").items
+    engine_side.record("alice", run("late", 1))  # numbered after both read
+    assert [r.run_id for r in reader.list("alice", "late").items] == ["r-late-1"]
+    assert dispatcher_side.forget_job("alice", "late") == 1  # found though not cached
+    assert reader.list("alice", "late").items == []

@@ -395,6 +395,7 @@ class LocalDispatcher:
                 after_seq=after,
                 limit=room,
                 with_done=self._done_with_rows,
+                numbers=None if self._ledger_here is None else self._ledger_here.numbers,
                 shard=self.shard,
             )
             with self._cond:

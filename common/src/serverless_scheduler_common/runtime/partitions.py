@@ -50,7 +50,7 @@ from pathlib import Path
 from ..events import JobFired
 from ..ports import RenderedFire, fire_shard
 from ..sqlite import connect, db_path_for
-from .sqlite import RELINK_RUNS, QueuedFire, SqliteFireQueue, copy_done_marks
+from .sqlite import RELINK_RUNS, QueuedFire, SqliteFireQueue, copy_done_marks, number_new_jobs
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +77,7 @@ _MOVED: dict[str, tuple[str, ...]] = {
     # Runs already there (a copy again after a crash) are kept once (looked up by a
     # temporary index), then every run of the file is linked again (`RELINK_RUNS`).
     "runs": (
-        "INSERT OR IGNORE INTO main.job_numbers (job_id) SELECT DISTINCT job_id FROM src.runs",
+        number_new_jobs("main", "SELECT job_id FROM src.runs"),
         "CREATE INDEX IF NOT EXISTS main.runs_moving ON runs (job_no, run_id)",
         "INSERT INTO main.runs (owner_id, job_id, run_id, started_at, data, job_no) "
         "SELECT r.owner_id, r.job_id, r.run_id, r.started_at, r.data, n.job_no "

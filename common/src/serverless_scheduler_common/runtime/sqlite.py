@@ -46,13 +46,31 @@ def _ts(value: datetime) -> str:
 
 
 # -- job numbers ---------------------------------------------------------------------------
+#: Job numbers: given in increasing order, never changed or deleted. There is no index
+#: by job_id: a job's number is looked up in a cache that reads the table on from the
+#: highest number it holds (`JobNumbers`). With one, each new job's entry went into that
+#: index at a place of its own (ids are in no particular order): the first period of
+#: 250,000 new jobs in a file rewrote most of the index's pages with every batch.
 _NUMBERS_SCHEMA = (
-    "CREATE TABLE IF NOT EXISTS job_numbers "
-    "(job_no INTEGER PRIMARY KEY, job_id TEXT NOT NULL UNIQUE)"
+    "CREATE TABLE IF NOT EXISTS job_numbers (job_no INTEGER PRIMARY KEY, job_id TEXT NOT NULL)"
 )
 
 #: The number of the done marks whose fire_id names no job (no `<job_id>@` prefix).
 NO_JOB = 0
+
+
+def create_numbers(conn: sqlite3.Connection) -> None:
+    """Create `job_numbers` inside the caller's transaction, or drop the unique index on
+    job_id a table of an earlier layout has (rebuilt with the same numbers)."""
+    conn.execute(_NUMBERS_SCHEMA)
+    if any(row[3] == "u" for row in conn.execute("PRAGMA index_list(job_numbers)")):
+        conn.execute("ALTER TABLE job_numbers RENAME TO job_numbers_before")
+        conn.execute(_NUMBERS_SCHEMA)
+        conn.execute(
+            "INSERT INTO job_numbers (job_no, job_id) "
+            "SELECT job_no, job_id FROM job_numbers_before ORDER BY job_no"
+        )
+        conn.execute("DROP TABLE job_numbers_before")
 
 
 def fire_jobs(fire_ids: Iterable[str]) -> list[str | None]:
@@ -66,24 +84,24 @@ def _fire_job_sql(column: str) -> str:
     return f"CASE WHEN {at} > 1 THEN substr({column}, 1, {at} - 1) END"
 
 
-def _fire_number_sql(column: str, numbers: str = "job_numbers") -> str:
-    """SQL for the job number of the fire_id in `column` (`NO_JOB` when it names none)."""
+def number_new_jobs(target: str, job_ids: str) -> str:
+    """A statement giving the next numbers in `<target>.job_numbers` to the distinct
+    job ids the query `job_ids` selects (a column named job_id) that have none."""
     return (
-        f"coalesce((SELECT n.job_no FROM {numbers} n "
-        f"WHERE n.job_id = {_fire_job_sql(column)}), {NO_JOB})"
+        f"INSERT INTO {target}.job_numbers (job_id) SELECT DISTINCT job_id FROM ({job_ids}) "
+        f"WHERE job_id IS NOT NULL AND job_id NOT IN (SELECT job_id FROM {target}.job_numbers)"
     )
 
 
 def copy_done_marks(target: str, source: str) -> tuple[str, str]:
     """Statements copying the done marks of the table `source` (any layout: read by
-    fire_id) into `<target>.fires_done`, numbered with `<target>.job_numbers`."""
+    fire_id) into `<target>.fires_done`, numbered with `<target>.job_numbers` (a bulk
+    copy: the join builds its own index by job_id)."""
     return (
-        f"INSERT OR IGNORE INTO {target}.job_numbers (job_id) "
-        f"SELECT DISTINCT {_fire_job_sql('fire_id')} FROM {source} "
-        "WHERE instr(fire_id, '@') > 1",
+        number_new_jobs(target, f"SELECT {_fire_job_sql('fire_id')} AS job_id FROM {source}"),
         f"INSERT OR IGNORE INTO {target}.fires_done (job_no, fire_id, done_at) "
-        f"SELECT {_fire_number_sql('fire_id', f'{target}.job_numbers')}, fire_id, done_at "
-        f"FROM {source}",
+        f"SELECT coalesce(n.job_no, {NO_JOB}), s.fire_id, s.done_at FROM {source} s "
+        f"LEFT JOIN {target}.job_numbers n ON n.job_id = {_fire_job_sql('s.fire_id')}",
     )
 
 
@@ -100,24 +118,24 @@ class JobNumbers:
     10,000 fires/s (`benchmarks/engine.py --ids shuffled`, docs/runtime.md). The
     entries are smaller too (an integer instead of the owner and job ids).
 
-    A number is never changed or deleted, so a cached one stays right; numbers are
-    cached once read as committed, or once the transaction that gave them committed
-    (`remember`: it may roll back).
+    Numbers are given in increasing order (one writer at a time holds the file) and
+    never changed or deleted, so the cache is the table up to the highest number it has
+    read (`_upto`): a miss reads only the rows given since, by the table's key. The
+    numbers a transaction gives are cached once it has committed (`remember`: it may
+    roll back). The table has no index by job_id (see `_NUMBERS_SCHEMA`): a job gets a
+    second number only if a writer gives one without reading the table on first,
+    which `assign` does inside its write transaction.
     Job ids are unique in a deployment (the server assigns them); runs of two owners
     under one job_id would share one retention count. One object may serve several
     adapters of one file (`create_local_dispatcher` shares it: one cache per process).
     """
 
     def __init__(self, *, preload: bool = False) -> None:
-        """`preload`: the cache of the file's dispatcher. It reads every number of the
-        file at the first miss (one query) instead of only the missing ones, and from
-        then on takes a job it does not hold for one without a number: it looks no
-        number up again (`known`) and gives the missing ones straight away (`assign`
-        inserts them, keeping a number that is there: `_give_numbers`). A
-        dispatcher sees every job of its partition each period; a query per batch of
-        jobs not yet cached cost about 3 us per fire for the first period after a start,
-        and looking each new job up again before giving it a number was about a fifth
-        of a dispatcher's time in the first period of 500,000 new jobs.
+        """`preload`: the cache of the file's dispatcher. Once it has read the table,
+        `known` takes a job it does not hold for one without a number and reads nothing
+        (`assign` still reads on inside its write transaction). A dispatcher sees every
+        job of its partition each period; a query per batch of jobs not yet cached cost
+        about 3 us per fire for the first period after a start.
 
         That is right because the dispatcher is the only writer of its file's done
         marks (the one reader of `known`) and caches what it gives once committed:
@@ -125,28 +143,45 @@ class JobNumbers:
         runs), and has no marks."""
         self._cache: dict[str, int] = {}
         self._preload = preload
-        #: Every number given before the whole table was read is cached (`preload`).
+        #: Every number up to this one is cached.
+        self._upto = NO_JOB
+        #: `known` reads no more (`preload`, once the table was read).
         self._complete = False
 
     def reload(self) -> None:
-        """Read the whole table again at the next miss (a `preload` cache that has read
-        it): for a dispatcher starting again, whose file may have been given marks and
-        numbers while it was stopped (`arrange` copies them when K changes). The cached
-        numbers stay: a number never changes."""
+        """Read on at the next miss (a `preload` cache that has read the table): for a
+        dispatcher starting again, whose file may have been given marks and numbers
+        while it was stopped (`arrange` copies them when K changes)."""
         if self._complete:
             self._complete = False
             self._preload = True
 
-    def _fill(self, conn: sqlite3.Connection, missing: list[str]) -> None:
-        """Cache the committed numbers of `missing` (every number, with `preload`;
-        nothing once that has been read)."""
-        if self._preload:
-            self._preload = False
-            rows = conn.execute("SELECT job_id, job_no FROM job_numbers").fetchall()
-            self._cache.update((str(job_id), int(number)) for job_id, number in rows)
-            self._complete = True
-        elif not self._complete:
-            self._cache.update(_read_numbers(conn, list(dict.fromkeys(missing))))
+    def _read_on(self, conn: sqlite3.Connection) -> None:
+        """Cache the committed numbers given since the highest one cached."""
+        rows = conn.execute(
+            "SELECT job_no, job_id FROM job_numbers WHERE job_no > ? ORDER BY job_no",
+            (self._upto,),
+        ).fetchall()
+        if rows:
+            self._cache.update((str(job_id), int(number)) for number, job_id in rows)
+            self._upto = max(self._upto, int(rows[-1][0]))
+
+    def _fill(self, conn: sqlite3.Connection) -> None:
+        """Read on, unless this is a `preload` cache that has read the table."""
+        if not self._complete:
+            self._read_on(conn)
+            if self._preload:
+                self._preload = False
+                self._complete = True
+
+    def number_of(self, conn: sqlite3.Connection, job_id: str) -> int | None:
+        """The committed number of one job (None: it has none), read on at a miss
+        whatever the kind of cache (a job with runs the timer engine recorded)."""
+        number = self._cache.get(job_id)
+        if number is None:
+            self._read_on(conn)
+            number = self._cache.get(job_id)
+        return number
 
     def assign(self, conn: sqlite3.Connection, job_ids: Iterable[str]) -> dict[str, int]:
         """A mapping with the numbers of `job_ids` (and maybe others), giving the
@@ -157,25 +192,35 @@ class JobNumbers:
         missing = [job_id for job_id in job_ids if job_id not in cache]
         if not missing:
             return cache  # the common case: every job has fired here before
-        self._fill(conn, missing)  # committed: nothing inserted yet
+        # Inside the write transaction, what it reads is all there is: another adapter
+        # of the file may have given numbers since the cache last read.
+        self._read_on(conn)
+        if self._preload:
+            self._preload = False
+            self._complete = True
         new = [job_id for job_id in dict.fromkeys(missing) if job_id not in cache]
         if not new:
             return cache
-        return _Assigned(cache, _give_numbers(conn, new))
+        first = self._upto + 1
+        given = {job_id: first + offset for offset, job_id in enumerate(new)}
+        # In number order: each row goes to the table's end.
+        rows = [(number, job_id) for job_id, number in given.items()]
+        insert_rows(conn, "INSERT INTO job_numbers (job_no, job_id)", rows, width=2)
+        return _Assigned(cache, given)
 
     def remember(self, numbers: dict[str, int]) -> None:
         """Cache the numbers `assign` gave, once their transaction has committed."""
-        if isinstance(numbers, _Assigned):
+        if isinstance(numbers, _Assigned) and numbers.given:
             self._cache.update(numbers.given)
+            self._upto = max(self._upto, max(numbers.given.values()))
 
     def known(self, conn: sqlite3.Connection, job_ids: Iterable[str]) -> dict[str, int]:
         """A mapping with the numbers of those of `job_ids` that have one (and maybe
         others). A read outside a write transaction: what it reads is committed, and
         cached."""
         cache = self._cache
-        missing = [job_id for job_id in job_ids if job_id not in cache]
-        if missing:
-            self._fill(conn, missing)
+        if any(job_id not in cache for job_id in job_ids):
+            self._fill(conn)
         return cache
 
 
@@ -190,43 +235,6 @@ class _Assigned(dict[str, int]):
 
     def __missing__(self, job_id: str) -> int:
         return self.cache[job_id]
-
-
-def _give_numbers(conn: sqlite3.Connection, job_ids: Sequence[str]) -> dict[str, int]:
-    """Give `job_ids` (distinct, without a cached number) the next numbers, in the order
-    given, inside the caller's write transaction; returns the number of each.
-
-    The numbers are counted on from the highest given (no other writer can give one
-    while the transaction holds the file), and inserted in id order: each goes into
-    the `job_id` index at a place of its own, so in id order a batch goes through the
-    index's pages once, in sequence, instead of back and forth out of the page cache.
-    A job that has a number already (given by another adapter of the file since the
-    cache read it) keeps it: its insert is ignored, and the numbers are read back."""
-    top = conn.execute("SELECT max(job_no) FROM job_numbers").fetchone()[0]
-    first = max(int(top or 0), NO_JOB) + 1
-    numbers = {job_id: first + offset for offset, job_id in enumerate(job_ids)}
-    before = conn.total_changes
-    insert_rows(
-        conn,
-        "INSERT OR IGNORE INTO job_numbers (job_no, job_id)",
-        [(numbers[job_id], job_id) for job_id in sorted(numbers)],
-        width=2,
-    )
-    if changed_since(conn, before) < len(numbers):
-        numbers.update(_read_numbers(conn, job_ids))
-    return numbers
-
-
-def _read_numbers(conn: sqlite3.Connection, job_ids: Sequence[str]) -> dict[str, int]:
-    numbers: dict[str, int] = {}
-    for start in range(0, len(job_ids), 500):
-        chunk = job_ids[start : start + 500]
-        rows = conn.execute(
-            f"SELECT job_id, job_no FROM job_numbers WHERE job_id IN ({','.join('?' * len(chunk))})",
-            chunk,
-        ).fetchall()
-        numbers.update((str(job_id), int(number)) for job_id, number in rows)
-    return numbers
 
 
 # -- run history -------------------------------------------------------------------------
@@ -280,7 +288,7 @@ RELINK_RUNS = (
 _UPGRADE_RUNS = (
     "ALTER TABLE runs RENAME TO runs_before",
     _RUNS_TABLE,
-    "INSERT OR IGNORE INTO job_numbers (job_id) SELECT DISTINCT job_id FROM runs_before",
+    number_new_jobs("main", "SELECT job_id FROM runs_before"),
     """INSERT INTO runs (owner_id, job_id, run_id, started_at, data, job_no)
        SELECT r.owner_id, r.job_id, r.run_id, r.started_at, r.data, n.job_no
        FROM runs_before r JOIN job_numbers n ON n.job_id = r.job_id
@@ -302,11 +310,8 @@ _CHAIN = f"""WITH RECURSIVE chain(id, n) AS (
     WHERE r.job_no = ?1 AND r.prev IS NOT NULL AND ?4 - r.seq < ?3 - 1
         AND chain.n < {_WALK_LIMIT})"""
 
-#: A job's head by its id: (job_no, newest, seq).
-_HEAD_OF = (
-    "SELECT h.job_no, h.newest, h.seq FROM run_heads h "
-    "JOIN job_numbers n ON h.job_no = n.job_no WHERE n.job_id = ?1"
-)
+#: A job's head by its number: (job_no, newest, seq).
+_HEAD_OF = "SELECT job_no, newest, seq FROM run_heads WHERE job_no = ?1"
 
 #: (started_at, run_id, rowid) of the retained runs along a chain (`_CHAIN`'s
 #: parameters) whose owner is ?5.
@@ -420,7 +425,7 @@ class SqliteRunRepository(SqliteStore):
         earlier layout its job numbers and chains (one transaction: a crash redoes all
         of it)."""
         with self._tx() as conn:
-            conn.execute(_NUMBERS_SCHEMA)
+            create_numbers(conn)
             conn.execute(_HEADS_SCHEMA)
             columns = {str(row[1]) for row in conn.execute("PRAGMA table_info(runs)")}
             if not columns:
@@ -450,13 +455,17 @@ class SqliteRunRepository(SqliteStore):
         deleted = 0
         for store in self._stores():
             with store._tx() as conn:
-                deleted += _forget_runs(conn, owner_id, job_id)
+                deleted += _forget_runs(conn, store.numbers, owner_id, job_id)
             store.sweep.needed = True  # what the chain no longer reaches
         return deleted
 
     def _keys(self, owner_id: str, job_id: str) -> list[tuple[str, str, int]]:
         """(started_at, run_id, rowid) of the owner's runs of a job in this file."""
-        heads = self._query(_HEAD_OF, (job_id,))
+        with self._lock:
+            number = self.numbers.number_of(self._conn, job_id)
+        if number is None:
+            return []
+        heads = self._query(_HEAD_OF, (number,))
         if not heads or heads[0][1] is None:
             return []
         job_no, newest, seq = heads[0]
@@ -508,11 +517,6 @@ class SqliteRunRepository(SqliteStore):
             last = page[limit - 1]
             next_cursor = _encode_cursor(last[0], last[1])
         return Page(items=items, next_cursor=next_cursor)
-
-
-#: A job's number in a statement whose parameter there is its job_id (no row: NULL,
-#: which matches nothing).
-_NUMBER_OF = "(SELECT job_no FROM job_numbers WHERE job_id = ?)"
 
 
 @dataclass
@@ -701,15 +705,17 @@ def _sweep(
     sweep.after = end if row is not None else 0
 
 
-def _forget_runs(conn: sqlite3.Connection, owner_id: str, job_id: str) -> int:
-    """Delete the owner's runs of a job in the caller's transaction; returns how many.
+def _forget_runs(conn: sqlite3.Connection, numbers: JobNumbers, owner_id: str, job_id: str) -> int:
+    """Delete the owner's runs of a job in the caller's transaction (`numbers`: the
+    file's); returns how many.
 
     The runs of another owner under the same job_id (job ids are unique in a
     deployment: not expected) keep a chain of their own. A job left with no runs keeps
     its head, with no newest run and its count moved on by `_FORGOTTEN`: runs older
     than the chain's retained ones (left for the sweep) stay out of a job recreated
     under the same id."""
-    head = conn.execute(_HEAD_OF, (job_id,)).fetchone()
+    number = numbers.number_of(conn, job_id)
+    head = None if number is None else conn.execute(_HEAD_OF, (number,)).fetchone()
     if head is None or head[1] is None:
         return 0
     job_no = int(head[0])
@@ -817,6 +823,32 @@ def _done_trims(fire_ids: Sequence[str], chance: float) -> set[str]:
     return jobs
 
 
+def done_marks(conn: sqlite3.Connection, numbers: JobNumbers, fire_ids: Sequence[str]) -> set[str]:
+    """The fire_ids among these that have a done mark in `conn`'s file (`numbers`: its
+    job numbers), read in one query per 500 (in the caller's snapshot, if any)."""
+    jobs = fire_jobs(fire_ids)
+    get = numbers.known(conn, [job for job in jobs if job is not None]).get
+    keys: list[object] = []
+    for job, fire_id in zip(jobs, fire_ids, strict=True):
+        number = NO_JOB if job is None else get(job)
+        if number is not None:  # a job without a number has no marks
+            keys.append(number)
+            keys.append(fire_id)
+    found: set[str] = set()
+    # Two bound values a fire, within the connection's limit (999 before SQLite 3.32).
+    step = 2 * min(500, conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // 2)
+    for start in range(0, len(keys), step):
+        chunk = keys[start : start + step]
+        pairs = ",".join(["(?, ?)"] * (len(chunk) // 2))
+        rows = conn.execute(  # CROSS JOIN: the values first, each a key lookup
+            f"SELECT d.fire_id FROM (VALUES {pairs}) v CROSS JOIN fires_done d "
+            "ON d.job_no = v.column1 AND d.fire_id = v.column2",
+            chunk,
+        ).fetchall()
+        found.update(str(row[0]) for row in rows)
+    return found
+
+
 class SqliteFireLedger(SqliteStore):
     """`FireLedger` for local mode: completed fire_ids are a unique key in SQLite.
 
@@ -895,7 +927,7 @@ class SqliteFireLedger(SqliteStore):
         """Create the tables, or give done marks of an earlier version (keyed by fire_id
         alone) their job numbers (one transaction: a crash redoes all of it)."""
         with self._tx() as conn:
-            conn.execute(_NUMBERS_SCHEMA)
+            create_numbers(conn)
             columns = {str(row[1]) for row in conn.execute("PRAGMA table_info(fires_done)")}
             if columns and "job_no" not in columns:
                 conn.execute("ALTER TABLE fires_done RENAME TO fires_done_before")
@@ -917,29 +949,8 @@ class SqliteFireLedger(SqliteStore):
 
     def done_among(self, fire_ids: Sequence[str]) -> set[str]:
         """The fire_ids among these that already completed (one query per 500)."""
-        jobs = fire_jobs(fire_ids)
         with self._lock:
-            numbers = self.numbers.known(self._conn, [job for job in jobs if job is not None])
-        get = numbers.get
-        keys: list[object] = []
-        for job, fire_id in zip(jobs, fire_ids, strict=True):
-            number = NO_JOB if job is None else get(job)
-            if number is not None:  # a job without a number has no marks
-                keys.append(number)
-                keys.append(fire_id)
-        found: set[str] = set()
-        # Two bound values a fire, within the connection's limit (999 before SQLite 3.32).
-        step = 2 * min(500, self._conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // 2)
-        for start in range(0, len(keys), step):
-            chunk = keys[start : start + step]
-            pairs = ",".join(["(?, ?)"] * (len(chunk) // 2))
-            rows = self._query(  # CROSS JOIN: the values first, each a key lookup
-                f"SELECT d.fire_id FROM (VALUES {pairs}) v CROSS JOIN fires_done d "
-                "ON d.job_no = v.column1 AND d.fire_id = v.column2",
-                chunk,
-            )
-            found.update(str(row[0]) for row in rows)
-        return found
+            return done_marks(self._conn, self.numbers, fire_ids)
 
     def mark_done(self, fire_id: str) -> None:
         self.mark_done_many([fire_id])
@@ -1063,7 +1074,9 @@ class SqliteFireLedger(SqliteStore):
         key = job_key(owner_id, job_id)
         with self._tx() as conn:
             conn.execute("INSERT OR REPLACE INTO jobs_removed VALUES (?, ?)", (key, time.time()))
-            conn.execute(f"DELETE FROM fires_done WHERE job_no = {_NUMBER_OF}", (job_id,))
+            number = self.numbers.number_of(conn, job_id)
+            if number is not None:
+                conn.execute("DELETE FROM fires_done WHERE job_no = ?", (number,))
             conn.execute("DELETE FROM job_failures WHERE job_key = ?", (key,))
         self._removed.add(key)
         self._failures.pop(key, None)
@@ -1400,6 +1413,7 @@ class SqliteFireQueue(SqliteStore):
         after_seq: int = 0,
         limit: int | None = None,
         with_done: bool = False,
+        numbers: JobNumbers | None = None,
         shard: tuple[int, int] = ALL_SHARDS,
     ) -> tuple[list[QueuedFire], int]:
         """`pending(...)` plus the highest seq ever assigned, read in one snapshot.
@@ -1407,20 +1421,17 @@ class SqliteFireQueue(SqliteStore):
         When fewer than `limit` fires come back, every fire up to that seq (of the
         shard) was seen. `with_done` also reads whether each fire already completed
         (`QueuedFire.done`, from the ledger's `fires_done` table, which must be in this
-        file). `shard=(i, k)` reads only the rows with `shard % k == i`.
+        file; `numbers`: the ledger's job numbers, else read here).
+        `shard=(i, k)` reads only the rows with `shard % k == i`.
         """
         index, count = check_shard(shard)
-        where = "q.seq > ?" if count == 1 else "q.seq > ? AND q.shard % ? = ?"
+        where = "seq > ?" if count == 1 else "seq > ? AND shard % ? = ?"
         sql = (
-            "SELECT q.seq, q.payload, q.attempt, q.not_before, q.fire_id, d.fire_id IS NOT NULL "
-            "FROM dispatch_queue q LEFT JOIN fires_done d "
-            f"ON d.job_no = {_fire_number_sql('q.fire_id')} AND d.fire_id = q.fire_id "
-            f"WHERE {where} ORDER BY q.seq LIMIT ?"
-            if with_done
-            else "SELECT q.seq, q.payload, q.attempt, q.not_before, q.fire_id, 0 "
-            f"FROM dispatch_queue q WHERE {where} ORDER BY q.seq LIMIT ?"
+            "SELECT seq, payload, attempt, not_before, fire_id "
+            f"FROM dispatch_queue WHERE {where} ORDER BY seq LIMIT ?"
         )
         params: tuple[int, ...] = (after_seq,) if count == 1 else (after_seq, count, index)
+        done: set[str] = set()
         with self._lock:
             self._conn.execute("BEGIN")
             try:
@@ -1430,9 +1441,15 @@ class SqliteFireQueue(SqliteStore):
                 high = self._conn.execute(
                     "SELECT seq FROM sqlite_sequence WHERE name = 'dispatch_queue'"
                 ).fetchone()
+                if with_done and rows:
+                    fire_ids = [str(r[4]) for r in rows if r[4]]
+                    done = done_marks(self._conn, numbers or JobNumbers(), fire_ids)
             finally:
                 self._conn.execute("COMMIT")
-        items = [QueuedFire(r[0], r[1], r[2], float(r[3]), None, r[4], bool(r[5])) for r in rows]
+        items = [
+            QueuedFire(r[0], r[1], r[2], float(r[3]), None, r[4], bool(r[4]) and r[4] in done)
+            for r in rows
+        ]
         return items, int(high[0]) if high is not None else 0
 
     def reschedule(self, seq: int, *, attempt: int, not_before: float) -> None:
