@@ -250,3 +250,39 @@ def test_runs_of_a_job_numbered_after_a_reader_read_the_table_are_found(tmp_path
     assert [r.run_id for r in reader.list("alice", "late").items] == ["r-late-1"]
     assert dispatcher_side.forget_job("alice", "late") == 1  # found though not cached
     assert reader.list("alice", "late").items == []
+
+
+def test_numbers_are_given_after_the_tables_highest_even_when_the_cache_lags(
+    tmp_path: Path,
+) -> None:
+    db = tmp_path / "history.db"
+    numbers = JobNumbers()
+    ledger = SqliteFireLedger(db, numbers=numbers)
+    ledger.mark_done_many(["a@2026-01-01T00:00:00Z", "b@2026-01-01T00:00:00Z"])
+    assert numbers.known(ledger._conn, ["a", "b"]) == {"a": 1, "b": 2}
+    # Another thread's older reading stored last: every row is cached, `_upto` lags.
+    numbers._upto = 1
+    ledger.mark_done("c@2026-01-01T00:00:00Z")
+    assert _numbers(db) == {"a": 1, "b": 2, "c": 3}
+    assert numbers._upto == 3
+
+
+def test_queued_rows_read_with_their_done_marks(tmp_path: Path) -> None:
+    from serverless_scheduler_common.runtime.sqlite import SqliteFireQueue
+
+    db = tmp_path / "scheduler.db"
+    ledger = SqliteFireLedger(db)
+    ledger.mark_done_many(["a@2026-01-01T00:00:00Z", "no-job-prefix"])
+    queue = SqliteFireQueue(db)
+    fire_ids = ["a@2026-01-01T00:00:00Z", "a@2026-01-01T00:01:00Z", "b@t", "no-job-prefix"]
+    queue.add_payloads([(fire_id, 0.0, "{}", 0) for fire_id in fire_ids])
+    for numbers in (None, ledger.numbers):
+        items, _ = queue.pending_window(with_done=True, numbers=numbers)
+        assert {item.fire_id: item.done for item in items} == {
+            "a@2026-01-01T00:00:00Z": True,
+            "a@2026-01-01T00:01:00Z": False,
+            "b@t": False,
+            "no-job-prefix": True,
+        }
+    items, _ = queue.pending_window()
+    assert not any(item.done for item in items)

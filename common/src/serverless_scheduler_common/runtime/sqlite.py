@@ -63,7 +63,7 @@ def create_numbers(conn: sqlite3.Connection) -> None:
     """Create `job_numbers` inside the caller's transaction, or drop the unique index on
     job_id a table of an earlier layout has (rebuilt with the same numbers)."""
     conn.execute(_NUMBERS_SCHEMA)
-    if any(row[3] == "u" for row in conn.execute("PRAGMA index_list(job_numbers)")):
+    if any(row[3] == "u" for row in conn.execute("PRAGMA index_list(job_numbers)").fetchall()):
         conn.execute("ALTER TABLE job_numbers RENAME TO job_numbers_before")
         conn.execute(_NUMBERS_SCHEMA)
         conn.execute(
@@ -143,8 +143,10 @@ class JobNumbers:
         runs), and has no marks."""
         self._cache: dict[str, int] = {}
         self._preload = preload
-        #: Every number up to this one is cached.
+        #: Every number up to this one is cached (raised only, under `_guard`: threads
+        #: of one process share the cache, each adapter on a connection of its own).
         self._upto = NO_JOB
+        self._guard = threading.Lock()
         #: `known` reads no more (`preload`, once the table was read).
         self._complete = False
 
@@ -156,15 +158,25 @@ class JobNumbers:
             self._complete = False
             self._preload = True
 
-    def _read_on(self, conn: sqlite3.Connection) -> None:
-        """Cache the committed numbers given since the highest one cached."""
+    def _read_on(self, conn: sqlite3.Connection) -> int:
+        """Cache the committed numbers given since the highest one cached; returns the
+        highest number the table holds in `conn`'s view."""
+        upto = self._upto
         rows = conn.execute(
-            "SELECT job_no, job_id FROM job_numbers WHERE job_no > ? ORDER BY job_no",
-            (self._upto,),
+            "SELECT job_no, job_id FROM job_numbers WHERE job_no > ? ORDER BY job_no", (upto,)
         ).fetchall()
-        if rows:
-            self._cache.update((str(job_id), int(number)) for number, job_id in rows)
-            self._upto = max(self._upto, int(rows[-1][0]))
+        if not rows:
+            return upto
+        top = int(rows[-1][0])
+        self._cache_rows({str(job_id): int(number) for number, job_id in rows}, top)
+        return top
+
+    def _cache_rows(self, numbers: dict[str, int], top: int) -> None:
+        """Cache `numbers`, the table's rows up to `top` not cached before."""
+        with self._guard:
+            self._cache.update(numbers)
+            if top > self._upto:
+                self._upto = top
 
     def _fill(self, conn: sqlite3.Connection) -> None:
         """Read on, unless this is a `preload` cache that has read the table."""
@@ -194,14 +206,14 @@ class JobNumbers:
             return cache  # the common case: every job has fired here before
         # Inside the write transaction, what it reads is all there is: another adapter
         # of the file may have given numbers since the cache last read.
-        self._read_on(conn)
+        top = self._read_on(conn)
         if self._preload:
             self._preload = False
             self._complete = True
         new = [job_id for job_id in dict.fromkeys(missing) if job_id not in cache]
         if not new:
             return cache
-        first = self._upto + 1
+        first = top + 1
         given = {job_id: first + offset for offset, job_id in enumerate(new)}
         # In number order: each row goes to the table's end.
         rows = [(number, job_id) for job_id, number in given.items()]
@@ -211,8 +223,7 @@ class JobNumbers:
     def remember(self, numbers: dict[str, int]) -> None:
         """Cache the numbers `assign` gave, once their transaction has committed."""
         if isinstance(numbers, _Assigned) and numbers.given:
-            self._cache.update(numbers.given)
-            self._upto = max(self._upto, max(numbers.given.values()))
+            self._cache_rows(numbers.given, max(numbers.given.values()))
 
     def known(self, conn: sqlite3.Connection, job_ids: Iterable[str]) -> dict[str, int]:
         """A mapping with the numbers of those of `job_ids` that have one (and maybe
