@@ -230,7 +230,7 @@ class JobNumbers:
         others). A read outside a write transaction: what it reads is committed, and
         cached."""
         cache = self._cache
-        if any(job_id not in cache for job_id in job_ids):
+        if [job_id for job_id in job_ids if job_id not in cache]:  # faster than any()
             self._fill(conn)
         return cache
 
