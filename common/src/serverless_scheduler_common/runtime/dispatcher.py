@@ -205,8 +205,13 @@ class LocalDispatcher:
         )
         self._runs_here = runs if history and isinstance(runs, SqliteRunRepository) else None
         self._ledger_here = ledger if history and isinstance(ledger, SqliteFireLedger) else None
-        # Queued rows can be read with their done marks (`pending_window(with_done)`).
-        self._done_with_rows = self._runs_here is not None and queue.file == self._runs_here.file
+        # Queued rows can be read with their done marks (`pending_window(with_done)`):
+        # the ledger's job numbers when its file is the queue's.
+        self._done_with_rows = (
+            self._ledger_here.numbers
+            if self._ledger_here is not None and queue.file == self._ledger_here.file
+            else None
+        )
 
     # -- Publisher -----------------------------------------------------------------------
     def publish(self, fired: JobFired) -> None:
@@ -395,7 +400,6 @@ class LocalDispatcher:
                 after_seq=after,
                 limit=room,
                 with_done=self._done_with_rows,
-                numbers=None if self._ledger_here is None else self._ledger_here.numbers,
                 shard=self.shard,
             )
             with self._cond:
@@ -672,7 +676,7 @@ class LocalDispatcher:
         ledger = self._ledger_here
         if ledger is None:
             return None
-        if not self._done_with_rows:
+        if self._done_with_rows is None:
             return ledger.done_among([self._fire_id(item) for item in claimed])
         done = {item.fire_id for item in claimed if item.done}
         handed = [self._fire_id(item) for item in claimed if item.fired is not None]

@@ -154,21 +154,20 @@ class JobNumbers:
         """Read on at the next miss (a `preload` cache that has read the table): for a
         dispatcher starting again, whose file may have been given marks and numbers
         while it was stopped (`arrange` copies them when K changes)."""
-        if self._complete:
-            self._complete = False
-            self._preload = True
+        self._complete = False
 
     def _read_on(self, conn: sqlite3.Connection) -> int:
         """Cache the committed numbers given since the highest one cached; returns the
-        highest number the table holds in `conn`'s view."""
+        highest number the table holds in `conn`'s view (a `preload` cache has then
+        read the table)."""
         upto = self._upto
         rows = conn.execute(
             "SELECT job_no, job_id FROM job_numbers WHERE job_no > ? ORDER BY job_no", (upto,)
         ).fetchall()
-        if not rows:
-            return upto
-        top = int(rows[-1][0])
-        self._cache_rows({str(job_id): int(number) for number, job_id in rows}, top)
+        top = int(rows[-1][0]) if rows else upto
+        if rows:
+            self._cache_rows({str(job_id): int(number) for number, job_id in rows}, top)
+        self._complete = self._preload  # once what it read is cached
         return top
 
     def _cache_rows(self, numbers: dict[str, int], top: int) -> None:
@@ -177,14 +176,6 @@ class JobNumbers:
             self._cache.update(numbers)
             if top > self._upto:
                 self._upto = top
-
-    def _fill(self, conn: sqlite3.Connection) -> None:
-        """Read on, unless this is a `preload` cache that has read the table."""
-        if not self._complete:
-            self._read_on(conn)
-            if self._preload:
-                self._preload = False
-                self._complete = True
 
     def number_of(self, conn: sqlite3.Connection, job_id: str) -> int | None:
         """The committed number of one job (None: it has none), read on at a miss
@@ -207,9 +198,6 @@ class JobNumbers:
         # Inside the write transaction, what it reads is all there is: another adapter
         # of the file may have given numbers since the cache last read.
         top = self._read_on(conn)
-        if self._preload:
-            self._preload = False
-            self._complete = True
         new = [job_id for job_id in dict.fromkeys(missing) if job_id not in cache]
         if not new:
             return cache
@@ -230,8 +218,9 @@ class JobNumbers:
         others). A read outside a write transaction: what it reads is committed, and
         cached."""
         cache = self._cache
-        if [job_id for job_id in job_ids if job_id not in cache]:  # faster than any()
-            self._fill(conn)
+        missing = [job_id for job_id in job_ids if job_id not in cache]
+        if missing and not self._complete:  # a `preload` cache that has read the table
+            self._read_on(conn)
         return cache
 
 
@@ -1423,17 +1412,16 @@ class SqliteFireQueue(SqliteStore):
         *,
         after_seq: int = 0,
         limit: int | None = None,
-        with_done: bool = False,
-        numbers: JobNumbers | None = None,
+        with_done: JobNumbers | None = None,
         shard: tuple[int, int] = ALL_SHARDS,
     ) -> tuple[list[QueuedFire], int]:
         """`pending(...)` plus the highest seq ever assigned, read in one snapshot.
 
         When fewer than `limit` fires come back, every fire up to that seq (of the
-        shard) was seen. `with_done` also reads whether each fire already completed
-        (`QueuedFire.done`, from the ledger's `fires_done` table, which must be in this
-        file; `numbers`: the ledger's job numbers, else read here).
-        `shard=(i, k)` reads only the rows with `shard % k == i`.
+        shard) was seen. `with_done`, the ledger's job numbers: also read whether each
+        fire already completed (`QueuedFire.done`, from the ledger's `fires_done` table,
+        which must be in this file). `shard=(i, k)` reads only the rows with
+        `shard % k == i`.
         """
         index, count = check_shard(shard)
         where = "seq > ?" if count == 1 else "seq > ? AND shard % ? = ?"
@@ -1452,15 +1440,12 @@ class SqliteFireQueue(SqliteStore):
                 high = self._conn.execute(
                     "SELECT seq FROM sqlite_sequence WHERE name = 'dispatch_queue'"
                 ).fetchone()
-                if with_done and rows:
+                if with_done is not None and rows:
                     fire_ids = [str(r[4]) for r in rows if r[4]]
-                    done = done_marks(self._conn, numbers or JobNumbers(), fire_ids)
+                    done = done_marks(self._conn, with_done, fire_ids)
             finally:
                 self._conn.execute("COMMIT")
-        items = [
-            QueuedFire(r[0], r[1], r[2], float(r[3]), None, r[4], bool(r[4]) and r[4] in done)
-            for r in rows
-        ]
+        items = [QueuedFire(r[0], r[1], r[2], float(r[3]), None, r[4], r[4] in done) for r in rows]
         return items, int(high[0]) if high is not None else 0
 
     def reschedule(self, seq: int, *, attempt: int, not_before: float) -> None:
