@@ -11,12 +11,13 @@ hides changes of a few percent. `--instructions` counts machine instructions ins
 (Valgrind's callgrind, when installed): it drains two queue sizes under callgrind and
 reports the difference per fire (`instructions_per_fire`), which moves by a few
 percent from run to run whatever the machine is doing (compare runs made side by
-side); a run takes about a minute. `--history K` first stores K earlier runs per job,
-as in a system that has been up for a while. `--partitions K` drains partition 0 of K
-dispatch partitions (its queue and its history in files of their own, the fires of its
-jobs only), as each dispatcher process does with `SCHEDULER_DISPATCHER_PROCESSES=K`.
-`--ids shuffled` gives the jobs ids in no particular order (as `benchmarks/engine.py`
-does by default); the default, `ordered`, numbers them in queue order.
+side); a run takes about a minute. `--history K` first stores K earlier runs per job and
+their done marks, as in a system that has been up for a while. `--partitions K` drains
+partition 0 of K dispatch partitions (its queue and its history in files of their own,
+the fires of its jobs only), as each dispatcher process does with
+`SCHEDULER_DISPATCHER_PROCESSES=K`. `--ids shuffled` gives the jobs ids in no particular
+order (as `benchmarks/engine.py` does by default); the default, `ordered`, numbers them
+in queue order.
 
     python benchmarks/dispatch.py --fires 20000
     python benchmarks/dispatch.py --instructions
@@ -40,7 +41,7 @@ from typing import Any
 from engine import _dispatcher, _jobs, count_instructions
 
 from serverless_scheduler_common.coldstart import tune_for_throughput
-from serverless_scheduler_common.events import JobFired
+from serverless_scheduler_common.events import JobFired, fire_key
 from serverless_scheduler_common.ports import fire_shard
 from serverless_scheduler_common.runs import Run
 from serverless_scheduler_common.runtime.sqlite import _ts
@@ -50,7 +51,8 @@ def queue_fires(
     data_dir: Path, fires: int, history: int = 0, partitions: int = 1, ids: str = "ordered"
 ) -> str:
     """Queue `fires` fires of distinct jobs, as the engine renders them, after storing
-    `history` earlier runs of each job (the run table of a system that has been up);
+    `history` earlier runs of each job and their done marks (the history of a system
+    that has been up);
     with `partitions` > 1, fires of partition 0's jobs in its queue file.
 
     Returns the start-time text from which on runs are the drain's (`check_runs`)."""
@@ -64,10 +66,13 @@ def queue_fires(
     ][:fires]
     if len(jobs) < fires:
         raise SystemExit(f"only {len(jobs)} jobs of partition 0 among the ids generated")
-    runs = dispatcher.runtime.runs
+    runs, ledger = dispatcher.runtime.runs, dispatcher.runtime.ledger
     for back in range(history, 0, -1):
         earlier = when - timedelta(seconds=10 * back)
         for start in range(0, len(jobs), 1000):
+            ledger.mark_done_many(
+                [fire_key(job.job_id, earlier) for job in jobs[start : start + 1000]]
+            )
             runs.record_many(
                 [
                     (
