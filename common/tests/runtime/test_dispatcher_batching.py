@@ -24,7 +24,7 @@ def test_a_batch_commits_runs_done_marks_and_dequeues_in_one_transaction(
     fires = [fire_of(job, i) for i in range(300)]
     commits: list[str] = []
     rig = rig_factory()
-    rig.runtime.ledger.trim_chance = 0.0  # keep every mark of the job, to count them
+    rig.runtime.ledger.keep_per_job = len(fires)  # every mark of the job, to count them
     conn: sqlite3.Connection = rig.dispatcher.queue._conn
     # Installed and removed only while no dispatcher thread uses the connection:
     # sqlite3's set_* calls hold the GIL while they wait for the connection's mutex,

@@ -43,8 +43,8 @@ def test_fires_run_once_with_their_runs_and_marks_in_the_history_file(
     assert sorted(rig.alpha.calls) == sorted(fire_of(job).fire_id for job in jobs)
     assert all(len(rig.runs_of(job)) == 1 for job in jobs)
     history = rig.db.with_name(HISTORY)
-    assert _count(history, "runs") == 30 and _count(history, "fires_done") == 30
-    assert "runs" not in table_names(rig.db) and "fires_done" not in table_names(rig.db)
+    assert _count(history, "runs") == 30 and _count(history, "done_recent") == 30
+    assert not {"runs", "fires_done", "done_recent"} & table_names(rig.db)
     assert _count(rig.db, "dispatch_queue") == 0
 
 

@@ -1,5 +1,5 @@
-"""The local ledger stays small: a job keeps its newest done marks only, and expired
-marks leave a slice at a time, never all at once."""
+"""The local ledger stays small: a job keeps the marks of its last fires only, in one
+row, and expired marks leave a slice at a time, never all at once."""
 
 from __future__ import annotations
 
@@ -7,10 +7,17 @@ import sqlite3
 import time
 from pathlib import Path
 
+import pytest
+
 from serverless_scheduler_common.runtime.sqlite import (
-    DONE_TRIM_MAX,
+    NO_JOB,
+    TIME_PART_CHARS,
     SqliteFireLedger,
+    _time_part_sql,
     copy_done_marks,
+    copy_recent_marks,
+    fire_jobs,
+    time_part,
 )
 
 
@@ -26,9 +33,30 @@ def _insert(db: Path, marks: list[tuple[str, float]]) -> None:
 
 
 def _ids(db: Path) -> set[str]:
+    """Every done mark of the file, as fire_ids: the rows of `fires_done` and the time
+    parts of each job's row of `done_recent`."""
     conn = sqlite3.connect(db)
     try:
-        return {str(row[0]) for row in conn.execute("SELECT fire_id FROM fires_done")}
+        ids = {str(row[0]) for row in conn.execute("SELECT fire_id FROM fires_done")}
+        for job_id, times in conn.execute(
+            "SELECT n.job_id, d.times FROM done_recent d JOIN job_numbers n USING (job_no)"
+        ):
+            parts = [times[i : i + TIME_PART_CHARS] for i in range(0, len(times), TIME_PART_CHARS)]
+            ids.update(f"{job_id}@{part}" for part in parts)
+        return ids
+    finally:
+        conn.close()
+
+
+def _recent(db: Path) -> dict[str, str]:
+    """Each job's row of `done_recent`: its time parts as stored, by job_id."""
+    conn = sqlite3.connect(db)
+    try:
+        return dict(
+            conn.execute(
+                "SELECT n.job_id, d.times FROM done_recent d JOIN job_numbers n USING (job_no)"
+            ).fetchall()
+        )
     finally:
         conn.close()
 
@@ -56,7 +84,7 @@ def test_sweep_drops_expired_marks_in_bounded_slices_and_wraps(tmp_path: Path) -
     assert _ids(db) == {fire_id for fire_id, _ in fresh}  # unexpired marks stay
 
     # Once past the end, the sweep starts again at the front.
-    while ledger._sweep_after:
+    while ledger._sweep_after.get("fires_done"):
         _step(ledger, now - 100)
     _insert(db, [("aaa@old", now - 1000)])
     assert _step(ledger, now - 100) == 1
@@ -109,12 +137,33 @@ def test_default_marks_outlive_the_longest_catch_up_window(tmp_path: Path) -> No
     assert ledger.done_ttl_s < 30 * 86_400  # not a month of marks at high fire rates
 
 
-def test_a_job_keeps_the_marks_of_its_newest_fires_and_other_jobs_keep_theirs(
+def test_expired_rows_of_timed_marks_leave_in_bounded_slices(tmp_path: Path) -> None:
+    db = tmp_path / "scheduler.db"
+    ledger = SqliteFireLedger(db, done_ttl_s=100)
+    ledger.prune_min_slice = 10
+    now = time.time()
+    old = [(f"job{i:03d}@2026-01-01T00:00:00Z", now - 1000) for i in range(95)]
+    fresh = [(f"job{i:03d}@2026-01-01T00:01:00Z", now) for i in range(0, 95, 19)]
+    _insert(db, old + fresh)
+    assert len(_recent(db)) == 95  # one row per job, whatever its marks
+
+    dropped: list[int] = []
+    while len(_recent(db)) > len(fresh):
+        dropped.append(_step(ledger, now - 100))
+        assert len(dropped) <= 12, "the sweep does not get through the table"
+    assert max(dropped) <= 10
+    assert sum(dropped) == 95 - len(fresh)
+    # A job's row goes with its last mark: the fresh jobs keep their earlier mark too.
+    assert _ids(db) == {fire_id for fire_id, _ in fresh} | {
+        fire_id.replace("00:01:00Z", "00:00:00Z") for fire_id, _ in fresh
+    }
+
+
+def test_a_job_keeps_the_marks_of_its_last_fires_in_one_row_and_other_jobs_keep_theirs(
     tmp_path: Path,
 ) -> None:
     db = tmp_path / "scheduler.db"
     ledger = SqliteFireLedger(db)
-    ledger.trim_chance = 1.0  # trim at every write (amortised in service)
     keep = ledger.keep_per_job
     # Job ids next to `job1` in key order, a fire id of no job, a manual fire.
     others = [
@@ -127,21 +176,24 @@ def test_a_job_keeps_the_marks_of_its_newest_fires_and_other_jobs_keep_theirs(
     fires = [f"job1@2026-01-01T00:{minute:02d}:00Z" for minute in range(10)]
     for fire_id in fires:
         ledger.mark_done(fire_id)
-    late = "job1@2026-01-01T00:03:00Z"  # an old fire that completed late (retries)
-    ledger.mark_done(late)
-
-    kept = set(fires[-keep:])
-    assert _ids(db) == kept | set(others)
+    ledger.mark_done(fires[-1])  # marked again: no second copy
+    assert _ids(db) == set(fires[-keep:]) | set(others)
+    assert len(_recent(db)["job1"]) == keep * TIME_PART_CHARS
     # A second delivery of one of the job's last fires is still recognised.
-    assert ledger.done_among([*fires, late]) == kept
+    assert ledger.done_among(fires) == set(fires[-keep:])
     assert ledger.is_done(fires[-1])
     assert not ledger.is_done(fires[0])
 
+    # An old fire that completed late (retries) is one of the last marked now.
+    late = "job1@2026-01-01T00:03:00Z"
+    ledger.mark_done(late)
+    assert ledger.done_among([*fires, late]) == {*fires[-keep + 1 :], late}
+    assert ledger.done_among(others) == set(others)
 
-def test_marks_of_one_batch_are_trimmed_together(tmp_path: Path) -> None:
+
+def test_marks_of_one_batch_keep_each_jobs_last_ones(tmp_path: Path) -> None:
     db = tmp_path / "scheduler.db"
     ledger = SqliteFireLedger(db)
-    ledger.trim_chance = 1.0
     batch = [f"job{j}@2026-01-01T00:{minute:02d}:00Z" for j in range(3) for minute in range(7)]
     with ledger._tx() as conn:
         ledger.write_done(conn, batch)
@@ -151,29 +203,86 @@ def test_marks_of_one_batch_are_trimmed_together(tmp_path: Path) -> None:
         assert mine == [f"job{j}@2026-01-01T00:{m:02d}:00Z" for m in range(7 - 4, 7)]
 
 
-def test_a_long_history_from_before_the_trims_goes_a_slice_per_trim(tmp_path: Path) -> None:
+def test_a_job_that_fires_for_long_keeps_one_row_of_the_same_size(tmp_path: Path) -> None:
     db = tmp_path / "scheduler.db"
     ledger = SqliteFireLedger(db)
-    ledger.trim_chance = 1.0
-    now = time.time()
-    history = [(f"old@2026-01-01T{m // 60:02d}:{m % 60:02d}:00Z", now) for m in range(300)]
-    _insert(db, history)
-    ledger.mark_done("old@2026-01-02T00:00:00Z")
-    assert len(_ids(db)) == 301 - DONE_TRIM_MAX  # one bounded slice, the newest kept
-    for day in range(3, 9):
-        ledger.mark_done(f"old@2026-01-0{day}T00:00:00Z")
-    assert len(_ids(db)) == ledger.keep_per_job
-    assert ledger.is_done("old@2026-01-08T00:00:00Z")
-
-
-def test_amortised_trimming_bounds_a_job_that_fires_for_long(tmp_path: Path) -> None:
-    db = tmp_path / "scheduler.db"
-    ledger = SqliteFireLedger(db)  # the default chance: one write in keep_per_job trims
     for minute in range(400):
         ledger.mark_done(f"busy@2026-01-01T{minute // 60:02d}:{minute % 60:02d}:00Z")
-    left = len(_ids(db))
-    assert ledger.keep_per_job <= left < 60  # 400 without trimming
+    assert _recent(db) == {
+        "busy": "".join(f"2026-01-01T06:{minute}:00Z" for minute in range(36, 40))
+    }
     assert ledger.is_done("busy@2026-01-01T06:39:00Z")  # the newest stays
+    assert not ledger.is_done("busy@2026-01-01T06:35:00Z")
+
+
+def test_a_time_part_across_two_kept_parts_is_not_a_mark(tmp_path: Path) -> None:
+    db = tmp_path / "scheduler.db"
+    ledger = SqliteFireLedger(db)
+    ledger.mark_done_many(["j@2026-01-01T00:00:00Z", "j@2026-01-01T00:01:00Z"])
+    assert _recent(db)["j"] == "2026-01-01T00:00:00Z2026-01-01T00:01:00Z"
+    straddling = ["j@0Z2026-01-01T00:01:", "j@:00Z2026-01-01T00:0", "j@01T00:00:00Z2026-0"]
+    assert ledger.done_among(straddling) == set()
+    # Not time parts (their `Z` is not last, or they are not 20 long): kept as they are.
+    ledger.mark_done_many(straddling)
+    assert ledger.done_among(straddling) == set(straddling)
+    assert _recent(db)["j"] == "2026-01-01T00:00:00Z2026-01-01T00:01:00Z"
+
+
+@pytest.mark.parametrize(
+    "fire_id",
+    [
+        "job@2026-01-01T00:00:00Z",
+        "a@b@2026-01-01T00:00:00Z",
+        "job@manual-01jabc",
+        "job@manual-0123456789Z",
+        "job@Z026-01-01T00:00:00Z",
+        "job@2026-01-01T00:00:00ZZ",
+        "job@2026-01-01T00:00:0Z",
+        "plain-id",
+        "@2026-01-01T00:00:00Z",
+        "job@20é6-01-01T00:00:00Z",
+    ],
+)
+def test_the_sql_test_of_a_time_part_is_the_python_one(fire_id: str) -> None:
+    conn = sqlite3.connect(":memory:")
+    try:
+        (in_sql,) = conn.execute(f"SELECT {_time_part_sql('?1')}", (fire_id,)).fetchone()
+    finally:
+        conn.close()
+    assert in_sql == time_part(fire_id, fire_jobs([fire_id])[0])
+
+
+def test_marks_kept_a_row_each_fold_into_their_jobs_row_when_opened(tmp_path: Path) -> None:
+    """A file of the previous layout (a row per mark, trimmed as it went) gives each
+    job its newest marks in one row; manual fires and fire ids of no job stay rows."""
+    db = tmp_path / "scheduler.db"
+    now = time.time()
+    conn = sqlite3.connect(db)
+    with conn:
+        conn.executescript(
+            """CREATE TABLE job_numbers (job_no INTEGER PRIMARY KEY, job_id TEXT NOT NULL);
+               CREATE TABLE fires_done (
+                   job_no INTEGER NOT NULL, fire_id TEXT NOT NULL, done_at REAL NOT NULL,
+                   PRIMARY KEY (job_no, fire_id)) WITHOUT ROWID;
+               INSERT INTO job_numbers VALUES (1, 'old'), (2, 'new');"""
+        )
+        history = [f"old@2026-01-01T{m // 60:02d}:{m % 60:02d}:00Z" for m in range(300)]
+        rows = [(1, fire_id, now) for fire_id in history]
+        rows += [(1, "old@manual-x", now), (NO_JOB, "plain-id", now)]
+        rows += [(2, "new@2026-01-02T00:00:00Z", now)]
+        conn.executemany("INSERT INTO fires_done VALUES (?, ?, ?)", rows)
+    conn.close()
+
+    ledger = SqliteFireLedger(db)
+    kept = {*history[-4:], "old@manual-x", "plain-id", "new@2026-01-02T00:00:00Z"}
+    assert _ids(db) == kept
+    assert _recent(db)["old"] == "".join(fire_id[4:] for fire_id in history[-4:])
+    assert ledger.done_among([*history, "old@manual-x", "plain-id"]) == kept - {
+        "new@2026-01-02T00:00:00Z"
+    }
+    ledger.mark_done("old@2026-01-02T00:00:00Z")
+    SqliteFireLedger(db).close()  # opened again: nothing changes
+    assert _ids(db) == (kept - {history[-4]}) | {"old@2026-01-02T00:00:00Z"}
 
 
 def test_marks_of_an_earlier_version_get_job_numbers(tmp_path: Path) -> None:
@@ -199,9 +308,39 @@ def test_marks_of_an_earlier_version_get_job_numbers(tmp_path: Path) -> None:
     finally:
         conn.close()
     assert "fires_done_before" not in tables
-    assert (
-        numbered["j1@manual-x"]
-        == numbered["j1@2026-01-01T00:01:00Z"]
-        != numbered["j2@2026-01-01T00:00:00Z"]
-    )
-    assert numbered["plain-id"] == 0  # names no job
+    assert numbered == {"j1@manual-x": _number(db, "j1"), "plain-id": NO_JOB}
+    assert set(_recent(db)) == {"j1", "j2"}  # timed marks: a row per job
+
+
+def _number(db: Path, job_id: str) -> int:
+    conn = sqlite3.connect(db)
+    try:
+        row = conn.execute("SELECT job_no FROM job_numbers WHERE job_id = ?", (job_id,))
+        return int(row.fetchone()[0])
+    finally:
+        conn.close()
+
+
+def test_a_copy_merges_each_jobs_row_by_job_id_in_time_order(tmp_path: Path) -> None:
+    """Marks copied from another file (`arrange`, when the number of partitions
+    changes) find their job by id, whatever its number there, and come after the
+    job's own (the file its fires went to last is the one copied from), in time order:
+    the last `keep_per_job` stay."""
+    source, target = tmp_path / "history-0.db", tmp_path / "history-1.db"
+    theirs = SqliteFireLedger(source)
+    theirs.mark_done_many([f"other{i}@2026-01-01T00:00:00Z" for i in range(5)])
+    theirs.mark_done_many([f"x@2026-01-01T00:0{m}:00Z" for m in (5, 3, 4)])
+    theirs.close()
+    ours = SqliteFireLedger(target)
+    ours.mark_done_many([f"x@2026-01-01T00:0{m}:00Z" for m in (1, 2)] + ["y@manual-1"])
+    ours.close()
+
+    conn = sqlite3.connect(target)
+    conn.execute("ATTACH DATABASE ? AS src", (str(source),))
+    with conn:
+        for statement in copy_recent_marks("main", "src"):
+            conn.execute(statement)
+    conn.close()
+    assert _number(source, "x") == 6 and _number(target, "x") == 1
+    assert _recent(target)["x"] == "".join(f"2026-01-01T00:0{m}:00Z" for m in (2, 3, 4, 5))
+    assert _ids(target) == _ids(source) | {"x@2026-01-01T00:02:00Z", "y@manual-1"}

@@ -50,7 +50,14 @@ from pathlib import Path
 from ..events import JobFired
 from ..ports import RenderedFire, fire_shard
 from ..sqlite import connect, db_path_for
-from .sqlite import RELINK_RUNS, QueuedFire, SqliteFireQueue, copy_done_marks, number_new_jobs
+from .sqlite import (
+    RELINK_RUNS,
+    QueuedFire,
+    SqliteFireQueue,
+    copy_done_marks,
+    copy_recent_marks,
+    number_new_jobs,
+)
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +65,14 @@ _FILE = re.compile(r"^dispatch-(0|[1-9][0-9]*)\.db$")
 _HISTORY_FILE = re.compile(r"^history-(0|[1-9][0-9]*)\.db$")
 
 #: The tables of a dispatcher's history (`history_path`): runs and the ledger's.
-HISTORY_TABLES = ("runs", "fires_done", "job_failures", "jobs_removed", "job_numbers")
+HISTORY_TABLES = (
+    "runs",
+    "fires_done",
+    "done_recent",
+    "job_failures",
+    "jobs_removed",
+    "job_numbers",
+)
 
 #: Tables copied to every partition when the number of partitions changes (what a
 #: dispatcher reads to decide whether to run a fire), with the statements that merge
@@ -66,6 +80,7 @@ HISTORY_TABLES = ("runs", "fires_done", "job_failures", "jobs_removed", "job_num
 #: counts go only to their job's partition (`_failure_counts`).
 _SHARED_MARKS: dict[str, tuple[str, ...]] = {
     "fires_done": copy_done_marks("main", "src.fires_done"),
+    "done_recent": copy_recent_marks("main", "src"),
     "jobs_removed": (
         "INSERT OR IGNORE INTO main.jobs_removed SELECT job_key, removed_at FROM src.jobs_removed",
     ),

@@ -16,7 +16,6 @@ import itertools
 import json
 import logging
 import math
-import random
 import sqlite3
 import threading
 import time
@@ -93,15 +92,94 @@ def number_new_jobs(target: str, job_ids: str) -> str:
     )
 
 
-def copy_done_marks(target: str, source: str) -> tuple[str, str]:
+#: Length of the time part of a timed fire's id (`<job_id>@2026-01-01T00:00:00Z`).
+TIME_PART_CHARS = 20
+
+
+def time_part(fire_id: str, job: str | None) -> str | None:
+    """The time part of a timed fire's id (`fire_key`): what follows `<job>@`, when it
+    is `TIME_PART_CHARS` long and its only `Z` is its last character (None for a manual
+    fire, a fire id of no job, any other form). Done marks of such fires are kept in
+    `done_recent`, where these two properties let fixed-width slices and a substring
+    search stand for a list (`_TIME_PART_SQL` is the same test in SQL)."""
+    if job is None:
+        return None
+    part = fire_id[len(job) + 1 :]
+    return part if len(part) == TIME_PART_CHARS and part.find("Z") == TIME_PART_CHARS - 1 else None
+
+
+def _time_part_sql(column: str) -> str:
+    """SQL for `time_part` of one fire_id column: NULL where it has none."""
+    part = f"substr({column}, instr({column}, '@') + 1)"
+    return (
+        f"CASE WHEN instr({column}, '@') > 1 AND length({part}) = {TIME_PART_CHARS} "
+        f"AND instr({part}, 'Z') = {TIME_PART_CHARS} THEN {part} END"
+    )
+
+
+def recent_upsert(keep: int) -> str:
+    """The conflict clause that adds one time part (`excluded.times`) to a job's row of
+    `done_recent`, after its others, keeping the last `keep` (and adding none twice)."""
+    return (
+        " ON CONFLICT (job_no) DO UPDATE SET times = CASE"
+        " WHEN instr(times, excluded.times) > 0 THEN times"
+        f" ELSE substr(times || excluded.times, -{keep * TIME_PART_CHARS}) END,"
+        " done_at = max(done_at, excluded.done_at)"
+    )
+
+
+#: Time parts one row of `done_recent` holds at most, as far as a copy reads them.
+_RECENT_READ_MAX = 64
+
+
+def fold_done_marks(target: str, keep: int) -> tuple[str, str]:
+    """Statements moving the timed marks of `<target>.fires_done` (copied in, or kept by
+    an earlier version) into `<target>.done_recent`: the newest `keep` of each job, in
+    time order, then dropping them there."""
+    timed = _time_part_sql("fire_id")
+    return (
+        f"INSERT INTO {target}.done_recent (job_no, times, done_at) "
+        f"SELECT job_no, t, done_at FROM (SELECT job_no, {timed} AS t, done_at, "
+        "row_number() OVER (PARTITION BY job_no ORDER BY fire_id DESC) AS k "
+        f"FROM {target}.fires_done WHERE job_no != {NO_JOB} AND {timed} IS NOT NULL) "
+        f"WHERE k <= {keep} ORDER BY job_no, t" + recent_upsert(keep),
+        f"DELETE FROM {target}.fires_done WHERE job_no != {NO_JOB} AND {timed} IS NOT NULL",
+    )
+
+
+def copy_done_marks(target: str, source: str, keep: int = 0) -> tuple[str, ...]:
     """Statements copying the done marks of the table `source` (any layout: read by
-    fire_id) into `<target>.fires_done`, numbered with `<target>.job_numbers` (a bulk
-    copy: the join builds its own index by job_id)."""
+    fire_id) into `<target>`, numbered with `<target>.job_numbers` (a bulk copy: the
+    join builds its own index by job_id): timed marks to `done_recent` (`keep` of each
+    job, default `DONE_KEEP_PER_JOB`), the others to `fires_done`."""
     return (
         number_new_jobs(target, f"SELECT {_fire_job_sql('fire_id')} AS job_id FROM {source}"),
         f"INSERT OR IGNORE INTO {target}.fires_done (job_no, fire_id, done_at) "
         f"SELECT coalesce(n.job_no, {NO_JOB}), s.fire_id, s.done_at FROM {source} s "
         f"LEFT JOIN {target}.job_numbers n ON n.job_id = {_fire_job_sql('s.fire_id')}",
+        *fold_done_marks(target, keep or DONE_KEEP_PER_JOB),
+    )
+
+
+def copy_recent_marks(target: str, source: str, keep: int = 0) -> tuple[str, str]:
+    """Statements merging `<source>.done_recent` (numbered by `<source>.job_numbers`)
+    into `<target>.done_recent`, one time part at a time in time order (`keep` of each
+    job, default `DONE_KEEP_PER_JOB`)."""
+    keep = keep or DONE_KEEP_PER_JOB
+    slots = ", ".join(f"({i})" for i in range(_RECENT_READ_MAX))
+    return (
+        number_new_jobs(
+            target,
+            f"SELECT n.job_id FROM {source}.done_recent d "
+            f"JOIN {source}.job_numbers n ON n.job_no = d.job_no",
+        ),
+        f"INSERT INTO {target}.done_recent (job_no, times, done_at) "
+        f"SELECT m.job_no, substr(d.times, 1 + {TIME_PART_CHARS} * k.column1, "
+        f"{TIME_PART_CHARS}) AS t, d.done_at FROM {source}.done_recent d "
+        f"JOIN {source}.job_numbers n ON n.job_no = d.job_no "
+        f"JOIN {target}.job_numbers m ON m.job_id = n.job_id "
+        f"JOIN (VALUES {slots}) k ON {TIME_PART_CHARS} * k.column1 < length(d.times) "
+        "WHERE true ORDER BY m.job_no, t" + recent_upsert(keep),
     )
 
 
@@ -788,74 +866,86 @@ def _decode_cursor(cursor: str) -> tuple[str, str]:
 #: billion rows.) Marks of a job that keeps firing go much sooner (`DONE_KEEP_PER_JOB`).
 DONE_TTL_S = MAX_CATCHUP_WINDOW_S + 86_400
 
-#: Done marks kept per job: those of its newest timed fires. A second delivery is one of
-#: a job's last fires before a stop (the engine's marks lag by a fraction of a second,
-#: and a job fires at most once a minute), so older marks only grow the table: at
-#: 10,000 fires/s the TTL alone kept some 7 billion of them.
+#: Done marks kept per job: those of its last timed fires marked. A second delivery is
+#: one of a job's last fires before a stop (the engine's marks lag by a fraction of a
+#: second, and a job fires at most once a minute), so older marks only grow the table:
+#: at 10,000 fires/s the TTL alone kept some 7 billion of them.
 DONE_KEEP_PER_JOB = 4
-
-#: Most marks one trim deletes (a table from before the trims has days of a job's marks:
-#: they go a bounded slice at a time instead of in one long write).
-DONE_TRIM_MAX = 64
-
-# A job's timed marks lie together in key order (its number, then the fire_id), oldest
-# first: `<job_id>@<UTC time>`, and a time starts with a digit (`:` sorts just after
-# `9`; manual fires, `<job_id>@manual-<id>`, sort after it and are left to the TTL: they
-# are never handed over twice). The statement walks the job's range down from its
-# newest mark.
-_TRIM_DONE = """
-DELETE FROM fires_done WHERE job_no = ?1 AND fire_id IN (
-    SELECT fire_id FROM fires_done WHERE job_no = ?1 AND fire_id > ?2 AND fire_id < ?3
-    ORDER BY fire_id DESC LIMIT ?5 OFFSET ?4)
-"""
-
-
-def _done_trims(fire_ids: Sequence[str], chance: float) -> set[str]:
-    """The jobs whose marks to trim (`_TRIM_DONE`): those of the timed fires among
-    `fire_ids`, each picked with `chance` (amortised as for runs: a job holds about
-    `keep + 1/chance` marks at most for long)."""
-    jobs = set()
-    for fire_id in fire_ids:
-        at = fire_id.find("@")
-        timed = at > 0 and fire_id[at + 1 : at + 2].isdigit()
-        if timed and (chance >= 1.0 or random.random() < chance):
-            jobs.add(fire_id[:at])
-    return jobs
 
 
 def done_marks(conn: sqlite3.Connection, numbers: JobNumbers, fire_ids: Sequence[str]) -> set[str]:
     """The fire_ids among these that have a done mark in `conn`'s file (`numbers`: its
-    job numbers), read in one query per 500 (in the caller's snapshot, if any)."""
+    job numbers), read in one query per 500 timed fires and one per 500 others (in the
+    caller's snapshot, if any)."""
     jobs = fire_jobs(fire_ids)
     get = numbers.known(conn, [job for job in jobs if job is not None]).get
-    keys: list[object] = []
+    timed: list[object] = []
+    other: list[object] = []
+    width, last = TIME_PART_CHARS, TIME_PART_CHARS - 1
     for job, fire_id in zip(jobs, fire_ids, strict=True):
-        number = NO_JOB if job is None else get(job)
-        if number is not None:  # a job without a number has no marks
-            keys.append(number)
-            keys.append(fire_id)
-    found: set[str] = set()
-    # Two bound values a fire, within the connection's limit (999 before SQLite 3.32).
-    step = 2 * min(500, conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // 2)
-    for start in range(0, len(keys), step):
-        chunk = keys[start : start + step]
-        pairs = ",".join(["(?, ?)"] * (len(chunk) // 2))
-        rows = conn.execute(  # CROSS JOIN: the values first, each a key lookup
-            f"SELECT d.fire_id FROM (VALUES {pairs}) v CROSS JOIN fires_done d "
+        if job is None:
+            other += (NO_JOB, fire_id)
+            continue
+        number = get(job)
+        if number is None:  # a job without a number has no marks
+            continue
+        part = fire_id[len(job) + 1 :]  # `time_part`, inline: once per fire
+        if len(part) == width and part.find("Z") == last:
+            timed += (number, part)
+        else:
+            other += (number, fire_id)
+    # Each a key lookup (CROSS JOIN: the values first). A time part found in a row is one
+    # of its parts: a part's only `Z` is its last character, so a match starts at one.
+    hits = _lookup(
+        conn,
+        timed,
+        2,
+        "SELECT v.column1, v.column2 FROM (VALUES {rows}) v CROSS JOIN done_recent d "
+        "ON d.job_no = v.column1 AND instr(d.times, v.column2) > 0",
+    )
+    found = {
+        str(row[0])
+        for row in _lookup(
+            conn,
+            other,
+            2,
+            "SELECT d.fire_id FROM (VALUES {rows}) v CROSS JOIN fires_done d "
             "ON d.job_no = v.column1 AND d.fire_id = v.column2",
-            chunk,
-        ).fetchall()
-        found.update(str(row[0]) for row in rows)
+        )
+    }
+    if hits:  # seldom (a fire delivered again): their fire_ids from the ones asked
+        marked = {(int(number), str(part)) for number, part in hits}
+        found.update(
+            fire_id
+            for job, fire_id in zip(jobs, fire_ids, strict=True)
+            if job is not None and (get(job), time_part(fire_id, job)) in marked
+        )
     return found
 
 
-class SqliteFireLedger(SqliteStore):
-    """`FireLedger` for local mode: completed fire_ids are a unique key in SQLite.
+def _lookup(conn: sqlite3.Connection, values: list[object], width: int, sql: str) -> list[Any]:
+    """The rows of `sql` run over `values`, `width` to a row of its `{rows}`, within the
+    connection's limit of bound values (999 before SQLite 3.32)."""
+    per = min(500, conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // width)
+    row = "(" + ", ".join("?" * width) + ")"
+    out: list[Any] = []
+    for start in range(0, len(values), per * width):
+        chunk = values[start : start + per * width]
+        out += conn.execute(sql.format(rows=",".join([row] * (len(chunk) // width))), chunk)
+    return out
 
-    A job keeps the marks of its newest `keep_per_job` timed fires (older ones are
-    trimmed as new ones are written) and no mark outlives `done_ttl_s` (a sweep, for
-    jobs that stopped firing, and manual fires), so the table holds a few marks per job
-    instead of every fire of the last days.
+
+class SqliteFireLedger(SqliteStore):
+    """`FireLedger` for local mode: completed fire_ids, found by their job's number.
+
+    A job's timed fires (`time_part`) are marked in one row per job (`done_recent`):
+    the time parts of its last `keep_per_job` fires marked, side by side. Marking a
+    fire rewrites that row in place (its size stays the same once full), so a batch of
+    fires of jobs numbered together rewrites a few neighbouring pages; a row per mark,
+    trimmed to a job's newest marks as new ones came, wrote about twice the pages (page
+    splits, deletes) and cost about 3 us per fire more. Other marks (manual fires, fire
+    ids of no job) are rows of `fires_done`. No mark outlives `done_ttl_s` (a sweep of
+    both tables, for jobs that stopped firing, and manual fires).
 
     Local mode runs one dispatcher per database, so the in-progress markers (with their
     expiry) and the buffer slots live in memory: a restarted process starts with none,
@@ -868,22 +958,23 @@ class SqliteFireLedger(SqliteStore):
         job_no INTEGER NOT NULL, fire_id TEXT NOT NULL, done_at REAL NOT NULL,
         PRIMARY KEY (job_no, fire_id)
     ) WITHOUT ROWID;
+    CREATE TABLE IF NOT EXISTS done_recent (
+        job_no INTEGER PRIMARY KEY, times TEXT NOT NULL, done_at REAL NOT NULL
+    );
     CREATE TABLE IF NOT EXISTS job_failures (job_key TEXT PRIMARY KEY, failures INTEGER NOT NULL);
     CREATE TABLE IF NOT EXISTS jobs_removed (
         job_key TEXT PRIMARY KEY, removed_at REAL NOT NULL
     ) WITHOUT ROWID;
     """
 
-    #: How often (seconds) a write of done marks also sweeps a slice of the table for
+    #: How often (seconds) a write of done marks also sweeps a slice of the tables for
     #: marks older than `done_ttl_s`.
     prune_interval_s = 1.0
     #: Fewest keys one sweep step looks at; a step looks at twice as many as were marked
     #: since the last one, so the sweep outruns the inserts.
     prune_min_slice = 1000
-    #: Marks kept per job (`DONE_KEEP_PER_JOB`), and the chance that writing a job's mark
-    #: also trims that job's older marks.
+    #: Timed marks kept per job (`DONE_KEEP_PER_JOB`).
     keep_per_job = DONE_KEEP_PER_JOB
-    trim_chance = 1.0 / DONE_KEEP_PER_JOB
     #: How often (seconds) marking a job deleted also drops the marks past `done_ttl_s`.
     removed_prune_interval_s = 3600.0
 
@@ -901,8 +992,8 @@ class SqliteFireLedger(SqliteStore):
         self.done_ttl_s = done_ttl_s
         self._last_prune = time.monotonic()
         self._marked_since_prune = 0
-        #: The sweep's position in key order (None: the start).
-        self._sweep_after: tuple[int, str] | None = None
+        #: Each table's sweep position in key order (None: the start).
+        self._sweep_after: dict[str, tuple[object, ...] | None] = {}
         self._locks: dict[str, tuple[str, float]] = {}
         self._locks_guard = threading.Lock()
         self._failures = {
@@ -924,24 +1015,27 @@ class SqliteFireLedger(SqliteStore):
         self._removed_pruned = time.monotonic()
 
     def _create_schema(self) -> None:
-        """Create the tables, or give done marks of an earlier version (keyed by fire_id
-        alone) their job numbers (one transaction: a crash redoes all of it)."""
+        """Create the tables, or bring done marks of an earlier version here: marks keyed
+        by fire_id alone get their job numbers, and timed marks kept a row each move to
+        their job's row of `done_recent` (one transaction: a crash redoes all of it)."""
         with self._tx() as conn:
             create_numbers(conn)
             columns = {str(row[1]) for row in conn.execute("PRAGMA table_info(fires_done)")}
+            recent = bool(conn.execute("PRAGMA table_info(done_recent)").fetchall())
             if columns and "job_no" not in columns:
                 conn.execute("ALTER TABLE fires_done RENAME TO fires_done_before")
-                upgrade = True
-            else:
-                upgrade = False
             for statement in self._schema.split(";"):
                 if statement.strip():
                     conn.execute(statement)
-            if upgrade:
-                for statement in copy_done_marks("main", "fires_done_before"):
+            if columns and "job_no" not in columns:
+                for statement in copy_done_marks("main", "fires_done_before", self.keep_per_job):
                     conn.execute(statement)
                 conn.execute("DROP TABLE fires_done_before")
                 log.info("done marks of %s: job numbers added", self.db_path.name)
+            elif columns and not recent:
+                for statement in fold_done_marks("main", self.keep_per_job):
+                    conn.execute(statement)
+                log.info("done marks of %s: one row per job", self.db_path.name)
 
     # -- completed fires -------------------------------------------------------------------
     def is_done(self, fire_id: str) -> bool:
@@ -978,60 +1072,77 @@ class SqliteFireLedger(SqliteStore):
             jobs = fire_jobs(fire_ids)
         if numbers is None:
             numbers = self.numbers.assign(conn, [job for job in jobs if job is not None])
-        rows = [
-            (NO_JOB if job is None else numbers[job], fire_id, now)
-            for job, fire_id in zip(jobs, fire_ids, strict=True)
-        ]
-        insert_rows(conn, "INSERT OR IGNORE INTO fires_done", rows, width=3)
-        trims = _done_trims(fire_ids, self.trim_chance)
-        if trims:
-            conn.executemany(
-                _TRIM_DONE,
-                [
-                    (numbers[job], f"{job}@", f"{job}@:", self.keep_per_job, DONE_TRIM_MAX)
-                    for job in trims
-                ],
-            )
+        timed: list[tuple[int, str, float]] = []
+        other: list[tuple[int, str, float]] = []
+        width, last = TIME_PART_CHARS, TIME_PART_CHARS - 1
+        for job, fire_id in zip(jobs, fire_ids, strict=True):
+            if job is None:
+                other.append((NO_JOB, fire_id, now))
+                continue
+            part = fire_id[len(job) + 1 :]  # `time_part`, inline: once per fire
+            if len(part) == width and part.find("Z") == last:
+                timed.append((numbers[job], part, now))
+            else:
+                other.append((numbers[job], fire_id, now))
+        if timed:
+            tail = recent_upsert(self.keep_per_job)
+            insert_rows(conn, "INSERT INTO done_recent", timed, width=3, tail=tail)
+        if other:
+            insert_rows(conn, "INSERT OR IGNORE INTO fires_done", other, width=3)
         self._marked_since_prune += len(fire_ids)
         if time.monotonic() - self._last_prune >= self.prune_interval_s:
             self.prune_step(conn, now - self.done_ttl_s)
         return numbers
 
     def prune_step(self, conn: sqlite3.Connection, cutoff: float) -> int:
-        """Drop marks older than `cutoff` from the next slice of the table (key order,
-        wrapping round at the end); returns how many were dropped.
+        """Drop marks older than `cutoff` from the next slice of each table (key order,
+        wrapping round at the end); returns how many rows were dropped.
 
-        The table is keyed by fire_id, so finding old marks means reading rows: a
-        delete over the whole table at once held the write lock for a time that grows
-        with the table (seconds at tens of millions of marks). A slice of at least
-        twice the marks written since the last step keeps every step short and still
-        visits each row at least once every `done_ttl_s / 2` or so, so marks live at
-        most about one and a half times their TTL.
+        Finding old marks means reading rows: a delete over a whole table at once held
+        the write lock for a time that grows with the table (seconds at tens of
+        millions of marks). A slice of at least twice the marks written since the last
+        step keeps every step short and still visits each row at least once every
+        `done_ttl_s / 2` or so, so marks live at most about one and a half times their
+        TTL (a job's row: its last mark's).
         """
         self._last_prune = time.monotonic()
         size = max(self.prune_min_slice, 2 * self._marked_since_prune)
         self._marked_since_prune = 0
-        start = self._sweep_after or (NO_JOB - 1, "")
+        dropped = self._sweep(conn, "done_recent", ("job_no",), size, cutoff)
+        return dropped + self._sweep(conn, "fires_done", ("job_no", "fire_id"), size, cutoff)
+
+    def _sweep(
+        self,
+        conn: sqlite3.Connection,
+        table: str,
+        key: tuple[str, ...],
+        size: int,
+        cutoff: float,
+    ) -> int:
+        """One `prune_step` slice of `table` (its primary key: the columns `key`)."""
+        columns = ", ".join(key)
+        marks = ", ".join("?" * len(key))
+        start = self._sweep_after.get(table) or (NO_JOB - 1, "")[: len(key)]
         row = conn.execute(
-            """SELECT job_no, fire_id FROM fires_done WHERE (job_no, fire_id) > (?, ?)
-               ORDER BY job_no, fire_id LIMIT 1 OFFSET ?""",
+            f"SELECT {columns} FROM {table} WHERE ({columns}) > ({marks}) "
+            f"ORDER BY {columns} LIMIT 1 OFFSET ?",
             (*start, size - 1),
         ).fetchone()
         before = conn.total_changes
         if row is None:  # the rest of the table: the next step starts again at the front
             conn.execute(
-                "DELETE FROM fires_done WHERE (job_no, fire_id) > (?, ?) AND done_at < ?",
+                f"DELETE FROM {table} WHERE ({columns}) > ({marks}) AND done_at < ?",
                 (*start, cutoff),
             )
-            self._sweep_after = None
+            self._sweep_after[table] = None
         else:
-            end = (int(row[0]), str(row[1]))
+            end = tuple(row)
             conn.execute(
-                """DELETE FROM fires_done WHERE (job_no, fire_id) > (?, ?)
-                   AND (job_no, fire_id) <= (?, ?) AND done_at < ?""",
+                f"DELETE FROM {table} WHERE ({columns}) > ({marks}) "
+                f"AND ({columns}) <= ({marks}) AND done_at < ?",
                 (*start, *end, cutoff),
             )
-            self._sweep_after = end
+            self._sweep_after[table] = end
         return changed_since(conn, before)
 
     # -- in-progress markers (process-local) ---------------------------------------------
@@ -1077,6 +1188,7 @@ class SqliteFireLedger(SqliteStore):
             number = self.numbers.number_of(conn, job_id)
             if number is not None:
                 conn.execute("DELETE FROM fires_done WHERE job_no = ?", (number,))
+                conn.execute("DELETE FROM done_recent WHERE job_no = ?", (number,))
             conn.execute("DELETE FROM job_failures WHERE job_key = ?", (key,))
         self._removed.add(key)
         self._failures.pop(key, None)
@@ -1419,7 +1531,7 @@ class SqliteFireQueue(SqliteStore):
 
         When fewer than `limit` fires come back, every fire up to that seq (of the
         shard) was seen. `with_done`, the ledger's job numbers: also read whether each
-        fire already completed (`QueuedFire.done`, from the ledger's `fires_done` table,
+        fire already completed (`QueuedFire.done`, from the done marks of the ledger,
         which must be in this file). `shard=(i, k)` reads only the rows with
         `shard % k == i`.
         """
