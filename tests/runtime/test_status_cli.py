@@ -159,8 +159,15 @@ def test_status_counts_the_queues_of_every_dispatch_partition(tmp_path: Path) ->
 
     build_local_system(Settings(data_dir=tmp_path, dispatcher_process=False))
     now = time.time()
+    # Ids of both partitions (job0-job3 hash to one, job4-job7 to the other): server-made
+    # ids land in one partition in one run of 128.
     jobs = [
-        ExampleJob(owner_id="alice", name=f"job {i}", schedule={"kind": "rate", "every": 5})
+        ExampleJob(
+            job_id=f"job{i}",
+            owner_id="alice",
+            name=f"job {i}",
+            schedule={"kind": "rate", "every": 5},
+        )
         for i in range(8)
     ]
     queue = PartitionQueue(tmp_path, 0, 2)  # as two dispatcher processes run them
