@@ -96,7 +96,17 @@ def connect(db_path: str | Path, *, check_same_thread: bool = False) -> sqlite3.
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=NORMAL")
     conn.execute("PRAGMA busy_timeout=30000")
+    conn.create_function("newest_parts", 4, newest_parts, deterministic=True)
     return conn
+
+
+def newest_parts(times: str, new: str, width: int, keep: int) -> str:
+    """SQL `newest_parts(times, new, width, keep)`: the greatest `keep` of the distinct
+    `width`-character parts of `times` and `new` (texts of whole parts), in order, side
+    by side (the done marks a job keeps, `runtime/sqlite.py`: `recent_upsert`)."""
+    parts = {times[i : i + width] for i in range(0, len(times), width)}
+    parts.update(new[i : i + width] for i in range(0, len(new), width))
+    return "".join(sorted(parts)[-keep:])
 
 
 class SqliteStore:

@@ -19,11 +19,12 @@ from serverless_scheduler_common.runtime.sqlite import (
     fire_jobs,
     time_part,
 )
+from serverless_scheduler_common.sqlite import connect
 
 
 def _insert(db: Path, marks: list[tuple[str, float]]) -> None:
     """Store done marks as they are (numbered by their job, as the ledger does)."""
-    conn = sqlite3.connect(db)
+    conn = connect(db)
     with conn:
         conn.execute("CREATE TEMP TABLE marks (fire_id TEXT, done_at REAL)")
         conn.executemany("INSERT INTO marks VALUES (?, ?)", marks)
@@ -159,7 +160,7 @@ def test_expired_rows_of_timed_marks_leave_in_bounded_slices(tmp_path: Path) -> 
     }
 
 
-def test_a_job_keeps_the_marks_of_its_last_fires_in_one_row_and_other_jobs_keep_theirs(
+def test_a_job_keeps_the_marks_of_its_newest_fires_in_one_row_and_other_jobs_keep_theirs(
     tmp_path: Path,
 ) -> None:
     db = tmp_path / "scheduler.db"
@@ -177,18 +178,22 @@ def test_a_job_keeps_the_marks_of_its_last_fires_in_one_row_and_other_jobs_keep_
     for fire_id in fires:
         ledger.mark_done(fire_id)
     ledger.mark_done(fires[-1])  # marked again: no second copy
+    late = "job1@2026-01-01T00:03:00Z"  # an old fire that completed late (retries)
+    ledger.mark_done(late)
+
     assert _ids(db) == set(fires[-keep:]) | set(others)
-    assert len(_recent(db)["job1"]) == keep * TIME_PART_CHARS
+    assert _recent(db)["job1"] == "".join(fire_id[5:] for fire_id in fires[-keep:])
     # A second delivery of one of the job's last fires is still recognised.
-    assert ledger.done_among(fires) == set(fires[-keep:])
+    assert ledger.done_among([*fires, late]) == set(fires[-keep:])
     assert ledger.is_done(fires[-1])
     assert not ledger.is_done(fires[0])
-
-    # An old fire that completed late (retries) is one of the last marked now.
-    late = "job1@2026-01-01T00:03:00Z"
-    ledger.mark_done(late)
-    assert ledger.done_among([*fires, late]) == {*fires[-keep + 1 :], late}
     assert ledger.done_among(others) == set(others)
+
+    # Fires completed late that are among the newest take their places in order.
+    ledger.mark_done_many(["job1@2026-01-01T00:08:30Z", "job1@2026-01-01T00:07:30Z"])
+    newest = ["07:30", "08:00", "08:30", "09:00"]
+    assert _recent(db)["job1"] == "".join(f"2026-01-01T00:{t}Z" for t in newest)
+    assert not ledger.is_done("job1@2026-01-01T00:07:00Z")
 
 
 def test_marks_of_one_batch_keep_each_jobs_last_ones(tmp_path: Path) -> None:
@@ -321,21 +326,23 @@ def _number(db: Path, job_id: str) -> int:
         conn.close()
 
 
-def test_a_copy_merges_each_jobs_row_by_job_id_in_time_order(tmp_path: Path) -> None:
+def test_a_copy_merges_each_jobs_row_by_job_id_keeping_the_newest(tmp_path: Path) -> None:
     """Marks copied from another file (`arrange`, when the number of partitions
-    changes) find their job by id, whatever its number there, and come after the
-    job's own (the file its fires went to last is the one copied from), in time order:
-    the last `keep_per_job` stay."""
+    changes) find their job by id, whatever its number there, and a job keeps its
+    newest marks of both files, whichever file is newer (a file's copy of another's
+    marks may be stale)."""
     source, target = tmp_path / "history-0.db", tmp_path / "history-1.db"
     theirs = SqliteFireLedger(source)
     theirs.mark_done_many([f"other{i}@2026-01-01T00:00:00Z" for i in range(5)])
-    theirs.mark_done_many([f"x@2026-01-01T00:0{m}:00Z" for m in (5, 3, 4)])
+    theirs.mark_done_many([f"x@2026-01-01T00:0{m}:00Z" for m in (5, 1, 3)])
+    theirs.mark_done_many([f"y@2026-01-01T00:0{m}:00Z" for m in (1, 2, 3, 4)])
     theirs.close()
     ours = SqliteFireLedger(target)
-    ours.mark_done_many([f"x@2026-01-01T00:0{m}:00Z" for m in (1, 2)] + ["y@manual-1"])
+    ours.mark_done_many([f"x@2026-01-01T00:0{m}:00Z" for m in (2, 4)] + ["z@manual-1"])
+    ours.mark_done_many([f"y@2026-01-01T00:0{m}:00Z" for m in (5, 6, 7, 8)])  # newer
     ours.close()
 
-    conn = sqlite3.connect(target)
+    conn = connect(target)
     conn.execute("ATTACH DATABASE ? AS src", (str(source),))
     with conn:
         for statement in copy_recent_marks("main", "src"):
@@ -343,4 +350,6 @@ def test_a_copy_merges_each_jobs_row_by_job_id_in_time_order(tmp_path: Path) -> 
     conn.close()
     assert _number(source, "x") == 6 and _number(target, "x") == 1
     assert _recent(target)["x"] == "".join(f"2026-01-01T00:0{m}:00Z" for m in (2, 3, 4, 5))
-    assert _ids(target) == _ids(source) | {"x@2026-01-01T00:02:00Z", "y@manual-1"}
+    assert _recent(target)["y"] == "".join(f"2026-01-01T00:0{m}:00Z" for m in (5, 6, 7, 8))
+    others = {f"other{i}@2026-01-01T00:00:00Z" for i in range(5)}
+    assert others | {"z@manual-1"} <= _ids(target)

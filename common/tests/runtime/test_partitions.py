@@ -166,6 +166,29 @@ def test_arrange_moves_queued_fires_and_copies_marks_when_the_count_changes(
     assert SqliteFireLedger(main).is_done(_fire("job0", 9).fire_id)
 
 
+@pytest.mark.parametrize("back_to", [1, 4])
+def test_marks_made_after_a_change_of_count_outlive_the_stale_copies_of_the_next(
+    tmp_path: Path, back_to: int
+) -> None:
+    """Every partition got a copy of every mark at the first change; at the next, each
+    job's newest marks (made in its partition since) are kept over those copies,
+    whichever file is merged last."""
+    jobs = ["job1", "job4"]
+    assert {fire_shard(job) % 2 for job in jobs} == {0, 1}  # one in each partition
+    SqliteFireLedger(db_path_for(tmp_path)).mark_done_many(
+        [_fire(job, minute).fire_id for job in jobs for minute in range(4)]
+    )
+    arrange(tmp_path, 2)
+    newer = {job: [_fire(job, minute).fire_id for minute in range(10, 14)] for job in jobs}
+    for job in jobs:
+        SqliteFireLedger(history_path(tmp_path, fire_shard(job) % 2, 2)).mark_done_many(newer[job])
+
+    arrange(tmp_path, back_to)
+    for job in jobs:
+        target = history_path(tmp_path, fire_shard(job) % back_to, back_to)
+        assert SqliteFireLedger(target).done_among(newer[job]) == set(newer[job])
+
+
 def test_arrange_sends_rows_without_a_shard_to_their_jobs_partition(tmp_path: Path) -> None:
     """Rows queued before the shard column count as shard 0: the payload names the job."""
     main = db_path_for(tmp_path)

@@ -119,11 +119,17 @@ def _time_part_sql(column: str) -> str:
 
 def recent_upsert(keep: int) -> str:
     """The conflict clause that adds one time part (`excluded.times`) to a job's row of
-    `done_recent`, after its others, keeping the last `keep` (and adding none twice)."""
+    `done_recent`, whose parts are in order, keeping the newest `keep` (and adding none
+    twice). A part after the row's last (a job's next fire: nearly always) is appended
+    in SQL; any other (a fire completed late, a copy from another file) goes through
+    `newest_parts` (registered on every connection by `connect`)."""
+    chars = keep * TIME_PART_CHARS
     return (
         " ON CONFLICT (job_no) DO UPDATE SET times = CASE"
         " WHEN instr(times, excluded.times) > 0 THEN times"
-        f" ELSE substr(times || excluded.times, -{keep * TIME_PART_CHARS}) END,"
+        f" WHEN excluded.times > substr(times, -{TIME_PART_CHARS})"
+        f" THEN substr(times || excluded.times, -{chars})"
+        f" ELSE newest_parts(times, excluded.times, {TIME_PART_CHARS}, {keep}) END,"
         " done_at = max(done_at, excluded.done_at)"
     )
 
@@ -134,8 +140,8 @@ _RECENT_READ_MAX = 64
 
 def fold_done_marks(target: str, keep: int) -> tuple[str, str]:
     """Statements moving the timed marks of `<target>.fires_done` (copied in, or kept by
-    an earlier version) into `<target>.done_recent`: the newest `keep` of each job, in
-    time order, then dropping them there."""
+    an earlier version) into `<target>.done_recent` (a job keeps its newest `keep`),
+    then dropping them there."""
     timed = _time_part_sql("fire_id")
     return (
         f"INSERT INTO {target}.done_recent (job_no, times, done_at) "
@@ -163,8 +169,9 @@ def copy_done_marks(target: str, source: str, keep: int = 0) -> tuple[str, ...]:
 
 def copy_recent_marks(target: str, source: str, keep: int = 0) -> tuple[str, str]:
     """Statements merging `<source>.done_recent` (numbered by `<source>.job_numbers`)
-    into `<target>.done_recent`, one time part at a time in time order (`keep` of each
-    job, default `DONE_KEEP_PER_JOB`)."""
+    into `<target>.done_recent`, one time part at a time (a job keeps its newest `keep`
+    of both files, default `DONE_KEEP_PER_JOB`: a file's copy of another's marks may be
+    older than its own)."""
     keep = keep or DONE_KEEP_PER_JOB
     slots = ", ".join(f"({i})" for i in range(_RECENT_READ_MAX))
     return (
@@ -866,10 +873,10 @@ def _decode_cursor(cursor: str) -> tuple[str, str]:
 #: billion rows.) Marks of a job that keeps firing go much sooner (`DONE_KEEP_PER_JOB`).
 DONE_TTL_S = MAX_CATCHUP_WINDOW_S + 86_400
 
-#: Done marks kept per job: those of its last timed fires marked. A second delivery is
-#: one of a job's last fires before a stop (the engine's marks lag by a fraction of a
-#: second, and a job fires at most once a minute), so older marks only grow the table:
-#: at 10,000 fires/s the TTL alone kept some 7 billion of them.
+#: Done marks kept per job: those of its newest timed fires. A second delivery is one of
+#: a job's last fires before a stop (the engine's marks lag by a fraction of a second,
+#: and a job fires at most once a minute), so older marks only grow the table: at
+#: 10,000 fires/s the TTL alone kept some 7 billion of them.
 DONE_KEEP_PER_JOB = 4
 
 
@@ -939,7 +946,7 @@ class SqliteFireLedger(SqliteStore):
     """`FireLedger` for local mode: completed fire_ids, found by their job's number.
 
     A job's timed fires (`time_part`) are marked in one row per job (`done_recent`):
-    the time parts of its last `keep_per_job` fires marked, side by side. Marking a
+    the time parts of its newest `keep_per_job` fires marked, in order, side by side. Marking a
     fire rewrites that row in place (its size stays the same once full), so a batch of
     fires of jobs numbered together rewrites a few neighbouring pages; a row per mark,
     trimmed to a job's newest marks as new ones came, wrote about twice the pages (page
