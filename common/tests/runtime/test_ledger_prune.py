@@ -67,29 +67,38 @@ def _step(ledger: SqliteFireLedger, cutoff: float) -> int:
         return ledger.prune_step(conn, cutoff)
 
 
-def test_sweep_drops_expired_marks_in_bounded_slices_and_wraps(tmp_path: Path) -> None:
+@pytest.mark.parametrize("timed", [False, True], ids=["fires_done", "done_recent"])
+def test_sweep_drops_expired_marks_in_bounded_slices_and_wraps(tmp_path: Path, timed: bool) -> None:
+    """Rows of `fires_done` (a mark each) and of `done_recent` (a job's timed marks)."""
     db = tmp_path / "scheduler.db"
     ledger = SqliteFireLedger(db, done_ttl_s=100)
     ledger.prune_min_slice = 10
     now = time.time()
-    old = [(f"job{i:03d}@old", now - 1000) for i in range(95)]
-    fresh = [(f"job{i:03d}@new", now) for i in range(0, 95, 19)]
+    old_at, new_at = ("2026-01-01T00:00:00Z", "2026-01-01T00:01:00Z") if timed else ("o", "n")
+    old = [(f"job{i:03d}@{old_at}", now - 1000) for i in range(95)]
+    fresh = [(f"job{i:03d}@{new_at}", now) for i in range(0, 95, 19)]
     _insert(db, old + fresh)
+    table = "done_recent" if timed else "fires_done"
+    rows = _recent if timed else _ids
+    assert len(rows(db)) == (95 if timed else 100)  # timed: one row per job
 
     dropped: list[int] = []
-    while len(_ids(db)) > len(fresh):
+    while len(rows(db)) > len(fresh):
         dropped.append(_step(ledger, now - 100))
         assert len(dropped) <= 12, "the sweep does not get through the table"
     assert max(dropped) <= 10  # never more than one slice per step
-    assert sum(dropped) == len(old)
-    assert _ids(db) == {fire_id for fire_id, _ in fresh}  # unexpired marks stay
+    assert sum(dropped) == (95 - len(fresh) if timed else len(old))
+    kept = {fire_id for fire_id, _ in fresh}  # unexpired marks stay
+    if timed:  # a job's row goes with its last mark: the fresh jobs keep the earlier one
+        kept |= {fire_id.replace(new_at, old_at) for fire_id, _ in fresh}
+    assert _ids(db) == kept
 
     # Once past the end, the sweep starts again at the front.
-    while ledger._sweep_after.get("fires_done"):
+    while ledger._sweep_after.get(table):
         _step(ledger, now - 100)
-    _insert(db, [("aaa@old", now - 1000)])
+    _insert(db, [(f"aaa@{old_at}", now - 1000)])
     assert _step(ledger, now - 100) == 1
-    assert "aaa@old" not in _ids(db)
+    assert f"aaa@{old_at}" not in _ids(db)
 
 
 def test_writing_marks_sweeps_and_keeps_them(tmp_path: Path) -> None:
@@ -136,28 +145,6 @@ def test_default_marks_outlive_the_longest_catch_up_window(tmp_path: Path) -> No
     assert ledger.is_done("job@in-window")
     assert not ledger.is_done("job@long-gone")
     assert ledger.done_ttl_s < 30 * 86_400  # not a month of marks at high fire rates
-
-
-def test_expired_rows_of_timed_marks_leave_in_bounded_slices(tmp_path: Path) -> None:
-    db = tmp_path / "scheduler.db"
-    ledger = SqliteFireLedger(db, done_ttl_s=100)
-    ledger.prune_min_slice = 10
-    now = time.time()
-    old = [(f"job{i:03d}@2026-01-01T00:00:00Z", now - 1000) for i in range(95)]
-    fresh = [(f"job{i:03d}@2026-01-01T00:01:00Z", now) for i in range(0, 95, 19)]
-    _insert(db, old + fresh)
-    assert len(_recent(db)) == 95  # one row per job, whatever its marks
-
-    dropped: list[int] = []
-    while len(_recent(db)) > len(fresh):
-        dropped.append(_step(ledger, now - 100))
-        assert len(dropped) <= 12, "the sweep does not get through the table"
-    assert max(dropped) <= 10
-    assert sum(dropped) == 95 - len(fresh)
-    # A job's row goes with its last mark: the fresh jobs keep their earlier mark too.
-    assert _ids(db) == {fire_id for fire_id, _ in fresh} | {
-        fire_id.replace("00:01:00Z", "00:00:00Z") for fire_id, _ in fresh
-    }
 
 
 def test_a_job_keeps_the_marks_of_its_newest_fires_in_one_row_and_other_jobs_keep_theirs(
