@@ -101,7 +101,8 @@ def time_part(fire_id: str, job: str | None) -> str | None:
     is `TIME_PART_CHARS` long and its only `Z` is its last character (None for a manual
     fire, a fire id of no job, any other form). Done marks of such fires are kept in
     `done_recent`, where these two properties let fixed-width slices and a substring
-    search stand for a list (`_TIME_PART_SQL` is the same test in SQL)."""
+    search stand for a list (`_time_part_sql` is the same test in SQL; `done_marks` and
+    `write_done` repeat it inline, once per fire)."""
     if job is None:
         return None
     part = fire_id[len(job) + 1 :]
@@ -946,11 +947,11 @@ class SqliteFireLedger(SqliteStore):
     """`FireLedger` for local mode: completed fire_ids, found by their job's number.
 
     A job's timed fires (`time_part`) are marked in one row per job (`done_recent`):
-    the time parts of its newest `keep_per_job` fires marked, in order, side by side. Marking a
-    fire rewrites that row in place (its size stays the same once full), so a batch of
-    fires of jobs numbered together rewrites a few neighbouring pages; a row per mark,
-    trimmed to a job's newest marks as new ones came, wrote about twice the pages (page
-    splits, deletes) and cost about 3 us per fire more. Other marks (manual fires, fire
+    the time parts of its newest `keep_per_job` fires, in order, side by side. Marking
+    a fire rewrites that row in place (its size stays the same once full), so a batch
+    of fires of jobs numbered together rewrites a few neighbouring pages. A row per
+    mark, trimmed to a job's newest marks as new ones came, split and deleted more:
+    look-up, write and commit took 3.5 us per fire against 2.3. Other marks (manual fires, fire
     ids of no job) are rows of `fires_done`. No mark outlives `done_ttl_s` (a sweep of
     both tables, for jobs that stopped firing, and manual fires).
 
