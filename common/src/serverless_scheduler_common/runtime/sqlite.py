@@ -95,6 +95,12 @@ def number_new_jobs(target: str, job_ids: str) -> str:
 #: Length of the time part of a timed fire's id (`<job_id>@2026-01-01T00:00:00Z`).
 TIME_PART_CHARS = 20
 
+#: Done marks kept per job: those of its newest timed fires. A second delivery is one of
+#: a job's last fires before a stop (the engine's marks lag by a fraction of a second,
+#: and a job fires at most once a minute), so older marks only grow the table: at
+#: 10,000 fires/s the TTL alone kept some 7 billion of them.
+DONE_KEEP_PER_JOB = 4
+
 
 def time_part(fire_id: str, job: str | None) -> str | None:
     """The time part of a timed fire's id (`fire_key`): what follows `<job>@`, when it
@@ -154,26 +160,24 @@ def fold_done_marks(target: str, keep: int) -> tuple[str, str]:
     )
 
 
-def copy_done_marks(target: str, source: str, keep: int = 0) -> tuple[str, ...]:
+def copy_done_marks(target: str, source: str, keep: int = DONE_KEEP_PER_JOB) -> tuple[str, ...]:
     """Statements copying the done marks of the table `source` (any layout: read by
     fire_id) into `<target>`, numbered with `<target>.job_numbers` (a bulk copy: the
-    join builds its own index by job_id): timed marks to `done_recent` (`keep` of each
-    job, default `DONE_KEEP_PER_JOB`), the others to `fires_done`."""
+    join builds its own index by job_id): timed marks to `done_recent` (a job keeps
+    its newest `keep`), the others to `fires_done`."""
     return (
         number_new_jobs(target, f"SELECT {_fire_job_sql('fire_id')} AS job_id FROM {source}"),
         f"INSERT OR IGNORE INTO {target}.fires_done (job_no, fire_id, done_at) "
         f"SELECT coalesce(n.job_no, {NO_JOB}), s.fire_id, s.done_at FROM {source} s "
         f"LEFT JOIN {target}.job_numbers n ON n.job_id = {_fire_job_sql('s.fire_id')}",
-        *fold_done_marks(target, keep or DONE_KEEP_PER_JOB),
+        *fold_done_marks(target, keep),
     )
 
 
-def copy_recent_marks(target: str, source: str, keep: int = 0) -> tuple[str, str]:
+def copy_recent_marks(target: str, source: str, keep: int = DONE_KEEP_PER_JOB) -> tuple[str, str]:
     """Statements merging `<source>.done_recent` (numbered by `<source>.job_numbers`)
     into `<target>.done_recent`, one time part at a time (a job keeps its newest `keep`
-    of both files, default `DONE_KEEP_PER_JOB`: a file's copy of another's marks may be
-    older than its own)."""
-    keep = keep or DONE_KEEP_PER_JOB
+    of both files: a file's copy of another's marks may be older than its own)."""
     slots = ", ".join(f"({i})" for i in range(_RECENT_READ_MAX))
     return (
         number_new_jobs(
@@ -874,12 +878,6 @@ def _decode_cursor(cursor: str) -> tuple[str, str]:
 #: billion rows.) Marks of a job that keeps firing go much sooner (`DONE_KEEP_PER_JOB`).
 DONE_TTL_S = MAX_CATCHUP_WINDOW_S + 86_400
 
-#: Done marks kept per job: those of its newest timed fires. A second delivery is one of
-#: a job's last fires before a stop (the engine's marks lag by a fraction of a second,
-#: and a job fires at most once a minute), so older marks only grow the table: at
-#: 10,000 fires/s the TTL alone kept some 7 billion of them.
-DONE_KEEP_PER_JOB = 4
-
 
 def done_marks(conn: sqlite3.Connection, numbers: JobNumbers, fire_ids: Sequence[str]) -> set[str]:
     """The fire_ids among these that have a done mark in `conn`'s file (`numbers`: its
@@ -1030,12 +1028,13 @@ class SqliteFireLedger(SqliteStore):
             create_numbers(conn)
             columns = {str(row[1]) for row in conn.execute("PRAGMA table_info(fires_done)")}
             recent = bool(conn.execute("PRAGMA table_info(done_recent)").fetchall())
-            if columns and "job_no" not in columns:
+            unnumbered = bool(columns) and "job_no" not in columns
+            if unnumbered:
                 conn.execute("ALTER TABLE fires_done RENAME TO fires_done_before")
             for statement in self._schema.split(";"):
                 if statement.strip():
                     conn.execute(statement)
-            if columns and "job_no" not in columns:
+            if unnumbered:
                 for statement in copy_done_marks("main", "fires_done_before", self.keep_per_job):
                     conn.execute(statement)
                 conn.execute("DROP TABLE fires_done_before")
