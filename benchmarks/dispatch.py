@@ -17,12 +17,15 @@ partition 0 of K dispatch partitions (its queue and its history in files of thei
 the fires of its jobs only), as each dispatcher process does with
 `SCHEDULER_DISPATCHER_PROCESSES=K`. `--ids shuffled` gives the jobs ids in no particular
 order (as `benchmarks/engine.py` does by default); the default, `ordered`, numbers them
-in queue order.
+in queue order. `--warm` measures a dispatcher that has been up: it drains the queued
+fires first, unmeasured, then each job's next fire (its done-mark look-ups and page
+caches as in a later period).
 
     python benchmarks/dispatch.py --fires 20000
     python benchmarks/dispatch.py --instructions
     python benchmarks/dispatch.py --instructions --history 20   # a grown run table
     python benchmarks/dispatch.py --fires 100000 --history 4 --partitions 2
+    python benchmarks/dispatch.py --fires 150000 --history 4 --partitions 2 --warm
 """
 
 from __future__ import annotations
@@ -45,6 +48,7 @@ from serverless_scheduler_common.events import JobFired, fire_key
 from serverless_scheduler_common.ports import fire_shard
 from serverless_scheduler_common.runs import Run
 from serverless_scheduler_common.runtime.sqlite import _ts
+from serverless_scheduler_schedulers.sync import SnapshotJob
 
 
 def queue_fires(
@@ -59,13 +63,7 @@ def queue_fires(
     dispatcher = _dispatcher(data_dir, None, (0, partitions))
     t0 = time.time()
     when = datetime.fromtimestamp(t0, UTC)
-    jobs = [
-        job
-        for job in _jobs(fires * partitions * 2, 10.0, t0, ids=ids)
-        if fire_shard(job.job_id) % partitions == 0
-    ][:fires]
-    if len(jobs) < fires:
-        raise SystemExit(f"only {len(jobs)} jobs of partition 0 among the ids generated")
+    jobs = partition_jobs(fires, partitions, ids, t0)
     runs, ledger = dispatcher.runtime.runs, dispatcher.runtime.ledger
     for back in range(history, 0, -1):
         earlier = when - timedelta(seconds=10 * back)
@@ -89,7 +87,25 @@ def queue_fires(
                     for job in jobs[start : start + 1000]
                 ]
             )
-    batch = [
+    dispatcher.queue.add_many(_fires(jobs, when))
+    return _ts(when)
+
+
+def partition_jobs(fires: int, partitions: int, ids: str, t0: float) -> list[SnapshotJob]:
+    """`fires` benchmark jobs of partition 0 of `partitions` (the same ids every call)."""
+    jobs = [
+        job
+        for job in _jobs(fires * partitions * 2, 10.0, t0, ids=ids)
+        if fire_shard(job.job_id) % partitions == 0
+    ][:fires]
+    if len(jobs) < fires:
+        raise SystemExit(f"only {len(jobs)} jobs of partition 0 among the ids generated")
+    return jobs
+
+
+def _fires(jobs: Sequence[SnapshotJob], when: datetime) -> list[JobFired]:
+    """One fire of each job at `when`, as the engine renders it."""
+    return [
         JobFired(
             job_id=job.job_id,
             owner_id=job.owner_id,
@@ -99,8 +115,6 @@ def queue_fires(
         )
         for job in jobs
     ]
-    dispatcher.queue.add_many(batch)
-    return _ts(when)
 
 
 def check_runs(data_dir: Path, fires: int, since: str, partitions: int = 1) -> None:
@@ -114,12 +128,32 @@ def check_runs(data_dir: Path, fires: int, since: str, partitions: int = 1) -> N
         raise SystemExit(f"{runs} runs stored for {fires} fires")
 
 
-def drain(data_dir: Path, fires: int, history: int = 0, partitions: int = 1) -> dict[str, Any]:
-    """Run every queued fire; CPU and wall time of the drain alone."""
+def drain(
+    data_dir: Path,
+    fires: int,
+    history: int = 0,
+    partitions: int = 1,
+    *,
+    warm: tuple[str, str] | None = None,
+) -> dict[str, Any]:
+    """Run every queued fire; CPU and wall time of the drain alone. `warm=(since,
+    ids)`: drain those first, unmeasured, then queue each job's next fire and measure
+    the drain of those (a dispatcher that has been up for a period)."""
     dispatcher = _dispatcher(data_dir, None, (0, partitions))
     tune_for_throughput()
+    if warm is not None:
+        dispatcher.start()
+        if not dispatcher.wait_idle(timeout=3600):
+            raise SystemExit("the dispatcher did not finish the first period")
+        since, ids = warm
+        when = datetime.fromisoformat(since) + timedelta(seconds=10)
+        jobs = partition_jobs(fires, partitions, ids, time.time())
+        dispatcher.queue.add_many(_fires(jobs, when))
     cpu0, wall0 = time.process_time(), time.perf_counter()
-    dispatcher.start()
+    if warm is None:
+        dispatcher.start()
+    else:
+        dispatcher.load_queued()
     if not dispatcher.wait_idle(timeout=3600):
         raise SystemExit("the dispatcher did not finish the queue")
     cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
@@ -171,8 +205,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         default="ordered",
         help="job ids in queue order (default) or in no particular order",
     )
+    parser.add_argument(
+        "--warm",
+        action="store_true",
+        help="measure the second period: the dispatcher has run each job's fire before",
+    )
     parser.add_argument("--drain-only", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.warm and args.instructions:
+        parser.error("--warm measures CPU time; --instructions counts the whole process")
     logging.basicConfig(level=logging.WARNING)
     if args.drain_only is not None:
         drain(args.drain_only, args.fires, args.history, args.partitions)
@@ -193,9 +234,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
         with tempfile.TemporaryDirectory() as tmp:
             since = queue_fires(Path(tmp), args.fires, args.history, args.partitions, args.ids)
-            result = drain(Path(tmp), args.fires, args.history, args.partitions)
-            result["ids"] = args.ids
-            check_runs(Path(tmp), args.fires, since, args.partitions)
+            warm = (since, args.ids) if args.warm else None
+            result = drain(Path(tmp), args.fires, args.history, args.partitions, warm=warm)
+            result["ids"], result["warm"] = args.ids, args.warm
+            periods = 2 if args.warm else 1
+            check_runs(Path(tmp), periods * args.fires, since, args.partitions)
     print(json.dumps(result))
     return 0
 
