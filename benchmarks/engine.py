@@ -212,13 +212,14 @@ def _dispatcher(
     # Partition i of K keeps its queue in one file and its runs and ledger in another,
     # as in local mode.
     db = history_path(data_dir, *partition)
-    numbers = JobNumbers(preload=True)  # shared by the two adapters, as in local mode
+    # Shared by the two adapters, and the ledger the only writer of marks, as in local mode.
+    numbers = JobNumbers(preload=True)
     runtime = ConsumerRuntime(
         settings=settings,
         pm=pm,
         registry=registry,
         runs=SqliteRunRepository(db, numbers=numbers),
-        ledger=SqliteFireLedger(db, numbers=numbers),
+        ledger=SqliteFireLedger(db, numbers=numbers, sole_marker=True),
     )
     queue = PartitionQueue(data_dir, *partition)
     return LocalDispatcher(runtime, queue, SqliteDeadLetterStore(data_dir / "scheduler.db"))

@@ -274,9 +274,10 @@ def test_direct_consumer_call_behaves_like_pluggy() -> None:
     assert calls == ["wrapper", "plain"]
 
 
-def test_done_marks_are_looked_up_by_their_key(tmp_path: Path) -> None:
+@pytest.mark.parametrize("sole_marker", [False, True], ids=["plain", "sole-marker"])
+def test_done_marks_are_looked_up_by_their_key(tmp_path: Path, sole_marker: bool) -> None:
     db = tmp_path / "scheduler.db"
-    ledger = SqliteFireLedger(db)
+    ledger = SqliteFireLedger(db, sole_marker=sole_marker)
     done = ["j2@2026-01-01T00:00:00Z", "j1@2026-01-01T00:01:00Z", "plain-id"]
     ledger.mark_done_many([*done, "j1@2026-01-01T00:00:00Z"])
     seen: list[str] = []

@@ -284,7 +284,7 @@ class LocalDispatcher:
             release()  # the runs that held them belong to a process that is gone
         if isinstance(self.runtime.ledger, SqliteFireLedger):
             # Marks may have been copied into its file while stopped (`arrange`).
-            self.runtime.ledger.numbers.reload()
+            self.runtime.ledger.reload()
         self._load_new()
         if self.switch_interval_s is not None:
             self._saved_switch_interval = sys.getswitchinterval()

@@ -62,7 +62,7 @@ def create_local_dispatcher(
             others=lambda: history_files(settings.data_dir),
             numbers=numbers,
         ),
-        ledger=SqliteFireLedger(own, numbers=numbers),
+        ledger=SqliteFireLedger(own, numbers=numbers, sole_marker=True),
         job_control=RepositoryJobControl(jobs, registry) if jobs is not None else None,
         state=state,
         notifier=notifier,
