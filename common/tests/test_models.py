@@ -148,6 +148,16 @@ def test_fire_id_is_stable_per_job_and_scheduled_time() -> None:
         '{"job_type":"t","job_id":"j1","owner_id":"u","scheduled_time":"2026-11-23T12:00:00Z","job":{}}'
     )
     assert parsed.fire_id == a.fire_id
+    given = JobFired(
+        job_type="t", job_id="j1", owner_id="u", scheduled_time=NOW, job={}, fire_id="j1@m"
+    )
+    assert given.fire_id == "j1@m"  # kept as given (a manual fire's)
+    with pytest.raises(ValidationError, match="fire_id"):
+        JobFired(job_type="t", job_id="j1", owner_id="u", scheduled_time=NOW, job={}, fire_id="")
+    # Without a valid scheduled time there is nothing to derive it from: the error
+    # names that field, and no exception escapes the factory.
+    with pytest.raises(ValidationError, match="scheduled_time"):
+        JobFired.model_validate({"job_type": "t", "job_id": "j1", "owner_id": "u", "job": {}})
 
 
 def test_job_change_needs_new_image_for_insert() -> None:

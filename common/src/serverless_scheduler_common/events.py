@@ -77,14 +77,15 @@ class JobFired(BaseModel):
     owner_id: str
     scheduled_time: AwareDatetime
     job: dict[str, Any] = Field(description="Snapshot of the job when the fire was scheduled.")
-    fire_id: str = Field(default="", description="job_id + scheduled_time; derived when empty.")
+    # Derived from the validated fields when absent (an EventBridge schedule's `Input`
+    # has none): a default factory runs only then, where a model validator was a Python
+    # call for every fire read (about 0.2 us).
+    fire_id: str = Field(
+        default_factory=lambda data: fire_key(data["job_id"], data["scheduled_time"]),
+        min_length=1,
+        description="job_id + scheduled_time; derived when absent.",
+    )
     manual: bool = Field(default=False, description="True for 'run now' fires.")
-
-    @model_validator(mode="after")
-    def _derive_fire_id(self) -> JobFired:
-        if not self.fire_id:
-            object.__setattr__(self, "fire_id", fire_key(self.job_id, self.scheduled_time))
-        return self
 
 
 class JobRemoved(BaseModel):
