@@ -185,6 +185,40 @@ def test_start_loads_a_large_queue_in_bounded_slices(
         dispatcher.stop(drain=False, timeout=5)
 
 
+def test_a_worker_reads_the_rest_of_a_spilled_queue_itself(
+    rig_factory: Any, make_job: Any, fire_of: Any
+) -> None:
+    """Behind its queue, the dispatcher reads the next slice in the worker that made
+    room, between batches, not in the loader thread while a worker runs (each row
+    read there handed the interpreter lock back and forth)."""
+    rig = rig_factory()
+    job = make_job(policy={"overlap": "allow_all"})
+    SqliteFireQueue(rig.db).add_many([fire_of(job, i) for i in range(60)])
+    queue = SqliteFireQueue(rig.db)
+    readers: list[str] = []
+    read = queue.pending_window
+
+    def pending_window(**kwargs: Any) -> Any:
+        readers.append(threading.current_thread().name)
+        return read(**kwargs)
+
+    queue.pending_window = pending_window  # type: ignore[method-assign]
+    # poll_s: the loader's own look every so often stays out of the test.
+    dispatcher = LocalDispatcher(
+        rig.runtime, queue, rig.dead, workers=1, max_backlog=7, batch_size=4, poll_s=60
+    )
+    dispatcher.start()
+    try:
+        assert dispatcher.wait_idle(timeout=20)
+        assert sorted(rig.alpha.calls) == sorted(fire_of(job, i).fire_id for i in range(60))
+        assert dispatcher.queue.count() == 0
+    finally:
+        dispatcher.stop(drain=False, timeout=5)
+    assert readers[0] == threading.current_thread().name  # `start` reads the first slice
+    assert len(readers) >= 60 // 7  # in slices that fit
+    assert set(readers[1:]) == {"dispatcher-0"}
+
+
 def test_an_idle_worker_takes_over_the_fires_behind_a_blocked_consumer(
     rig: Any, make_job: Any, make_beta: Any, fire_of: Any, wait_for: Any
 ) -> None:
