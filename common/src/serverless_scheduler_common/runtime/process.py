@@ -63,8 +63,11 @@ DispatcherFactory = Callable[[Settings, tuple[int, int]], LocalDispatcher]
 # fails half way cannot garble the stream, and a full pipe never blocks the parent).
 WAKE, STOP, STOP_DRAIN = b"w", b"s", b"d"
 
-#: Fires the child holds in memory at most (its dispatcher's `max_backlog`).
-CHILD_MAX_BACKLOG = 2_000
+#: Fires the child holds in memory at most (its dispatcher's `max_backlog`): about 1 KB
+#: each. Behind its queue, a worker reads the next slice once nothing is ready; with
+#: room for only two batches (2,000) a fire drained that way cost 28-30 us, with eight
+#: (8,192) 24 (`benchmarks/dispatch.py --warm`, docs/runtime.md "Twenty-first round").
+CHILD_MAX_BACKLOG = 8_192
 
 
 def _limit_malloc_arenas(arenas: int = 2) -> None:
