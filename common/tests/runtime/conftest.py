@@ -201,7 +201,8 @@ def build_rig(tmp_path: Path, *, history: str | None = None, **settings: Any) ->
         pm=pm,
         registry=registry,
         runs=runs,
-        ledger=SqliteFireLedger(history_db),
+        # As `create_local_dispatcher` wires it: the only writer of the file's marks.
+        ledger=SqliteFireLedger(history_db, sole_marker=True),
         job_control=RepositoryJobControl(jobs, registry),
         notifier=notifier,
     )

@@ -48,6 +48,23 @@ def test_fires_run_once_with_their_runs_and_marks_in_the_history_file(
     assert _count(rig.db, "dispatch_queue") == 0
 
 
+def test_a_copy_of_a_later_periods_fire_runs_once(rig_factory: Callable[..., LocalRig]) -> None:
+    """By its third fire the ledger knows the job's newest mark in memory (it learnt it
+    at the second), and each batch's commit must move it on: a copy of the third fire
+    queued afterwards is looked up and found done."""
+    rig = rig_factory(history=HISTORY)
+    job = make_job("j0")
+    rig.dispatcher.start()
+    for minute in range(3):
+        rig.dispatcher.publish_many([fire_of(job, minute)])
+        assert rig.dispatcher.wait_idle(timeout=20)
+    SqliteFireQueue(rig.db).add_many([fire_of(job, 2)])  # queued again by another process
+    rig.dispatcher.load_queued()
+    assert rig.dispatcher.wait_idle(timeout=20)
+    assert rig.alpha.calls == [fire_of(job, minute).fire_id for minute in range(3)]
+    assert len(rig.runs_of(job)) == 3
+
+
 def test_a_crash_between_the_history_and_the_dequeue_runs_nothing_twice(
     rig_factory: Callable[..., LocalRig], monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -4,6 +4,7 @@ memory (`NewestMarks`) and looks up only the fires that are not later than it.""
 from __future__ import annotations
 
 import random
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ from serverless_scheduler_common.runtime.sqlite import (
     JobNumbers,
     NewestMarks,
     SqliteFireLedger,
+    SqliteRunRepository,
 )
 
 
@@ -92,6 +94,35 @@ def test_a_write_that_rolled_back_hides_no_mark(tmp_path: Path) -> None:
     assert ledger.done_among([f"j@{at(7)}", f"j@{at(8)}"]) == {f"j@{at(7)}"}
     ledger.mark_done(f"j@{at(12)}")
     assert lookups(ledger, [f"j@{at(13)}"]) == (set(), [])
+
+
+def test_a_look_up_inside_a_write_that_commits_later_is_not_trusted(tmp_path: Path) -> None:
+    """As in a batch's commit: the marks are written on another adapter's connection,
+    and a look-up on the ledger's own one does not see them until they commit."""
+    db = tmp_path / "history.db"
+    ledger = sole(db)
+    runs = SqliteRunRepository(db, numbers=ledger.numbers)
+    ledger.mark_done(f"j@{at(0)}")
+    assert ledger.done_among([f"j@{at(10)}"]) == set()  # j known: newest at(0)
+    with runs._tx() as conn:
+        ledger.write_done(conn, [f"j@{at(10)}"])
+        # Another worker looks j up meanwhile: it reads the file before the commit.
+        assert ledger.done_among([f"j@{at(10)}"]) == set()
+    ledger.confirm_done()
+    assert ledger.done_among([f"j@{at(10)}"]) == {f"j@{at(10)}"}
+    assert lookups(ledger, [f"j@{at(20)}"]) == (set(), [])
+
+
+def test_the_newest_mark_is_the_greatest_part_of_a_row(tmp_path: Path) -> None:
+    db = tmp_path / "history.db"
+    SqliteFireLedger(db).mark_done(f"j@{at(0)}")
+    conn = sqlite3.connect(db)
+    with conn:  # a row whose parts are not in order
+        conn.execute("UPDATE done_recent SET times = ?", (at(10) + at(20) + at(15),))
+    conn.close()
+    ledger = sole(db)
+    assert ledger.done_among([f"j@{at(16)}"]) == set()
+    assert ledger.done_among([f"j@{at(20)}"]) == {f"j@{at(20)}"}
 
 
 def test_a_mark_of_a_job_not_looked_up_does_not_make_it_known(tmp_path: Path) -> None:

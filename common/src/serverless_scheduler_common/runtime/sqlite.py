@@ -884,8 +884,8 @@ class NewestMarks:
     far as the file's only writer of marks knows (a dispatcher's ledger): a timed fire
     whose time part is later than that has no mark, and is not looked up. A job fires
     later each period, so once every job of a partition has been looked up (its first
-    period after a start) a batch reads no marks at all: the look-up was about 2 us of a
-    drained fire's 28.
+    period after a start) a batch reads no marks at all: 0.5 us per fire instead of
+    0.9 for the look-up, in steady state.
 
     Kept right by three rules. A look-up records what it read only if no write of marks
     was confirmed since before it began (`epoch`): otherwise a mark committed after its
@@ -931,8 +931,10 @@ class NewestMarks:
             for number in asked:
                 if number >= len(newest):
                     newest.extend([None] * (number + 1 - len(newest)))
-                row = times.get(number)
-                newest[number] = self._share(row[-TIME_PART_CHARS:]) if row else ""
+                row = times.get(number, "")
+                # The greatest part, not merely the last: the row's order is not relied on.
+                parts = (row[i : i + TIME_PART_CHARS] for i in range(0, len(row), TIME_PART_CHARS))
+                newest[number] = self._share(max(parts, default=""))
 
     def written(self, marks: Sequence[tuple[int, str, float]]) -> None:
         """Note timed marks (number, part, time) written in this thread's transaction."""
