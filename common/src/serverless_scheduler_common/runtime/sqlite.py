@@ -921,16 +921,17 @@ class NewestMarks:
             parts.clear()
         return parts.setdefault(part, part)
 
-    def learn(self, epoch: int, times: dict[int, str], asked: Iterable[int]) -> None:
+    def learn(self, epoch: int, times: dict[int, str], asked: Sequence[int]) -> None:
         """Record a look-up that began at `epoch` and read `times` (the rows found) for
         the jobs `asked`, unless a write was confirmed since."""
         with self._guard:
-            if epoch != self.epoch:
+            if epoch != self.epoch or not asked:
                 return
             newest = self.newest
+            top = max(asked)
+            if top >= len(newest):
+                newest.extend([None] * (top + 1 - len(newest)))
             for number in asked:
-                if number >= len(newest):
-                    newest.extend([None] * (number + 1 - len(newest)))
                 row = times.get(number, "")
                 # The greatest part, not merely the last: the row's order is not relied on.
                 parts = (row[i : i + TIME_PART_CHARS] for i in range(0, len(row), TIME_PART_CHARS))
