@@ -150,11 +150,35 @@ def test_publishing_waits_for_room_then_accepts(settings: Settings) -> None:
     started = time.monotonic()
     proc.publish(_fire(3))  # waits for room, then accepts (nothing accepted is dropped)
     assert time.monotonic() - started >= 0.3
-    assert proc.backlog() == 4
+    assert proc.backlog() == 4 and proc.room_wait_s >= 0.3
     proc._running = False
     started = time.monotonic()
     proc.publish(_fire(4))  # not running: no wait
     assert time.monotonic() - started < 0.3 and proc.backlog() == 5
+
+
+def test_publishing_counts_the_queue_again_before_it_waits(settings: Settings) -> None:
+    # Between counts the publisher's estimate only grows. Fires the children took
+    # since the last count must leave room at once, not after the next count.
+    proc = DispatcherProcess(
+        settings, child_dispatcher, max_queued=3, publish_wait_s=5.0, depth_check_s=3600.0
+    )
+    proc._running = True  # as if started; this test takes the fires itself
+    proc.publish_many([_fire(i) for i in range(3)])
+    assert proc.backlog() == 3
+    queue = proc.queue.partition(0)
+    queue.delete([row.seq for row in queue.pending()])  # as a child's batch does
+    started = time.monotonic()
+    proc.publish(_fire(3))
+    assert time.monotonic() - started < 2.0  # no wait: the estimate said 3, the queue 0
+    assert proc.backlog() == 1 and proc.room_wait_s < 2.0
+    started = time.monotonic()
+    proc.publish_wait_s = 0.3
+    proc.publish_many([_fire(i) for i in range(4, 6)])  # 3 queued now: really full
+    proc.publish(_fire(6))
+    assert time.monotonic() - started >= 0.3
+    assert proc.backlog() == 4 and proc.room_wait_s >= 0.3
+    proc._running = False
 
 
 def test_two_processes_split_the_fires_and_a_killed_one_is_replaced(settings: Settings) -> None:
