@@ -39,7 +39,7 @@ scheduled inside the measured window that never reached the publisher or were sk
 the catch-up policy; `consumer_missed` those the consumer had not started within
 `--drain` seconds after the window. `publish_waited_s` is how long, in the window, the
 engine's publishing waited for room in the dispatchers' queue (`max_queued`, their
-back-pressure). `cpu_us_per_fire` is the CPU of every process
+back-pressure; `null` with `--publisher dispatcher`, whose waits it does not count). `cpu_us_per_fire` is the CPU of every process
 involved per fire handed off in the window. With a dispatcher, the warm-up starts once
 the fires queued while the jobs were added are down to 100 ms worth (`settle_s`: how
 long that took): the window measures the steady state, not the catch-up after adding N
@@ -702,9 +702,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         child_cpu0 = child.cpu_split_s() if child is not None else (0.0, 0.0)
         sys0 = usage.ru_stime
         fired0 = publisher.total
-        waited0 = getattr(inner, "room_wait_s", 0.0)
+        room_waited = getattr(inner, "room_waited_s", None)
+        waited0 = room_waited() if room_waited is not None else 0.0
         time.sleep(max(0.0, lo + args.duration - time.time()))
-        waited_s = getattr(inner, "room_wait_s", 0.0) - waited0
+        waited_s = room_waited() - waited0 if room_waited is not None else None
         usage = resource.getrusage(resource.RUSAGE_SELF)
         cpu_s = usage.ru_utime + usage.ru_stime - cpu0
         child_user, child_sys = child.cpu_split_s() if child is not None else (0.0, 0.0)
@@ -771,7 +772,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     "consumer_lateness_p99_ms": round(_pct(clat, 0.99) * 1000, 2),
                     "consumer_missed": max(0, expected - len(clat)),
                     "dispatcher_queued_rows": queued,
-                    "publish_waited_s": round(waited_s, 3),
+                    "publish_waited_s": round(waited_s, 3) if waited_s is not None else None,
                 }
             )
         print(json.dumps(result))

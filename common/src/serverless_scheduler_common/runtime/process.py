@@ -275,8 +275,9 @@ class DispatcherProcess:
         self._depth = 0
         self._depth_at = float("-inf")
         self._warned_full = float("-inf")
-        #: Seconds publishing has waited for room in all (back-pressure at work).
-        self.room_wait_s = 0.0
+        self._room_lock = threading.Lock()
+        self._room_wait_s = 0.0  # finished waits for room, summed over publishing threads
+        self._room_waits: dict[int, float] = {}  # thread id -> when its wait began
 
     # -- Publisher -----------------------------------------------------------------------
     def publish(self, fired: JobFired) -> None:
@@ -325,6 +326,9 @@ class DispatcherProcess:
             return
         started = time.monotonic()
         deadline = started + self.publish_wait_s
+        me = threading.get_ident()
+        with self._room_lock:
+            self._room_waits[me] = started
         try:
             while self._running and self._queued(fresh=True) >= self.max_queued:
                 now = time.monotonic()
@@ -337,9 +341,18 @@ class DispatcherProcess:
                             self.publish_wait_s,
                         )
                     return
-                time.sleep(min(0.02, self.depth_check_s))  # the engine's gather time
+                time.sleep(max(0.001, min(0.02, self.depth_check_s)))  # the engine's gather
         finally:
-            self.room_wait_s += time.monotonic() - started
+            with self._room_lock:
+                del self._room_waits[me]
+                self._room_wait_s += time.monotonic() - started
+
+    def room_waited_s(self) -> float:
+        """Seconds publishing has waited for room (back-pressure at work), summed over
+        the publishing threads, the waits still going on included."""
+        now = time.monotonic()
+        with self._room_lock:
+            return self._room_wait_s + sum(now - since for since in self._room_waits.values())
 
     # -- life cycle ----------------------------------------------------------------------
     @property
