@@ -39,8 +39,9 @@ scheduled inside the measured window that never reached the publisher or were sk
 the catch-up policy; `consumer_missed` those the consumer had not started within
 `--drain` seconds after the window. `publish_waited_s` is how long, in the window, the
 engine's publishing waited for room in the dispatchers' queue (`max_queued`, their
-back-pressure; `null` with `--publisher dispatcher`, whose waits it does not count). `cpu_us_per_fire` is the CPU of every process
-involved per fire handed off in the window. With a dispatcher, the warm-up starts once
+back-pressure; `null` with `--publisher dispatcher`, whose waits it does not count).
+`cpu_us_per_fire` is the CPU of every process involved per fire handed off in the
+window. With a dispatcher, the warm-up starts once
 the fires queued while the jobs were added are down to 100 ms worth (`settle_s`: how
 long that took): the window measures the steady state, not the catch-up after adding N
 jobs at once.

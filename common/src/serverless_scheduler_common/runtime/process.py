@@ -320,7 +320,8 @@ class DispatcherProcess:
         # Between counts the estimate only grows (what the children took since is not in
         # it): at 50,000 fires/s half a second of publishing crossed the limit while the
         # children were far below it, and publishing then waited up to the next count
-        # (hand-off lateness 400-700 ms). So over the limit, count before waiting, and
+        # (hand-off p99 up to 0.8 s in slower phases; docs/runtime.md, "Twenty-second
+        # round"). So over the limit, count before waiting, and
         # count at every look while waiting (reading a counter row per partition).
         if self._queued() < self.max_queued or self._queued(fresh=True) < self.max_queued:
             return
@@ -341,7 +342,8 @@ class DispatcherProcess:
                             self.publish_wait_s,
                         )
                     return
-                time.sleep(max(0.001, min(0.02, self.depth_check_s)))  # the engine's gather
+                # 20 ms: the engine gathers its fires that long anyway.
+                time.sleep(max(0.001, min(0.02, self.depth_check_s)))
         finally:
             with self._room_lock:
                 del self._room_waits[me]

@@ -1547,8 +1547,8 @@ class SqliteFireQueue(SqliteStore):
 
     The number of rows is kept in `dispatch_queue_depth` by every insert and delete
     here (and counted afresh whenever a queue adapter opens the file): `count()`, which
-    back-pressure asks at least twice a second, then reads one row instead of every page of a
-    deep queue (100,000 queued fires were some 14,000 pages read per count).
+    back-pressure asks at least twice a second, then reads one row instead of every page
+    of a deep queue (100,000 queued fires were some 14,000 pages read per count).
     """
 
     _schema = """
